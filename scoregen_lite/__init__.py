@@ -1,0 +1,112 @@
+"""scoregen-lite: an interactive course on score-based generative modelling.
+
+Notebooks write ``import scoregen_lite as sg`` and reach everything from there:
+``sg.densities``, ``sg.samplers``, ``sg.plot``, ``sg.widgets``, ``sg.exercises``
+and the helpers below. Equation numbers refer to the course notes
+(``eq. (1)`` ... ``eq. (8)``), summarised in the README.
+"""
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+__version__ = "0.1.0"
+
+
+def _quick_from_env() -> bool:
+    value = os.environ.get("SCOREGEN_QUICK", "0").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(
+        f"SCOREGEN_QUICK={value!r} is not understood; set it to 1 (quick mode) or 0 (full mode)."
+    )
+
+
+#: True when the environment variable ``SCOREGEN_QUICK=1`` is set: every training
+#: and sampling loop in the notebooks shrinks so the course runs in minutes on a CPU.
+QUICK: bool = _quick_from_env()
+
+
+def quick(quick_value, full_value):
+    """Return ``quick_value`` in quick mode (``SCOREGEN_QUICK=1``), else ``full_value``.
+
+    Used in notebooks as ``n_steps = sg.quick(200, 10_000)`` so the two sizes sit
+    side by side in one visible line.
+    """
+    return quick_value if QUICK else full_value
+
+
+def device() -> torch.device:
+    """The GPU when one is present (CUDA, then Apple MPS), else the CPU.
+
+    Code that uses ``sg.device()`` runs unchanged on a laptop and on a GPU box.
+    """
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Seed python ``random``, numpy and torch (CPU and CUDA); return a seeded CPU generator.
+
+    Every notebook calls this once in its setup cell so its numbers are reproducible.
+    """
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"seed={seed!r} must be an int, e.g. seed_everything(0).")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+from . import densities, samplers, plot, widgets  # noqa: E402
+
+# Loaded on first use (``sg.exercises``) so that ``python -m scoregen_lite.exercises``
+# runs without importing the module twice.
+_LAZY = ("exercises",)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'scoregen_lite' has no attribute {name!r}")
+
+
+def setup_notebook(seed: int = 0) -> torch.Generator:
+    """The one setup call at the top of every notebook: plot style, seeds, and a status line.
+
+    Prints the device and whether quick mode is on, so a stored notebook tells
+    which mode produced its outputs.
+    """
+    plot.use_style()
+    gen = seed_everything(seed)
+    mode = "quick mode (SCOREGEN_QUICK=1)" if QUICK else "full mode"
+    print(f"scoregen-lite {__version__} | torch {torch.__version__} | device: {device()} | {mode}")
+    return gen
+
+
+__all__ = [
+    "QUICK",
+    "quick",
+    "device",
+    "seed_everything",
+    "setup_notebook",
+    "densities",
+    "samplers",
+    "plot",
+    "widgets",
+    "exercises",
+]

@@ -1,0 +1,371 @@
+"""Densities with exact scores, and sample-only 2D datasets.
+
+Introduced in notebooks/01_scores_and_langevin.ipynb and used by every later
+notebook. The score of a density p is grad_x log p(x) (notes, "Data and
+scores"). Gaussians and Gaussian mixtures have it in closed form, and so does
+the density of x + sigma * z for z ~ N(0, I), which is again a mixture with
+covariances cov + sigma^2 I: this is what makes them the course's test bed for
+every score-matching loss and sampler.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import _checks
+
+__all__ = [
+    "GaussianMixture",
+    "Gaussian",
+    "two_modes",
+    "ring",
+    "anisotropic_gaussian",
+    "smiley",
+    "grid_mixture",
+    "TARGETS",
+    "target",
+    "sample_moons",
+    "sample_swiss_roll",
+    "sample_checkerboard",
+    "DATASETS",
+]
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+def _as_covs(covs, n_components: int, dim: int, dtype) -> torch.Tensor:
+    """Accept (K, D, D) full, (K, D) diagonal or (K,) isotropic covariances."""
+    covs = torch.as_tensor(covs, dtype=dtype)
+    if covs.dim() == 1 and covs.shape[0] == n_components:
+        covs = covs[:, None, None] * torch.eye(dim, dtype=dtype)
+    elif covs.dim() == 2 and covs.shape == (n_components, dim):
+        covs = torch.diag_embed(covs)
+    if covs.shape != (n_components, dim, dim):
+        raise ValueError(
+            f"covs has shape {tuple(covs.shape)}; expected ({n_components}, {dim}, {dim}) full, "
+            f"({n_components}, {dim}) diagonal or ({n_components},) isotropic covariances."
+        )
+    return covs
+
+
+class GaussianMixture:
+    """p(x) = sum_k w_k N(x; mu_k, Sigma_k) in any dimension D, with exact score.
+
+    Args:
+        weights: (K,) non-negative, summing to 1.
+        means: (K, D).
+        covs: (K, D, D) symmetric positive-definite, or (K, D) diagonals, or
+            (K,) isotropic variances.
+
+    The parameters keep the dtype of ``means`` (float32 or float64); ``log_prob``
+    and ``score`` compute in the dtype and on the device of their input ``x``.
+    Introduced in notebooks/01_scores_and_langevin.ipynb.
+    """
+
+    def __init__(self, weights, means, covs):
+        means = torch.as_tensor(means)
+        if not torch.is_floating_point(means):
+            means = means.to(torch.get_default_dtype())
+        if means.dim() != 2:
+            raise ValueError(f"means has shape {tuple(means.shape)}; expected (K, D): one row per component.")
+        _checks.tensor("means", means)
+        n_components, dim = means.shape
+        weights = torch.as_tensor(weights, dtype=means.dtype)
+        if weights.shape != (n_components,):
+            raise ValueError(f"weights has shape {tuple(weights.shape)}; expected ({n_components},), one per mean.")
+        if not torch.isfinite(weights).all() or (weights < 0).any():
+            raise ValueError(f"weights={_checks._show(weights)} must be finite and non-negative.")
+        total = float(weights.sum())
+        if abs(total - 1.0) > 1e-4:
+            raise ValueError(
+                f"weights={_checks._show(weights)} sum to {total:.6g}; expected them to sum to 1 "
+                f"(divide by their sum)."
+            )
+        covs = _as_covs(covs, n_components, dim, means.dtype)
+        _checks.tensor("covs", covs)
+        if not torch.allclose(covs, covs.transpose(-1, -2), atol=1e-6, rtol=1e-5):
+            raise ValueError("covs must be symmetric matrices (Sigma == Sigma^T).")
+        chol, info = torch.linalg.cholesky_ex(covs.double())
+        if (info != 0).any():
+            k = int(torch.nonzero(info)[0])
+            raise ValueError(
+                f"covs[{k}]={_checks._show(covs[k])} is not positive-definite; "
+                f"expected a symmetric matrix with positive eigenvalues."
+            )
+        self.weights = weights
+        self.means = means
+        self.covs = covs
+        self._cache: dict = {}
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def dim(self) -> int:
+        return self.means.shape[1]
+
+    @property
+    def n_components(self) -> int:
+        return self.means.shape[0]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(n_components={self.n_components}, dim={self.dim}, dtype={self.means.dtype})"
+
+    def to(self, device=None, dtype=None) -> "GaussianMixture":
+        """A copy of the mixture on another device or dtype."""
+        dtype = dtype or self.means.dtype
+        return GaussianMixture(
+            self.weights.to(device=device, dtype=dtype),
+            self.means.to(device=device, dtype=dtype),
+            self.covs.to(device=device, dtype=dtype),
+        )
+
+    def _params(self, device, dtype):
+        key = (str(device), dtype)
+        if key not in self._cache:
+            covs = self.covs.to(device=device, dtype=torch.float64)
+            chol = torch.linalg.cholesky(covs)
+            precision = torch.cholesky_inverse(chol)
+            logdet = 2 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+            with torch.no_grad():
+                log_w = torch.log(self.weights.to(device=device, dtype=torch.float64))
+            self._cache[key] = tuple(
+                t.to(dtype)
+                for t in (self.means.to(device=device, dtype=torch.float64), chol, precision, logdet, log_w)
+            )
+        return self._cache[key]
+
+    def _check_x(self, x):
+        return _checks.points("x", x, self.dim)
+
+    def _component_terms(self, x):
+        """log w_k + log N(x; mu_k, Sigma_k) (n, K) and x - mu_k (n, K, D)."""
+        means, _, precision, logdet, log_w = self._params(x.device, x.dtype)
+        diff = x[:, None, :] - means[None]
+        maha = torch.einsum("nkd,kde,nke->nk", diff, precision, diff)
+        log_comp = -0.5 * (self.dim * _LOG_2PI + logdet[None] + maha)
+        return log_w[None] + log_comp, diff
+
+    # --------------------------------------------------------------- density
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """log p(x) for x of shape (n, D); returns (n,)."""
+        x = self._check_x(x)
+        terms, _ = self._component_terms(x)
+        return torch.logsumexp(terms, dim=1)
+
+    def responsibilities(self, x: torch.Tensor) -> torch.Tensor:
+        """Posterior component probabilities r_k(x) = w_k N_k(x) / p(x), shape (n, K)."""
+        x = self._check_x(x)
+        terms, _ = self._component_terms(x)
+        return torch.softmax(terms, dim=1)
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact score grad_x log p(x) = -sum_k r_k(x) Sigma_k^{-1} (x - mu_k), shape (n, D).
+
+        Analytic (no autograd), so it is cheap and exact for the samplers.
+        """
+        x = self._check_x(x)
+        terms, diff = self._component_terms(x)
+        _, _, precision, _, _ = self._params(x.device, x.dtype)
+        resp = torch.softmax(terms, dim=1)
+        comp_scores = -torch.einsum("kde,nke->nkd", precision, diff)
+        return (resp[:, :, None] * comp_scores).sum(1)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n i.i.d. samples, shape (n, D), on the mixture's device; seeded by ``generator``."""
+        n = _checks.count("n", n)
+        device, dtype = self.means.device, self.means.dtype
+        means, chol, _, _, _ = self._params(device, dtype)
+        k = torch.multinomial(self.weights.to(dtype), n, replacement=True, generator=generator)
+        z = torch.randn(n, self.dim, generator=generator, device=device, dtype=dtype)
+        return means[k] + torch.einsum("nde,ne->nd", chol[k], z)
+
+    # ----------------------------------------------------------- transforms
+    def diffuse(self, alpha, std) -> "GaussianMixture":
+        """Exact density of alpha * x + std * z for x ~ p and z ~ N(0, I).
+
+        Means become alpha * mu_k and covariances alpha^2 Sigma_k + std^2 I. It is
+        the marginal p_t of a forward SDE with affine drift, eq. (6), started at p.
+        """
+        alpha = _checks.positive("alpha", alpha)
+        std = _checks.positive("std", std, allow_zero=True)
+        eye = torch.eye(self.dim, dtype=self.covs.dtype, device=self.covs.device)
+        return GaussianMixture(self.weights, alpha * self.means, alpha**2 * self.covs + std**2 * eye)
+
+    def perturb(self, sigma) -> "GaussianMixture":
+        """Exact density q_sigma of x + sigma * z, z ~ N(0, I): covariances Sigma_k + sigma^2 I.
+
+        ``perturb(sigma).score`` is the target of denoising score matching, eq. (3),
+        and of the NCSN loss, eq. (4), at noise level sigma.
+        """
+        sigma = _checks.positive("sigma", sigma)
+        return self.diffuse(1.0, sigma)
+
+    # --------------------------------------------------------------- helpers
+    def assign(self, x: torch.Tensor) -> torch.Tensor:
+        """Index of the most responsible component for each row of x, shape (n,)."""
+        return self.responsibilities(x).argmax(dim=1)
+
+    def mode_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """Fraction of the points of x assigned to each component, shape (K,).
+
+        Compare with ``self.weights`` to see whether a sampler recovered the
+        mixture weights.
+        """
+        k = self.assign(x)
+        return torch.bincount(k, minlength=self.n_components).to(x.dtype) / len(k)
+
+    def bounds(self, pad: float = 3.5) -> tuple[float, float, float, float]:
+        """A square plotting window (xmin, xmax, ymin, ymax) holding every mode +- pad std."""
+        std = torch.sqrt(torch.diagonal(self.covs, dim1=-2, dim2=-1)).max()
+        lo = float((self.means - pad * std).min())
+        hi = float((self.means + pad * std).max())
+        return lo, hi, lo, hi
+
+
+class Gaussian(GaussianMixture):
+    """N(mean, cov) as a one-component mixture, with exact log density and score.
+
+    ``cov`` may be a (D, D) matrix, a (D,) diagonal or a scalar variance.
+    Introduced in notebooks/01_scores_and_langevin.ipynb.
+    """
+
+    def __init__(self, mean, cov):
+        mean = torch.as_tensor(mean)
+        if not torch.is_floating_point(mean):
+            mean = mean.to(torch.get_default_dtype())
+        if mean.dim() != 1:
+            raise ValueError(f"mean has shape {tuple(mean.shape)}; expected (D,).")
+        cov = torch.as_tensor(cov, dtype=mean.dtype)
+        if cov.dim() == 0:
+            cov = cov.reshape(1)
+        elif cov.dim() in (1, 2):
+            cov = cov[None]
+        super().__init__(torch.ones(1, dtype=mean.dtype), mean[None], cov)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.means[0]
+
+    @property
+    def cov(self) -> torch.Tensor:
+        return self.covs[0]
+
+
+# ---------------------------------------------------------------------------
+# Ready-made 2D targets
+# ---------------------------------------------------------------------------
+
+def two_modes(dtype=torch.float32) -> GaussianMixture:
+    """The NCSN paper's toy: 0.2 N((-5, -5), I) + 0.8 N((5, 5), I).
+
+    Plain Langevin dynamics cannot recover its weights; annealed Langevin can
+    (notebooks 01 and 05).
+    """
+    means = torch.tensor([[-5.0, -5.0], [5.0, 5.0]], dtype=dtype)
+    return GaussianMixture(torch.tensor([0.2, 0.8], dtype=dtype), means, torch.ones(2, dtype=dtype))
+
+
+def ring(n_modes: int = 8, radius: float = 4.0, std: float = 0.4, dtype=torch.float32) -> GaussianMixture:
+    """``n_modes`` equal Gaussians evenly spaced on a circle."""
+    n_modes = _checks.count("n_modes", n_modes, minimum=2)
+    radius = _checks.positive("radius", radius)
+    std = _checks.positive("std", std)
+    angle = torch.arange(n_modes, dtype=torch.float64) * 2 * math.pi / n_modes
+    means = radius * torch.stack([torch.cos(angle), torch.sin(angle)], dim=1)
+    weights = torch.full((n_modes,), 1.0 / n_modes, dtype=torch.float64)
+    return GaussianMixture(weights.to(dtype), means.to(dtype), torch.full((n_modes,), std**2, dtype=dtype))
+
+
+def anisotropic_gaussian(dtype=torch.float32) -> Gaussian:
+    """A tilted, elongated Gaussian: its score field is not radial."""
+    return Gaussian(torch.tensor([0.5, -0.5], dtype=dtype), torch.tensor([[3.0, 1.5], [1.5, 1.2]], dtype=dtype))
+
+
+def smiley(dtype=torch.float32) -> GaussianMixture:
+    """Two eyes and a smiling mouth: nine components of different shapes and weights."""
+    angles = torch.linspace(math.pi * 1.15, math.pi * 1.85, 7, dtype=torch.float64)
+    mouth = 3.0 * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1) + torch.tensor([0.0, 0.5])
+    eyes = torch.tensor([[-1.6, 2.0], [1.6, 2.0]], dtype=torch.float64)
+    means = torch.cat([eyes, mouth])
+    eye_cov = torch.tensor([[0.15, 0.0], [0.0, 0.45]], dtype=torch.float64)
+    mouth_cov = 0.12 * torch.eye(2, dtype=torch.float64)
+    covs = torch.stack([eye_cov, eye_cov] + [mouth_cov] * 7)
+    weights = torch.tensor([0.15, 0.15] + [0.1] * 7, dtype=torch.float64)
+    return GaussianMixture(weights.to(dtype), means.to(dtype), covs.to(dtype))
+
+
+def grid_mixture(side: int = 3, spacing: float = 4.0, std: float = 0.5, dtype=torch.float32) -> GaussianMixture:
+    """``side`` x ``side`` equal Gaussians on a square grid centred at the origin."""
+    side = _checks.count("side", side, minimum=1)
+    spacing = _checks.positive("spacing", spacing)
+    std = _checks.positive("std", std)
+    ticks = (torch.arange(side, dtype=torch.float64) - (side - 1) / 2) * spacing
+    means = torch.cartesian_prod(ticks, ticks)
+    k = side * side
+    return GaussianMixture(torch.full((k,), 1.0 / k, dtype=dtype), means.to(dtype), torch.full((k,), std**2, dtype=dtype))
+
+
+#: Name -> factory of the ready-made 2D targets (used by the widgets' drop-downs).
+TARGETS = {
+    "two modes (0.2/0.8)": two_modes,
+    "ring of 8": ring,
+    "anisotropic Gaussian": anisotropic_gaussian,
+    "smiley": smiley,
+    "3x3 grid": grid_mixture,
+}
+
+
+def target(name: str, dtype=torch.float32) -> GaussianMixture:
+    """The ready-made 2D target called ``name`` (a key of ``TARGETS``)."""
+    _checks.choice("name", name, TARGETS)
+    return TARGETS[name](dtype=dtype)
+
+
+# ---------------------------------------------------------------------------
+# Sample-only 2D datasets (no closed-form score): for the learned-score parts
+# ---------------------------------------------------------------------------
+
+def _noise(n, noise, generator, dtype):
+    noise = _checks.positive("noise", noise, allow_zero=True)
+    return noise * torch.randn(n, 2, generator=generator, dtype=dtype)
+
+
+def sample_moons(n: int, noise: float = 0.08, generator=None, dtype=torch.float32) -> torch.Tensor:
+    """Two interleaving half circles, scaled to about [-2, 2]^2; shape (n, 2)."""
+    n = _checks.count("n", n)
+    upper = torch.rand(n, generator=generator) < 0.5
+    angle = torch.rand(n, generator=generator, dtype=torch.float64) * math.pi
+    x = torch.where(upper, torch.cos(angle), 1 - torch.cos(angle))
+    y = torch.where(upper, torch.sin(angle), 0.5 - torch.sin(angle))
+    pts = torch.stack([x - 0.5, y - 0.25], dim=1) * 2.0
+    return pts.to(dtype) + _noise(n, noise, generator, dtype)
+
+
+def sample_swiss_roll(n: int, noise: float = 0.1, generator=None, dtype=torch.float32) -> torch.Tensor:
+    """A 2D swiss roll (spiral), scaled to about [-3, 3]^2; shape (n, 2)."""
+    n = _checks.count("n", n)
+    t = 1.5 * math.pi * (1 + 2 * torch.rand(n, generator=generator, dtype=torch.float64))
+    pts = torch.stack([t * torch.cos(t), t * torch.sin(t)], dim=1) / 5.0
+    return pts.to(dtype) + _noise(n, noise, generator, dtype)
+
+
+def sample_checkerboard(n: int, squares: int = 4, generator=None, dtype=torch.float32) -> torch.Tensor:
+    """Uniform on the black squares of a ``squares`` x ``squares`` board over [-2, 2]^2; shape (n, 2)."""
+    n = _checks.count("n", n)
+    squares = _checks.count("squares", squares, minimum=2)
+    size = 4.0 / squares
+    # pick a black square uniformly, then a uniform point inside it
+    cells = torch.cartesian_prod(torch.arange(squares), torch.arange(squares))
+    black = cells[(cells.sum(1) % 2) == 0]
+    idx = torch.randint(len(black), (n,), generator=generator)
+    corner = black[idx].to(torch.float64) * size - 2.0
+    pts = corner + size * torch.rand(n, 2, generator=generator, dtype=torch.float64)
+    return pts.to(dtype)
+
+
+#: Name -> sampler of the sample-only 2D datasets.
+DATASETS = {
+    "moons": sample_moons,
+    "swiss roll": sample_swiss_roll,
+    "checkerboard": sample_checkerboard,
+}

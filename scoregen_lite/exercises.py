@@ -1,0 +1,198 @@
+"""Exercise checks, and the tool that writes student copies of the notebooks.
+
+In a notebook an exercise is a function the student writes, with the
+teacher's solution between two marker lines::
+
+    def gmm_score(x, weights, means, covs):
+        # BEGIN SOLUTION
+        ...
+        # END SOLUTION
+
+followed by a cell ``sg.exercises.check_gmm_score(gmm_score)``, which prints a
+pass message or raises ``ExerciseFailed`` (an AssertionError) saying what is wrong.
+
+``python -m scoregen_lite.exercises strip notebooks/ out/`` writes student
+copies: each solution block becomes ``raise NotImplementedError(...)`` at the
+same indentation and all outputs are cleared.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+import torch
+
+__all__ = [
+    "ExerciseFailed",
+    "check_gaussian_score",
+    "check_gmm_score",
+    "check_langevin_step",
+    "strip_source",
+    "strip_notebook",
+    "strip_folder",
+    "BEGIN",
+    "END",
+]
+
+BEGIN = "# BEGIN SOLUTION"
+END = "# END SOLUTION"
+STUB = 'raise NotImplementedError("Exercise: replace this line with your solution")'
+
+
+class ExerciseFailed(AssertionError):
+    """An exercise check failed; the message says what was expected."""
+
+
+def _passed(name: str, detail: str) -> None:
+    print(f"\u2705 {name}: passed ({detail}).")
+
+
+def _compare(name: str, got, want, atol: float, what: str) -> float:
+    if not isinstance(got, torch.Tensor):
+        raise ExerciseFailed(f"{name}: your function returned {type(got).__name__}; expected a torch.Tensor ({what}).")
+    if got.shape != want.shape:
+        raise ExerciseFailed(f"{name}: your result has shape {tuple(got.shape)}; expected {tuple(want.shape)} ({what}).")
+    err = float((got.double() - want.double()).abs().max())
+    if not math.isfinite(err) or err > atol:
+        raise ExerciseFailed(f"{name}: max abs error {err:.3g} > {atol:g} against the reference ({what}).")
+    return err
+
+
+def _test_mixtures():
+    from .densities import GaussianMixture, smiley, two_modes
+
+    gen = torch.Generator().manual_seed(1)
+    a = torch.randn(3, 3, 3, generator=gen, dtype=torch.float64)
+    covs3 = a @ a.transpose(1, 2) + 0.5 * torch.eye(3, dtype=torch.float64)
+    mix3 = GaussianMixture(torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64),
+                           torch.randn(3, 3, generator=gen, dtype=torch.float64), covs3)
+    return [smiley(torch.float64), two_modes(torch.float64), mix3], gen
+
+
+def check_gaussian_score(fn) -> None:
+    """Check ``fn(x, mean, cov) -> (n, D)`` against -Sigma^{-1}(x - mu) (notebook 01, exercise 1)."""
+    from .densities import Gaussian
+
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(3, 3, generator=gen, dtype=torch.float64)
+    cov = a @ a.T + 0.3 * torch.eye(3, dtype=torch.float64)
+    mean = torch.randn(3, generator=gen, dtype=torch.float64)
+    x = torch.randn(50, 3, generator=gen, dtype=torch.float64) * 2
+    err = _compare("gaussian_score", fn(x, mean, cov), Gaussian(mean, cov).score(x), 1e-6,
+                   "score of N(mean, cov) at 50 points in 3D")
+    _passed("gaussian_score", f"max error {err:.1e} on a 3D Gaussian")
+
+
+def check_gmm_score(fn) -> None:
+    """Check ``fn(x, weights, means, covs) -> (n, D)`` against ``GaussianMixture.score``
+    on three mixtures, including points far from every mode (notebook 01, exercise 2)."""
+    mixtures, gen = _test_mixtures()
+    worst = 0.0
+    for p in mixtures:
+        x = torch.cat([p.sample(100, generator=gen), 30 * torch.randn(20, p.dim, generator=gen, dtype=torch.float64)])
+        worst = max(worst, _compare("gmm_score", fn(x, p.weights, p.means, p.covs), p.score(x), 1e-5,
+                                    f"{p.n_components}-component mixture in {p.dim}D"))
+    _passed("gmm_score", f"max error {worst:.1e} on 3 mixtures, far-away points included")
+
+
+def check_langevin_step(fn) -> None:
+    """Check ``fn(x, score, step_size, z)`` returns x + (eps/2) score + sqrt(eps) z, eq. (1)."""
+    gen = torch.Generator().manual_seed(2)
+    x, s, z = (torch.randn(64, 2, generator=gen, dtype=torch.float64) for _ in range(3))
+    for eps in (0.01, 0.5):
+        want = x + 0.5 * eps * s + math.sqrt(eps) * z
+        _compare("langevin_step", fn(x, s, eps, z), want, 1e-10, f"eq. (1) with eps={eps}")
+    _passed("langevin_step", "matches eq. (1) for eps = 0.01 and 0.5")
+
+
+# ---------------------------------------------------------------------------
+# Student copies
+# ---------------------------------------------------------------------------
+
+_MARK = re.compile(r"^(?P<indent>[ \t]*)(?P<mark># (BEGIN|END) SOLUTION)\s*$")
+
+
+def strip_source(source: str) -> str:
+    """Replace every BEGIN/END SOLUTION block (markers included) with the stub at the marker's indent."""
+    out, inside, start_line = [], False, 0
+    lines = source.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        m = _MARK.match(line.rstrip("\n"))
+        if m and m.group("mark") == BEGIN:
+            if inside:
+                raise ValueError(f"line {i + 1}: '{BEGIN}' inside another solution block (opened at line {start_line}).")
+            inside, start_line = True, i + 1
+            out.append(f"{m.group('indent')}{STUB}\n")
+        elif m and m.group("mark") == END:
+            if not inside:
+                raise ValueError(f"line {i + 1}: '{END}' without a matching '{BEGIN}'.")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError(f"line {start_line}: '{BEGIN}' is never closed by '{END}'.")
+    text = "".join(out)
+    return text if source.endswith("\n") else text.rstrip("\n")
+
+
+def strip_notebook(nb: dict) -> dict:
+    """A student copy of a notebook (as loaded JSON): solutions stubbed, outputs cleared."""
+    nb = json.loads(json.dumps(nb))
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        cell["source"] = strip_source(src).splitlines(keepends=True)
+        cell["outputs"] = []
+        cell["execution_count"] = None
+    return nb
+
+
+def strip_folder(src: str | Path, dst: str | Path) -> list[Path]:
+    """Write a student copy of every ``*.ipynb`` in ``src`` (or of one notebook file) into ``dst``."""
+    src, dst = Path(src), Path(dst)
+    if src.is_file():
+        files = [src]
+    elif src.is_dir():
+        files = sorted(src.glob("*.ipynb"))
+    else:
+        raise ValueError(f"src={str(src)!r} is neither a notebook nor a folder; expected e.g. notebooks/.")
+    if not files:
+        raise ValueError(f"src={str(src)!r} holds no .ipynb files.")
+    if dst.resolve() == (src if src.is_dir() else src.parent).resolve():
+        raise ValueError(f"dst={str(dst)!r} is the source folder; choose another folder so the solutions survive.")
+    dst.mkdir(parents=True, exist_ok=True)
+    written = []
+    for f in files:
+        nb = strip_notebook(json.loads(f.read_text(encoding="utf-8")))
+        out = dst / f.name
+        out.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        written.append(out)
+    return written
+
+
+def main(argv=None) -> int:
+    """Command line: ``strip SRC DST`` writes student copies; exit 2 with a message on bad paths."""
+    parser = argparse.ArgumentParser(prog="python -m scoregen_lite.exercises",
+                                     description="Write student copies of the course notebooks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    strip = sub.add_parser("strip", help="replace solutions by NotImplementedError and clear outputs")
+    strip.add_argument("src", help="a notebook or a folder of notebooks, e.g. notebooks/")
+    strip.add_argument("dst", help="output folder, e.g. student/")
+    args = parser.parse_args(argv)
+    try:
+        written = strip_folder(args.src, args.dst)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

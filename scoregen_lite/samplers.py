@@ -1,0 +1,155 @@
+"""Samplers that use only a score: Langevin dynamics, MALA (and, in later parts,
+annealed Langevin and the reverse-time SDE samplers).
+
+Conventions. ``score_fn(x)`` takes a batch x of shape (n, D) (or any shape with
+the batch first) and returns a tensor of the same shape. Every sampler is
+vectorised over chains (rows of x0), seeded by an optional ``torch.Generator``
+on x0's device, and runs under ``torch.no_grad()`` unless it needs gradients.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from . import _checks
+
+__all__ = ["langevin", "mala"]
+
+ScoreFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _steps(n_steps: int, progress: bool, desc: str):
+    return tqdm(range(n_steps), desc=desc, disable=not progress, leave=False, mininterval=0.5)
+
+
+def _check_callable(name, fn):
+    if not callable(fn):
+        raise TypeError(f"{name}={fn!r} must be callable, e.g. density.score or a trained network.")
+    return fn
+
+
+def _check_score_output(s, x):
+    """The first score a sampler computes must have x's shape."""
+    if not isinstance(s, torch.Tensor) or s.shape != x.shape:
+        shape = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
+        raise ValueError(f"score_fn returned {shape}; expected a tensor of x's shape {tuple(x.shape)}.")
+    return s
+
+
+def _randn_like(x, generator):
+    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+@torch.no_grad()
+def langevin(
+    score_fn: ScoreFn,
+    x0: torch.Tensor,
+    step_size: float,
+    n_steps: int,
+    *,
+    return_path: bool = False,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+):
+    """Unadjusted Langevin dynamics, eq. (1), exactly as written in the notes:
+
+        x_t = x_{t-1} + (eps / 2) * score(x_{t-1}) + sqrt(eps) * z_t,   z_t ~ N(0, I)
+
+    with ``step_size`` = eps (the NCSN code's alpha is eps / 2).
+
+    Args:
+        score_fn: x -> grad_x log p(x), same shape as x.
+        x0: starting points, one chain per row, shape (n, ...).
+        step_size: eps > 0.
+        n_steps: number of updates T >= 0.
+        return_path: also return every state, shape (n_steps + 1, n, ...).
+        generator: seeds the noise z_t (on x0's device).
+        progress: show a tqdm bar.
+
+    Returns:
+        x_T, or (x_T, path) when ``return_path``.
+
+    Introduced in notebooks/01_scores_and_langevin.ipynb.
+    """
+    _check_callable("score_fn", score_fn)
+    x = _checks.batch("x0", x0).clone()
+    step_size = _checks.positive("step_size", step_size)
+    n_steps = _checks.count("n_steps", n_steps, minimum=0)
+    path = [x.clone()] if return_path else None
+    noise_scale = math.sqrt(step_size)
+    for i in _steps(n_steps, progress, "Langevin"):
+        s = score_fn(x)
+        if i == 0:
+            _check_score_output(s, x)
+        # x <- x + (eps/2) s(x) + sqrt(eps) z      eq. (1)
+        x = x + 0.5 * step_size * s + noise_scale * _randn_like(x, generator)
+        if path is not None:
+            path.append(x.clone())
+    if return_path:
+        return x, torch.stack(path)
+    return x
+
+
+@torch.no_grad()
+def mala(
+    log_prob_fn: ScoreFn,
+    score_fn: ScoreFn,
+    x0: torch.Tensor,
+    step_size: float,
+    n_steps: int,
+    *,
+    return_path: bool = False,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+):
+    """Metropolis-adjusted Langevin algorithm (MALA): eq. (1) as a proposal, then accept/reject.
+
+    Proposal y = x + (eps/2) s(x) + sqrt(eps) z, i.e. q(y | x) = N(y; x + (eps/2) s(x), eps I).
+    It is accepted with probability min(1, p(y) q(x | y) / (p(x) q(y | x))), which
+    removes the O(eps) bias of unadjusted Langevin (notes, eq. (1) remark).
+
+    Args:
+        log_prob_fn: x (n, D) -> log p(x) up to a constant, shape (n,).
+        score_fn: x -> grad_x log p(x).
+        x0, step_size, n_steps, return_path, generator, progress: as in ``langevin``.
+
+    Returns:
+        (x_T, acceptance_rate) or (x_T, acceptance_rate, path); the rate is the
+        fraction of accepted proposals over all chains and steps, in [0, 1].
+
+    Introduced in notebooks/01_scores_and_langevin.ipynb.
+    """
+    _check_callable("log_prob_fn", log_prob_fn)
+    _check_callable("score_fn", score_fn)
+    x = _checks.batch("x0", x0).clone()
+    step_size = _checks.positive("step_size", step_size)
+    n_steps = _checks.count("n_steps", n_steps, minimum=0)
+    path = [x.clone()] if return_path else None
+    flat = lambda v: v.reshape(v.shape[0], -1)  # noqa: E731
+    log_p = log_prob_fn(x)
+    s = _check_score_output(score_fn(x), x)
+    accepted = 0
+    for _ in _steps(n_steps, progress, "MALA"):
+        y = x + 0.5 * step_size * s + math.sqrt(step_size) * _randn_like(x, generator)
+        log_p_y = log_prob_fn(y)
+        s_y = score_fn(y)
+        # log q(y|x) and log q(x|y), up to the same constant
+        fwd = -flat(y - x - 0.5 * step_size * s).pow(2).sum(1) / (2 * step_size)
+        bwd = -flat(x - y - 0.5 * step_size * s_y).pow(2).sum(1) / (2 * step_size)
+        log_alpha = log_p_y + bwd - log_p - fwd
+        u = torch.rand(x.shape[0], generator=generator, device=x.device, dtype=x.dtype)
+        accept = torch.log(u) < log_alpha
+        mask = accept.view(-1, *([1] * (x.dim() - 1)))
+        x = torch.where(mask, y, x)
+        s = torch.where(mask, s_y, s)
+        log_p = torch.where(accept, log_p_y, log_p)
+        accepted += int(accept.sum())
+        if path is not None:
+            path.append(x.clone())
+    rate = accepted / max(1, n_steps * x.shape[0]) if n_steps else 1.0
+    if return_path:
+        return x, rate, torch.stack(path)
+    return x, rate

@@ -1,0 +1,70 @@
+"""sg.QUICK, sg.device, sg.seed_everything, and the repository's own promises."""
+import importlib
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import scoregen_lite as sg
+from conftest import REPO
+
+
+def test_seed_everything_reproducible():
+    sg.seed_everything(7)
+    a = torch.randn(3)
+    sg.seed_everything(7)
+    assert torch.equal(a, torch.randn(3))
+    g = sg.seed_everything(7)
+    assert torch.equal(torch.randn(2, generator=g), torch.randn(2, generator=torch.Generator().manual_seed(7)))
+
+
+def test_seed_must_be_int():
+    with pytest.raises(TypeError, match="seed=0.5 must be an int"):
+        sg.seed_everything(0.5)
+
+
+def test_device_is_usable():
+    d = sg.device()
+    assert isinstance(d, torch.device)
+    assert torch.ones(1, device=d).item() == 1.0
+
+
+@pytest.mark.parametrize("value, expected", [("1", True), ("0", False), ("", False), ("true", True)])
+def test_quick_flag_from_env(value, expected):
+    code = "import scoregen_lite as sg; print(sg.QUICK, sg.quick('q', 'f'))"
+    env = dict(os.environ, SCOREGEN_QUICK=value)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()
+    assert out == [str(expected), "q" if expected else "f"]
+
+
+def test_quick_flag_rejects_garbage():
+    env = dict(os.environ, SCOREGEN_QUICK="maybe")
+    res = subprocess.run([sys.executable, "-c", "import scoregen_lite"], env=env, capture_output=True, text=True)
+    assert res.returncode != 0 and "SCOREGEN_QUICK='maybe' is not understood" in res.stderr
+
+
+def test_quick_mode_never_keyed_off_ci():
+    src = "".join(open(os.path.join(REPO, "scoregen_lite", f)).read() for f in os.listdir(os.path.join(REPO, "scoregen_lite")) if f.endswith(".py"))
+    assert "environ.get(\"CI\"" not in src and "environ['CI']" not in src and 'environ["CI"]' not in src
+
+
+def test_ci_runs_readme_test_command_verbatim():
+    readme = open(os.path.join(REPO, "README.md")).read()
+    ci = open(os.path.join(REPO, ".ci", "run")).read()
+    m = re.search(r"<!-- test-command -->\s*```bash\n(.+?)\n```", readme, re.S)
+    assert m, "README must show the test command in a ```bash block after <!-- test-command -->"
+    command = m.group(1).strip()
+    assert command in ci.splitlines(), f"{command!r} must appear verbatim as a line of .ci/run"
+
+
+def test_every_module_documented():
+    for name in ["densities", "samplers", "plot", "widgets", "exercises", "nbclean"]:
+        mod = importlib.import_module(f"scoregen_lite.{name}")
+        assert mod.__doc__ and len(mod.__doc__) > 40, name
+        for attr in getattr(mod, "__all__", []):
+            obj = getattr(mod, attr)
+            if callable(obj):
+                assert obj.__doc__, f"{name}.{attr} has no docstring"

@@ -200,6 +200,18 @@ class GaussianMixture:
         sigma = _checks.positive("sigma", sigma)
         return self.diffuse(1.0, sigma)
 
+    def perturbed_score(self, x: torch.Tensor, sigma) -> torch.Tensor:
+        """grad_x log q_sigma(x), the exact score of ``perturb(sigma)``: a noise-conditional
+        score function ``(x, sigma) -> score`` for ``annealed_langevin`` (notebook 05).
+
+        The perturbed mixtures are cached per sigma, so calling this in a sampling loop is cheap.
+        """
+        key = float(sigma)
+        cache = self.__dict__.setdefault("_perturbed", {})
+        if key not in cache:
+            cache[key] = self.perturb(key)
+        return cache[key].score(x)
+
     # --------------------------------------------------------------- helpers
     def assign(self, x: torch.Tensor) -> torch.Tensor:
         """Index of the most responsible component for each row of x, shape (n,)."""

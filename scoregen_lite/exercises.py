@@ -31,6 +31,8 @@ __all__ = [
     "check_gaussian_score",
     "check_gmm_score",
     "check_langevin_step",
+    "check_hutchinson_trace",
+    "check_dsm_target",
     "strip_source",
     "strip_notebook",
     "strip_folder",
@@ -107,6 +109,42 @@ def check_langevin_step(fn) -> None:
         want = x + 0.5 * eps * s + math.sqrt(eps) * z
         _compare("langevin_step", fn(x, s, eps, z), want, 1e-10, f"eq. (1) with eps={eps}")
     _passed("langevin_step", "matches eq. (1) for eps = 0.01 and 0.5")
+
+
+def check_hutchinson_trace(fn) -> None:
+    """Check ``fn(f, x, n_samples) -> (n,)``, a Hutchinson estimate of tr(d f / d x) per point
+    (notebook 02): unbiased on a linear map, within 5 standard errors, and not the exact trace
+    computed some other way (its spread must match the estimator's)."""
+    gen = torch.Generator().manual_seed(3)
+    D = 6
+    A = torch.randn(D, D, generator=gen, dtype=torch.float64)
+    f = lambda x: x @ A.T  # noqa: E731  (Jacobian A, trace tr(A))
+    x = torch.randn(400, D, generator=gen, dtype=torch.float64)
+    torch.manual_seed(0)
+    est = fn(f, x, 1)
+    if not isinstance(est, torch.Tensor) or est.shape != (400,):
+        got = tuple(est.shape) if isinstance(est, torch.Tensor) else type(est).__name__
+        raise ExerciseFailed(f"hutchinson_trace: returned {got}; expected one estimate per point, shape (400,).")
+    sym = 0.5 * (A + A.T)
+    sd = math.sqrt(2 * float((sym**2).sum()))  # std of v^T A v for v ~ N(0, I); Rademacher is smaller
+    mean_err = abs(float(est.mean()) - float(torch.trace(A)))
+    if mean_err > 5 * sd / math.sqrt(400):
+        raise ExerciseFailed(f"hutchinson_trace: the mean estimate is off by {mean_err:.3g} (> 5 standard errors); "
+                             "is it E[v^T J v] with E[v v^T] = I?")
+    if float(est.std()) < 0.1 * sd:
+        raise ExerciseFailed("hutchinson_trace: the estimates do not vary: with n_samples=1 each one should use a single "
+                             "random projection, not the exact trace.")
+    _passed("hutchinson_trace", f"unbiased on a {D}x{D} linear map (mean error {mean_err:.2f}, {5 * sd / 20:.2f} allowed)")
+
+
+def check_dsm_target(fn) -> None:
+    """Check ``fn(x_tilde, x, sigma)`` equals grad_{x~} log N(x~; x, sigma^2 I) = -(x~ - x)/sigma^2 (notebook 03)."""
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(32, 2, generator=gen, dtype=torch.float64)
+    for sigma in (0.1, 2.0):
+        xt = x + sigma * torch.randn(32, 2, generator=gen, dtype=torch.float64)
+        _compare("dsm_target", fn(xt, x, sigma), -(xt - x) / sigma**2, 1e-9, f"sigma={sigma}")
+    _passed("dsm_target", "matches -(x~ - x) / sigma^2 for sigma = 0.1 and 2")
 
 
 # ---------------------------------------------------------------------------

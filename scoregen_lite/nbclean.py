@@ -22,6 +22,7 @@ KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 MAX_IMAGE_CHARS = 300_000
 _WARNING = re.compile(r"Warning|Traceback")
+_PROGRESS = re.compile(r"\d+%\|")  # a tqdm bar: "40%|####      | 4/10"
 
 
 def _text(value) -> str:
@@ -34,17 +35,15 @@ def _clean_output(out: dict, count: int) -> dict | None:
         out["execution_count"] = count
     data = out.get("data")
     if data is not None:
-        data = {k: v for k, v in data.items() if k != WIDGET_VIEW}
-        if not data:
+        # a widget (slider panel, tqdm bar) shows nothing without a live kernel: drop the whole output
+        if WIDGET_VIEW in data or not data:
             return None
-        # a widget's text fallback ("interactive(children=...)") teaches nothing
-        if set(data) == {"text/plain"} and _text(data["text/plain"]).startswith(("interactive(", "HBox(", "VBox(")):
+        if set(data) == {"text/plain"} and _PROGRESS.search(_text(data["text/plain"])):
             return None
-        out["data"] = data
     if out.get("output_type") == "stream" and out.get("name") == "stderr":
         text = _text(out.get("text", ""))
         # tqdm progress bars are live feedback, not content
-        if "\r" in text or re.search(r"\d+%\|", text):
+        if "\r" in text or _PROGRESS.search(text):
             return None
     return out
 

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from . import _checks
 
-__all__ = ["langevin", "mala"]
+__all__ = ["langevin", "mala", "annealed_langevin"]
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -153,3 +153,75 @@ def mala(
     if return_path:
         return x, rate, torch.stack(path)
     return x, rate
+
+
+@torch.no_grad()
+def annealed_langevin(
+    score_fn,
+    x0: torch.Tensor,
+    sigmas,
+    step_size: float,
+    n_steps_each: int,
+    *,
+    final_denoise: bool = False,
+    return_path: bool = False,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+):
+    """Annealed Langevin dynamics (notes, section "Annealed Langevin dynamics").
+
+    For each level i = 1..L (sigma_1 > ... > sigma_L), run ``n_steps_each`` steps of eq. (1)
+    with the score at that level and step alpha_i = step_size * sigma_i^2 / sigma_L^2:
+
+        x <- x + (alpha_i / 2) score_fn(x, sigma_i) + sqrt(alpha_i) z
+
+    This is eq. (1)'s convention: ``step_size`` is the eps of eq. (1) at the last level. The
+    NCSN code writes x + a s + sqrt(2a) z with a = eps_ncsn sigma_i^2 / sigma_L^2, so
+    ``step_size = 2 * eps_ncsn``. With ``final_denoise`` one last Tweedie step
+    x <- x + sigma_L^2 score_fn(x, sigma_L) removes the remaining noise of level L.
+
+    Args:
+        score_fn: (x, sigma) -> score of the perturbed density q_sigma at x; sigma is passed
+            as a Python float. Works with ``density.perturbed_score`` and with an NCSN.
+        x0: starting points (n, ...), e.g. uniform over a box.
+        sigmas: the ladder, descending (L,).
+        step_size: eps > 0 at the last level.
+        n_steps_each: T >= 1 steps per level.
+        return_path: also return the states at the start and after each level, shape (L + 1, n, ...).
+        generator, progress: as in ``langevin``.
+
+    Introduced in notebooks/05_annealed_langevin.ipynb.
+    """
+    _check_callable("score_fn", score_fn)
+    x = _checks.batch("x0", x0).clone()
+    step_size = _checks.positive("step_size", step_size)
+    n_steps_each = _checks.count("n_steps_each", n_steps_each)
+    sig = torch.as_tensor(sigmas, dtype=torch.float64).flatten()
+    if len(sig) < 1 or not torch.isfinite(sig).all() or (sig <= 0).any():
+        raise ValueError(f"sigmas={_checks._show(sig)} is invalid: expected positive noise levels.")
+    if len(sig) > 1 and not (sig[:-1] > sig[1:]).all():
+        raise ValueError(f"sigmas={_checks._show(sig)} must be strictly descending (sigma_1 > ... > sigma_L).")
+    sig = sig.tolist()
+    path = [x.clone()] if return_path else None
+    bar = tqdm(total=len(sig) * n_steps_each, desc="annealed Langevin", disable=not progress, leave=False,
+               mininterval=0.5)
+    for level, sigma in enumerate(sig):
+        alpha = step_size * sigma**2 / sig[-1] ** 2   # alpha_i = eps sigma_i^2 / sigma_L^2
+        noise_scale = math.sqrt(alpha)
+        for t in range(n_steps_each):
+            s = score_fn(x, sigma)
+            if level == 0 and t == 0:
+                _check_score_output(s, x)
+            # x <- x + (alpha_i/2) s(x, sigma_i) + sqrt(alpha_i) z      eq. (1) at level i
+            x = x + 0.5 * alpha * s + noise_scale * _randn_like(x, generator)
+        bar.update(n_steps_each)
+        if path is not None:
+            path.append(x.clone())
+    bar.close()
+    if final_denoise:
+        x = x + sig[-1] ** 2 * score_fn(x, sig[-1])  # Tweedie: E[x | x~] = x~ + sigma^2 grad log q_sigma(x~)
+        if path is not None:
+            path[-1] = x.clone()
+    if return_path:
+        return x, torch.stack(path)
+    return x

@@ -13,9 +13,9 @@ import ipywidgets as W
 import matplotlib.pyplot as plt
 import torch
 
-from . import densities, plot, samplers
+from . import densities, metrics, plot, samplers
 
-__all__ = ["interactive_view", "langevin_view", "langevin_explorer", "uniform_start"]
+__all__ = ["interactive_view", "langevin_view", "langevin_explorer", "uniform_start", "dsm_view", "dsm_explorer"]
 
 
 def interactive_view(view, **controls) -> W.interactive:
@@ -108,4 +108,52 @@ def langevin_explorer(n_chains: int = 1000) -> W.interactive:
         sampler=W.ToggleButtons(options=["Langevin", "MALA"], value="Langevin", description="sampler"),
         n_chains=W.fixed(n_chains),
         seed=W.fixed(0),
+    )
+
+
+def dsm_view(nets: dict, density, sigma: float, n_grid: int = 60):
+    """Learned DSM score at one noise level against the exact perturbed score.
+
+    ``nets`` maps sigma -> a network trained by denoising score matching, eq. (3),
+    at that sigma (trained once in the notebook; the view never retrains);
+    ``density`` is the data density (a ``GaussianMixture``), so the target is
+    ``density.perturb(sigma).score``. Left: q_sigma with the learned field.
+    Right: log10 of the error ||s_theta - grad log q_sigma|| with contours of q_sigma.
+
+    Returns ``(fig, info)``, info = {"sigma", "error_high", "error_low", "ratio"}
+    (mean error where the data density is high / low, see ``sg.metrics.error_by_density``).
+    Introduced in notebooks/03_denoising_score_matching.ipynb.
+    """
+    if sigma not in nets:
+        raise ValueError(f"sigma={sigma!r} has no trained network; choose one of {sorted(nets)}.")
+    net = nets[sigma]
+    q = density.perturb(sigma)
+    bounds = density.bounds()
+    stats = metrics.error_by_density(net, q, bounds, region=density)
+    err = metrics.score_error_map(net, q.score, bounds, n=n_grid)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(7.4, 3.4))
+    plot.density(a, q.log_prob, bounds, title=f"q_sigma and learned score, sigma={sigma:g}")
+    plot.score_field(a, net, bounds, n=17)
+    im = b.imshow(err.clamp(min=1e-3).log10().numpy(), origin="lower", extent=bounds, cmap="viridis", vmin=-2, vmax=1.5)
+    xs, ys, pts = plot.grid(bounds, n_grid)
+    b.contour(xs.numpy(), ys.numpy(), q.log_prob(pts).reshape(n_grid, n_grid).numpy(), levels=6, colors="white",
+              linewidths=0.6)
+    fig.colorbar(im, ax=b, fraction=0.046, label="log10 error")
+    b.set_title(f"error: {stats['high']:.2f} where p is high, {stats['low']:.2f} where low", fontsize=9)
+    fig.tight_layout()
+    return fig, {"sigma": sigma, "error_high": stats["high"], "error_low": stats["low"], "ratio": stats["ratio"]}
+
+
+def dsm_explorer(nets: dict, density) -> W.interactive:
+    """A slider over the trained noise levels of ``nets`` for ``dsm_view``.
+
+    Introduced in notebooks/03_denoising_score_matching.ipynb.
+    """
+    sigmas = sorted(nets)
+    return interactive_view(
+        dsm_view,
+        nets=W.fixed(nets),
+        density=W.fixed(density),
+        sigma=W.SelectionSlider(options=sigmas, value=sigmas[0], description="sigma", continuous_update=False),
+        n_grid=W.fixed(60),
     )

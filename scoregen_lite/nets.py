@@ -1,0 +1,153 @@
+"""Score networks: small MLPs for low-dimensional data, and their noise- or
+time-conditional variants.
+
+Every network maps x of shape (n, D) (plus, for the conditional ones, a noise
+level sigma or a time t) to a score estimate of the same shape. Introduced in
+notebooks/02_score_matching.ipynb (``MLPScore``); the conditional variant is
+used from notebooks/04_ncsn.ipynb on.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+from . import _checks
+
+__all__ = ["LinearScore", "MLPScore", "GaussianFourierProjection", "ConditionalMLPScore", "count_parameters"]
+
+
+def count_parameters(net: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+def _mlp_sizes(name_hidden, hidden, n_layers):
+    hidden = _checks.count(name_hidden, hidden)
+    n_layers = _checks.count("n_layers", n_layers)
+    return hidden, n_layers
+
+
+class LinearScore(nn.Module):
+    """s_theta(x) = -A (x - b): the score family of Gaussians N(b, A^{-1}) when A is symmetric
+    positive-definite. With it, score-matching losses can be compared to closed forms.
+
+    Introduced in notebooks/02_score_matching.ipynb.
+    """
+
+    def __init__(self, dim: int = 2, A: torch.Tensor | None = None, b: torch.Tensor | None = None):
+        super().__init__()
+        self.dim = _checks.count("dim", dim)
+        self.A = nn.Parameter(torch.eye(self.dim) if A is None else torch.as_tensor(A).clone().float())
+        self.b = nn.Parameter(torch.zeros(self.dim) if b is None else torch.as_tensor(b).clone().float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return -(x - self.b.to(x.dtype)) @ self.A.to(x.dtype).T
+
+
+class MLPScore(nn.Module):
+    """s_theta(x): an MLP R^D -> R^D with SiLU activations (smooth, so the Jacobian trace of
+    eq. (2) is well defined).
+
+    Args:
+        dim: data dimension D.
+        hidden: width of each hidden layer.
+        n_layers: number of hidden layers.
+
+    Introduced in notebooks/02_score_matching.ipynb.
+    """
+
+    def __init__(self, dim: int = 2, hidden: int = 128, n_layers: int = 3):
+        super().__init__()
+        self.dim = _checks.count("dim", dim)
+        hidden, n_layers = _mlp_sizes("hidden", hidden, n_layers)
+        layers, width = [], self.dim
+        for _ in range(n_layers):
+            layers += [nn.Linear(width, hidden), nn.SiLU()]
+            width = hidden
+        layers.append(nn.Linear(width, self.dim))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"x has shape {tuple(x.shape)}; this network expects (n, {self.dim}).")
+        return self.net(x)
+
+
+class GaussianFourierProjection(nn.Module):
+    """Random Fourier features of a scalar: [sin(2 pi omega c), cos(2 pi omega c)] with
+    omega ~ N(0, scale^2 I) drawn once and kept fixed (a buffer, not a parameter).
+
+    The notes' design advice for embedding the time t (section "Score network
+    design advice"); also used for log(sigma). Output shape (n, embed_dim).
+    """
+
+    def __init__(self, embed_dim: int = 64, scale: float = 16.0, seed: int = 0):
+        super().__init__()
+        embed_dim = _checks.count("embed_dim", embed_dim, minimum=2)
+        if embed_dim % 2:
+            raise ValueError(f"embed_dim={embed_dim} must be even (half sines, half cosines).")
+        scale = _checks.positive("scale", scale)
+        gen = torch.Generator().manual_seed(seed)
+        self.register_buffer("omega", torch.randn(embed_dim // 2, generator=gen) * scale)
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        proj = 2 * math.pi * c[:, None] * self.omega[None, :]
+        return torch.cat([torch.sin(proj), torch.cos(proj)], dim=-1)
+
+
+class ConditionalMLPScore(nn.Module):
+    """s_theta(x, c): an MLP conditioned on a scalar c (a noise level sigma or a time t).
+
+    c is embedded with fixed Gaussian Fourier features (of log c when ``log_input``,
+    natural for a geometric sigma ladder) and injected into every hidden layer
+    (added after the linear map). With ``output_divisor`` the output is divided
+    by ``output_divisor(c)``: by sigma for an NCSN (``||s|| ~ 1/sigma``, notes
+    section NCSN) or by the marginal std of an SDE (notes, design advice).
+
+    Args:
+        dim: data dimension D.
+        hidden, n_layers: MLP size.
+        embed_dim, scale: Fourier embedding size and frequency scale.
+        log_input: embed log(c) instead of c (c must then be > 0).
+        output_divisor: c (n,) -> (n,) positive tensor, or None.
+
+    ``forward(x, c)`` takes c as a float, a 0-d tensor or a tensor of shape (n,).
+    Introduced in notebooks/04_ncsn.ipynb.
+    """
+
+    def __init__(self, dim: int = 2, hidden: int = 128, n_layers: int = 3, embed_dim: int = 32,
+                 scale: float = 1.0, log_input: bool = True, output_divisor: Callable | None = None):
+        super().__init__()
+        self.dim = _checks.count("dim", dim)
+        hidden, n_layers = _mlp_sizes("hidden", hidden, n_layers)
+        self.embed = GaussianFourierProjection(embed_dim, scale)
+        self.log_input = log_input
+        self.output_divisor = output_divisor
+        self.inputs = nn.ModuleList([nn.Linear(self.dim, hidden)] + [nn.Linear(hidden, hidden) for _ in range(n_layers - 1)])
+        self.conds = nn.ModuleList([nn.Linear(embed_dim, hidden) for _ in range(n_layers)])
+        self.out = nn.Linear(hidden, self.dim)
+        self.act = nn.SiLU()
+
+    def _cond(self, x, c):
+        c = torch.as_tensor(c, dtype=x.dtype, device=x.device)
+        if c.dim() == 0:
+            c = c.expand(x.shape[0])
+        if c.shape != (x.shape[0],):
+            raise ValueError(f"c has shape {tuple(c.shape)}; expected a scalar or ({x.shape[0]},), one per row of x.")
+        return c
+
+    def forward(self, x: torch.Tensor, c) -> torch.Tensor:
+        if x.dim() != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"x has shape {tuple(x.shape)}; this network expects (n, {self.dim}).")
+        c = self._cond(x, c)
+        emb = self.embed(torch.log(c) if self.log_input else c)
+        h = x
+        for lin, cond in zip(self.inputs, self.conds):
+            h = self.act(lin(h) + cond(emb))
+        out = self.out(h)
+        if self.output_divisor is not None:
+            out = out / self.output_divisor(c)[:, None]
+        return out

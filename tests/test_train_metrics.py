@@ -1,0 +1,151 @@
+"""sg.train (EMA arithmetic, the fit loop, NaN stop) and sg.metrics on known inputs."""
+import pytest
+import torch
+from torch import nn
+
+import scoregen_lite as sg
+from scoregen_lite.train import EMA, TrainingDiverged
+
+
+def test_ema_arithmetic_without_warmup():
+    net = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    ema = EMA(net, decay=0.9, warmup=False)
+    for value in (2.0, 4.0):
+        with torch.no_grad():
+            net.weight.fill_(value)
+        ema.update(net)
+    # 0.9 * (0.9 * 1 + 0.1 * 2) + 0.1 * 4 = 1.39
+    assert ema.shadow["weight"].item() == pytest.approx(1.39)
+
+
+def test_ema_warmup_decay_schedule():
+    ema = EMA(nn.Linear(1, 1), decay=0.999)
+    assert ema.current_decay() == pytest.approx(0.1)
+    ema.num_updates = 90
+    assert ema.current_decay() == pytest.approx(0.91)
+    ema.num_updates = 10**6
+    assert ema.current_decay() == pytest.approx(0.999)
+
+
+def test_ema_copy_to_and_restore():
+    net = nn.Linear(2, 2)
+    ema = EMA(net, decay=0.5, warmup=False)
+    trained = {k: v.clone() for k, v in net.state_dict().items()}
+    with torch.no_grad():
+        for prm in net.parameters():
+            prm.add_(1.0)
+    ema.update(net)
+    after = {k: v.clone() for k, v in net.state_dict().items()}
+    with ema.average_parameters(net):
+        for k, v in net.state_dict().items():
+            assert torch.allclose(v, trained[k] + 0.5)
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, after[k])
+    with pytest.raises(RuntimeError, match="without a previous copy_to"):
+        ema.restore(net)
+
+
+def test_ema_state_dict_round_trip():
+    net = nn.Linear(2, 2)
+    ema = EMA(net, decay=0.9)
+    ema.update(net)
+    other = EMA(net, decay=0.5)
+    other.load_state_dict(ema.state_dict())
+    assert other.decay == 0.9 and other.num_updates == 1
+
+
+def test_ema_rejects_bad_decay():
+    with pytest.raises(ValueError, match=r"decay=1\.0 is invalid"):
+        EMA(nn.Linear(1, 1), decay=1.0)
+
+
+def test_fit_learns_and_is_seeded():
+    data = sg.densities.anisotropic_gaussian().sample(2000, generator=torch.Generator().manual_seed(0))
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        net = sg.nets.MLPScore(2, hidden=32, n_layers=2)
+        res = sg.train.fit(net, lambda n, x: sg.losses.denoising_score_matching(n, x, 0.5), data,
+                           n_steps=200, batch_size=128, lr=3e-3, progress=False, device="cpu", seed=3)
+        runs.append(res.losses)
+    assert runs[0] == runs[1]
+    assert sum(runs[0][-20:]) / 20 < sum(runs[0][:20]) / 20
+    assert res.ema is not None and len(res.smoothed(10)) == 200
+
+
+def test_fit_from_sampler():
+    p = sg.densities.ring()
+    net = sg.nets.MLPScore(2, hidden=16, n_layers=1)
+    res = sg.train.fit(net, lambda n, x: sg.losses.sliced_score_matching(n, x), p.sample,
+                       n_steps=5, batch_size=32, progress=False, device="cpu", ema_decay=None)
+    assert len(res.losses) == 5 and res.ema is None
+
+
+def test_fit_stops_on_nan_naming_step():
+    calls = {"n": 0}
+    net = nn.Linear(2, 2)
+
+    def loss_fn(n, x):
+        calls["n"] += 1
+        out = n(x).pow(2).mean()
+        return out * float("nan") if calls["n"] == 4 else out
+
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at step 3 \(last finite loss .* at step 2\); try a smaller lr"):
+        sg.train.fit(net, loss_fn, torch.randn(10, 2), n_steps=10, batch_size=4, progress=False, device="cpu")
+
+
+@pytest.mark.parametrize("kwargs, err, match", [
+    (dict(n_steps=0), ValueError, "n_steps=0 is invalid"),
+    (dict(lr=-1.0), ValueError, r"lr=-1\.0 is invalid"),
+    (dict(batch_size=2.0), TypeError, "batch_size=2.0 must be an int"),
+    (dict(data=[1, 2]), TypeError, "data must be a tensor"),
+    (dict(loss_fn=None), TypeError, "loss_fn=None must be callable"),
+])
+def test_fit_invalid_input(kwargs, err, match):
+    args = dict(score_net=nn.Linear(2, 2), loss_fn=lambda n, x: n(x).sum(), data=torch.randn(8, 2), n_steps=2,
+                progress=False, device="cpu")
+    args.update(kwargs)
+    with pytest.raises(err, match=match):
+        sg.train.fit(**args)
+
+
+def test_score_mse_and_fisher_on_known_inputs():
+    p = sg.densities.Gaussian(torch.zeros(2), torch.eye(2))
+    x = torch.randn(100, 2)
+    assert sg.metrics.score_mse(p.score, p.score, x) == 0.0
+    # s(x) = 0 against s*(x) = -x: (1/2) E||x||^2 = 1 for a standard 2D Gaussian
+    zero = lambda v: torch.zeros_like(v)  # noqa: E731
+    assert sg.metrics.fisher_divergence(zero, p, n=200_000, generator=torch.Generator().manual_seed(0)) == pytest.approx(1.0, abs=0.02)
+    err = sg.metrics.score_error_map(zero, p.score, (-1, 1, -1, 1), n=11)
+    assert err.shape == (11, 11) and err[5, 5].item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_energy_distance():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(2000, 2, generator=g), torch.randn(2000, 2, generator=g)
+    assert abs(sg.metrics.energy_distance(a, b)) < 0.01
+    assert sg.metrics.energy_distance(a, b + 1.0) > 0.3
+    assert sg.metrics.energy_distance(a, b + 1.0) > sg.metrics.energy_distance(a, b + 0.5)
+    with pytest.raises(ValueError, match="x has dimension 2 but y has 3"):
+        sg.metrics.energy_distance(a, torch.randn(5, 3))
+
+
+def test_nets_shapes_and_checks():
+    net = sg.nets.MLPScore(3, hidden=8, n_layers=2)
+    assert net(torch.randn(5, 3)).shape == (5, 3)
+    with pytest.raises(ValueError, match=r"x has shape \(5, 2\); this network expects \(n, 3\)"):
+        net(torch.randn(5, 2))
+    with pytest.raises(ValueError, match="hidden=0 is invalid"):
+        sg.nets.MLPScore(2, hidden=0)
+    cond = sg.nets.ConditionalMLPScore(2, hidden=8, n_layers=2, output_divisor=lambda s: s)
+    x = torch.randn(4, 2)
+    assert cond(x, 0.5).shape == (4, 2)
+    assert torch.allclose(cond(x, torch.full((4,), 0.5)), cond(x, 0.5))
+    with pytest.raises(ValueError, match=r"c has shape \(3,\)"):
+        cond(x, torch.ones(3))
+    fourier = sg.nets.GaussianFourierProjection(8, scale=2.0)
+    assert not any(True for _ in fourier.parameters())  # omega is fixed, not trained
+    assert fourier(torch.rand(6)).shape == (6, 8)
+    assert sg.nets.count_parameters(net) == sum(p.numel() for p in net.parameters())

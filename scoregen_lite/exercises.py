@@ -33,6 +33,8 @@ __all__ = [
     "check_langevin_step",
     "check_hutchinson_trace",
     "check_dsm_target",
+    "check_sigma_max",
+    "check_step_sizes",
     "strip_source",
     "strip_notebook",
     "strip_folder",
@@ -145,6 +147,31 @@ def check_dsm_target(fn) -> None:
         xt = x + sigma * torch.randn(32, 2, generator=gen, dtype=torch.float64)
         _compare("dsm_target", fn(xt, x, sigma), -(xt - x) / sigma**2, 1e-9, f"sigma={sigma}")
     _passed("dsm_target", "matches -(x~ - x) / sigma^2 for sigma = 0.1 and 2")
+
+
+def check_sigma_max(fn) -> None:
+    """Check ``fn(x) -> float``: technique 1 of Song & Ermon (2020), the largest pairwise distance
+    between training points (notebook 04)."""
+    gen = torch.Generator().manual_seed(5)
+    for x in (torch.randn(300, 2, generator=gen) * torch.tensor([5.0, 0.5]), torch.rand(200, 7, generator=gen)):
+        want = torch.cdist(x.double(), x.double()).max().item()
+        got = fn(x)
+        got = float(got.item() if isinstance(got, torch.Tensor) else got)
+        if abs(got - want) > 1e-4 * want:
+            raise ExerciseFailed(f"sigma_max: got {got:.4g} on {tuple(x.shape)} data; expected the largest distance "
+                                 f"between two points, {want:.4g}.")
+    _passed("sigma_max", "largest pairwise distance on 2D and 7D data")
+
+
+def check_step_sizes(fn) -> None:
+    """Check ``fn(sigmas, step_size) -> (L,)``: alpha_i = step_size * sigma_i^2 / sigma_L^2 (notebook 05)."""
+    from .schedules import geometric_sigmas
+
+    for sig, eps in ((geometric_sigmas(10.0, 0.1, 10, dtype=torch.float64), 5e-3),
+                     (torch.tensor([3.0, 1.0, 0.5], dtype=torch.float64), 0.1)):
+        _compare("step_sizes", fn(sig, eps), eps * sig**2 / sig[-1] ** 2, 1e-9 * float(eps * (sig[0] / sig[-1]) ** 2),
+                 f"alpha_i for {len(sig)} levels, eps={eps}")
+    _passed("step_sizes", "alpha_i = eps sigma_i^2 / sigma_L^2 on two ladders")
 
 
 # ---------------------------------------------------------------------------

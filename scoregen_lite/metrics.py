@@ -81,7 +81,8 @@ def energy_distance(x: torch.Tensor, y: torch.Tensor, max_points: int = 4000,
 
     Zero exactly when the two distributions are equal, positive otherwise; it
     has the units of x. The within-set terms exclude the diagonal (unbiased
-    U-statistics). Sets larger than ``max_points`` are subsampled (seeded by
+    U-statistics), so for two samples of one distribution the estimate scatters
+    around 0 and can be slightly negative. Sets larger than ``max_points`` are subsampled (seeded by
     ``generator``) to bound the O(n m) cost.
     """
     x = _checks.points("x", x).double()

@@ -20,8 +20,8 @@ __all__ = ["LinearScore", "MLPScore", "GaussianFourierProjection", "ConditionalM
 
 
 def count_parameters(net: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+    """Number of parameters (trained weights; fixed buffers such as Fourier frequencies excluded)."""
+    return sum(p.numel() for p in net.parameters())
 
 
 def _mlp_sizes(name_hidden, hidden, n_layers):

@@ -16,9 +16,30 @@ from tqdm.auto import tqdm
 
 from . import _checks
 
-__all__ = ["langevin", "mala", "annealed_langevin"]
+__all__ = ["langevin", "mala", "annealed_langevin", "SamplerDiverged"]
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+class SamplerDiverged(FloatingPointError):
+    """The chains left the floating-point range (NaN/inf): the step size is too large for the score."""
+
+
+def _check_finite(x, where: str, step_size: float) -> None:
+    if not torch.isfinite(x).all():
+        bad = int((~torch.isfinite(x).reshape(len(x), -1).all(1)).sum())
+        raise SamplerDiverged(f"{bad} of {len(x)} chains diverged (NaN/inf) {where}; step_size={step_size:g} is too "
+                              f"large for this score: try a step size 10x smaller.")
+
+
+def _call_score(score_fn, x, *args, where: str = "", step_size: float = 0.0):
+    """score_fn(x, *args); if it rejects x because chains overflowed, say so (SamplerDiverged)."""
+    try:
+        return score_fn(x, *args)
+    except ValueError as err:
+        if not torch.isfinite(x).all():
+            _check_finite(x, where, step_size)
+        raise err
 
 
 def _steps(n_steps: int, progress: bool, desc: str):
@@ -72,6 +93,9 @@ def langevin(
     Returns:
         x_T, or (x_T, path) when ``return_path``.
 
+    Raises:
+        SamplerDiverged: the chains overflowed (checked every 100 steps and at the end).
+
     Introduced in notebooks/01_scores_and_langevin.ipynb.
     """
     _check_callable("score_fn", score_fn)
@@ -81,13 +105,15 @@ def langevin(
     path = [x.clone()] if return_path else None
     noise_scale = math.sqrt(step_size)
     for i in _steps(n_steps, progress, "Langevin"):
-        s = score_fn(x)
+        s = _call_score(score_fn, x, where=f"before step {i + 1}", step_size=step_size)
         if i == 0:
             _check_score_output(s, x)
         # x <- x + (eps/2) s(x) + sqrt(eps) z      eq. (1)
         x = x + 0.5 * step_size * s + noise_scale * _randn_like(x, generator)
         if path is not None:
             path.append(x.clone())
+        if (i + 1) % 100 == 0 or i + 1 == n_steps:  # a cheap check, not every step (GPU syncs)
+            _check_finite(x, f"by step {i + 1}", step_size)
     if return_path:
         return x, torch.stack(path)
     return x
@@ -190,6 +216,9 @@ def annealed_langevin(
         return_path: also return the states at the start and after each level, shape (L + 1, n, ...).
         generator, progress: as in ``langevin``.
 
+    Raises:
+        SamplerDiverged: the chains overflowed at some level (checked after each level).
+
     Introduced in notebooks/05_annealed_langevin.ipynb.
     """
     _check_callable("score_fn", score_fn)
@@ -209,12 +238,14 @@ def annealed_langevin(
         alpha = step_size * sigma**2 / sig[-1] ** 2   # alpha_i = eps sigma_i^2 / sigma_L^2
         noise_scale = math.sqrt(alpha)
         for t in range(n_steps_each):
-            s = score_fn(x, sigma)
+            s = _call_score(score_fn, x, sigma, where=f"at level {level + 1} (sigma={sigma:.3g}, alpha={alpha:.3g})",
+                            step_size=step_size)
             if level == 0 and t == 0:
                 _check_score_output(s, x)
             # x <- x + (alpha_i/2) s(x, sigma_i) + sqrt(alpha_i) z      eq. (1) at level i
             x = x + 0.5 * alpha * s + noise_scale * _randn_like(x, generator)
         bar.update(n_steps_each)
+        _check_finite(x, f"at level {level + 1} (sigma={sigma:.3g}, alpha={alpha:.3g})", step_size)
         if path is not None:
             path.append(x.clone())
     bar.close()

@@ -13,9 +13,21 @@ import ipywidgets as W
 import matplotlib.pyplot as plt
 import torch
 
-from . import densities, metrics, plot, samplers
+from . import densities, metrics, plot, samplers, schedules
 
-__all__ = ["interactive_view", "langevin_view", "langevin_explorer", "uniform_start", "dsm_view", "dsm_explorer"]
+__all__ = [
+    "interactive_view",
+    "uniform_start",
+    "langevin_view",
+    "langevin_explorer",
+    "dsm_view",
+    "dsm_explorer",
+    "ladder",
+    "schedule_view",
+    "schedule_explorer",
+    "annealed_view",
+    "annealed_explorer",
+]
 
 
 def interactive_view(view, **controls) -> W.interactive:
@@ -156,4 +168,164 @@ def dsm_explorer(nets: dict, density) -> W.interactive:
         density=W.fixed(density),
         sigma=W.SelectionSlider(options=sigmas, value=sigmas[0], description="sigma", continuous_update=False),
         n_grid=W.fixed(60),
+    )
+
+
+def ladder(sigma_max: float, sigma_min: float, n_levels: int, spacing: str = "geometric") -> torch.Tensor:
+    """The noise ladder the schedule widgets use: ``geometric`` (the NCSN choice) or ``linear``."""
+    if spacing == "geometric":
+        return schedules.geometric_sigmas(sigma_max, sigma_min, n_levels)
+    if spacing == "linear":
+        return schedules.linear_sigmas(sigma_max, sigma_min, n_levels)
+    raise ValueError(f"spacing={spacing!r} is invalid: choose 'geometric' or 'linear'.")
+
+
+def schedule_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int = 10, spacing: str = "geometric",
+                  target: str = "two modes (0.2/0.8)", step_size: float = 5e-3):
+    """What a sigma ladder does to a 2D target, without sampling anything.
+
+    Top left: the ladder sigma_1 > ... > sigma_L on a log axis, with the largest distance
+    between two modes (technique 1 of Song & Ermon 2020: sigma_1 should reach it). Top right:
+    step sizes alpha_i = step_size sigma_i^2 / sigma_L^2 and the update's signal-to-noise
+    ratio sqrt(alpha_i) / (2 sigma_i), constant for any ladder. Bottom: the exact perturbed
+    densities q_sigma at the first, middle and last level (``GaussianMixture.perturb``).
+
+    Returns ``(fig, info)`` with ``sigmas``, ``ratios`` (sigma_{i-1}/sigma_i), ``alphas``,
+    ``snr`` (lists) and ``mode_distance``. Introduced in notebooks/05_annealed_langevin.ipynb.
+    """
+    p = densities.target(target)
+    sig = ladder(sigma_max, sigma_min, n_levels, spacing)
+    alphas = schedules.step_sizes(sig, step_size)
+    snr = schedules.update_snr(sig, step_size)
+    mode_distance = torch.cdist(p.means, p.means).max().item()
+    bounds = p.bounds()
+
+    fig = plt.figure(figsize=(8.4, 5.4))
+    gs = fig.add_gridspec(2, 3, height_ratios=[1, 1.15])
+    ax = fig.add_subplot(gs[0, :2])
+    levels = range(1, len(sig) + 1)
+    ax.semilogy(levels, sig, "o-", color="#7c3aed", label=f"sigma_i ({spacing})")
+    ax.axhline(mode_distance, color="k", ls="--", lw=1, label=f"largest mode distance {mode_distance:.1f}")
+    ax.set_xlabel("level i"); ax.set_ylabel("sigma_i")
+    ax.legend(frameon=False, fontsize=8, loc="upper right")
+    ax.set_title(f"{len(sig)} levels, sigma from {float(sig[0]):.3g} to {float(sig[-1]):.3g}")
+    ax2 = fig.add_subplot(gs[0, 2])
+    ax2.semilogy(levels, alphas, "s-", color=plot.SAMPLE_COLOR, label="alpha_i")
+    ax2.set_xlabel("level i"); ax2.set_ylabel("step size alpha_i")
+    tw = ax2.twinx()
+    tw.plot(levels, snr, "k:", lw=1.5, label="SNR")
+    tw.set_ylim(0, max(0.1, 2 * float(snr.max())))
+    tw.set_ylabel("update SNR", fontsize=8)
+    ax2.set_title(f"SNR {float(snr[0]):.3f} at every level", fontsize=9)
+    picks = sorted({0, len(sig) // 2, len(sig) - 1})
+    for k, i in enumerate(picks):
+        a = fig.add_subplot(gs[1, k])
+        plot.density(a, p.perturb(float(sig[i])).log_prob, bounds, title=f"q at sigma_{i + 1} = {float(sig[i]):.3g}")
+        a.set_xticks([]); a.set_yticks([])
+    fig.tight_layout()
+    info = {"sigmas": sig.tolist(), "ratios": (sig[:-1] / sig[1:]).tolist(), "alphas": alphas.tolist(),
+            "snr": snr.tolist(), "mode_distance": mode_distance}
+    return fig, info
+
+
+def schedule_explorer() -> W.interactive:
+    """Sliders for ``schedule_view``: sigma_1, sigma_L, L, spacing, target, eps (notebook 05)."""
+    return interactive_view(
+        schedule_view,
+        sigma_max=W.FloatLogSlider(value=10.0, base=10, min=-0.5, max=1.7, step=0.05, description="sigma_1",
+                                   continuous_update=False),
+        sigma_min=W.FloatLogSlider(value=0.1, base=10, min=-2, max=0, step=0.05, description="sigma_L",
+                                   continuous_update=False),
+        n_levels=W.IntSlider(value=10, min=2, max=30, description="L", continuous_update=False),
+        spacing=W.ToggleButtons(options=["geometric", "linear"], value="geometric", description="spacing"),
+        target=W.Dropdown(options=list(densities.TARGETS), value="two modes (0.2/0.8)", description="target"),
+        step_size=W.FloatLogSlider(value=5e-3, base=10, min=-4, max=-1, step=0.1, description="eps",
+                                   continuous_update=False),
+    )
+
+
+def annealed_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int = 10, step_size: float = 5e-3,
+                  n_steps_each: int = 100, score: str = "exact", net=None, target: str = "two modes (0.2/0.8)",
+                  spacing: str = "geometric", n_chains: int = 2000, seed: int = 0):
+    """Annealed Langevin dynamics from a uniform start, with the exact or a learned score.
+
+    ``score='exact'`` uses ``density.perturbed_score``; ``score='learned'`` uses ``net(x, sigma)``,
+    a noise-conditional network trained on the target (e.g. by ``sg.train.train_ncsn``).
+    Panels: the chains at the start, after a third and two thirds of the levels, at the end
+    (over the density), and the fraction of samples per mixture component.
+
+    Returns ``(fig, info)``, info: ``true_weights``, ``sample_weights``, ``max_weight_error``,
+    ``energy_distance`` (to 4000 true samples) and ``diverged`` (True when the step size blew
+    the chains up; the figure then says so). Introduced in notebooks/05_annealed_langevin.ipynb.
+    """
+    p = densities.target(target)
+    if score == "exact":
+        score_fn = p.perturbed_score
+    elif score == "learned":
+        if net is None:
+            raise ValueError("score='learned' needs net=<a noise-conditional network trained on this target>.")
+        score_fn = net
+    else:
+        raise ValueError(f"score={score!r} is invalid: choose 'exact' or 'learned'.")
+    sig = ladder(sigma_max, sigma_min, n_levels, spacing)
+    gen = torch.Generator().manual_seed(seed)
+    bounds = p.bounds()
+    x0 = uniform_start(n_chains, bounds, generator=gen)
+    info = {"score": score, "sigmas": sig.tolist(), "step_size": step_size, "n_steps_each": n_steps_each,
+            "true_weights": p.weights.tolist(), "diverged": False}
+    try:
+        x, path = samplers.annealed_langevin(score_fn, x0, sig, step_size, n_steps_each, return_path=True,
+                                             generator=gen)
+    except samplers.SamplerDiverged as err:
+        info.update(diverged=True, message=str(err), sample_weights=None, max_weight_error=None, energy_distance=None)
+        fig, ax = plt.subplots(figsize=(6.0, 1.6))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "the chains diverged:\n" + str(err).split(";")[0] + "\nlower eps", ha="center", va="center",
+                fontsize=9, color="#b91c1c", wrap=True)
+        return fig, info
+    got = p.mode_weights(x).tolist()
+    info.update(sample_weights=got, max_weight_error=max(abs(a - b) for a, b in zip(info["true_weights"], got)),
+                energy_distance=metrics.energy_distance(x, p.sample(4000, generator=gen), generator=gen))
+    fig, axes = plt.subplots(1, 5, figsize=(12.5, 2.7), gridspec_kw={"width_ratios": [1, 1, 1, 1, 0.9]})
+    L = len(sig)
+    snaps = [0, max(1, L // 3), max(1, 2 * L // 3), L]
+    for ax, k in zip(axes[:4], snaps):
+        level_sigma = float(sig[k - 1]) if k > 0 else None
+        dens = p.perturb(level_sigma).log_prob if level_sigma else p.log_prob
+        plot.density(ax, dens, bounds)
+        plot.samples(ax, path[k][:1500], bounds=bounds, s=1.5)
+        ax.set_title("start (uniform)" if k == 0 else f"after level {k}, sigma={level_sigma:.2g}", fontsize=9)
+        ax.set_xticks([]); ax.set_yticks([])
+    k = range(p.n_components)
+    bar = axes[4]
+    bar.bar([i - 0.2 for i in k], info["true_weights"], width=0.4, color="#7c3aed", label="true")
+    bar.bar([i + 0.2 for i in k], got, width=0.4, color=plot.SAMPLE_COLOR, label="samples")
+    bar.set_ylim(0, 1); bar.set_xticks(list(k)); bar.legend(frameon=False, fontsize=7)
+    bar.set_title(f"weight error {info['max_weight_error']:.3f}", fontsize=9)
+    fig.suptitle(f"annealed Langevin ({score} score): L={L}, eps={step_size:.2g}, T={n_steps_each}, "
+                 f"energy distance {info['energy_distance']:.3f}", fontsize=10)
+    fig.tight_layout()
+    return fig, info
+
+
+def annealed_explorer(net=None, target: str = "two modes (0.2/0.8)", n_chains: int = 2000) -> W.interactive:
+    """Sliders for ``annealed_view``: sigma_1, sigma_L, L, eps, T and (when ``net`` is given)
+    exact vs learned score (notebook 05)."""
+    return interactive_view(
+        annealed_view,
+        sigma_max=W.FloatLogSlider(value=10.0, base=10, min=-0.5, max=1.7, step=0.05, description="sigma_1",
+                                   continuous_update=False),
+        sigma_min=W.FloatLogSlider(value=0.1, base=10, min=-2, max=0, step=0.05, description="sigma_L",
+                                   continuous_update=False),
+        n_levels=W.IntSlider(value=10, min=2, max=30, description="L", continuous_update=False),
+        step_size=W.FloatLogSlider(value=5e-3, base=10, min=-4, max=-1, step=0.1, description="eps",
+                                   continuous_update=False),
+        n_steps_each=W.IntSlider(value=100, min=10, max=300, step=10, description="T", continuous_update=False),
+        score=W.ToggleButtons(options=["exact", "learned"] if net is not None else ["exact"], value="exact",
+                              description="score"),
+        net=W.fixed(net),
+        target=W.fixed(target),
+        spacing=W.fixed("geometric"),
+        n_chains=W.fixed(n_chains),
+        seed=W.fixed(0),
     )

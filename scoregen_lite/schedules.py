@@ -1,0 +1,143 @@
+"""Noise schedules: the geometric sigma ladder of NCSN and the rules of thumb of
+Song & Ermon (2020), "Improved techniques for training score-based generative
+models", for choosing it.
+
+The VE SDE of notebook 06 uses the same parameterisation in continuous time,
+sigma(t) = sigma_min (sigma_max / sigma_min)^t, so ``geometric_sigmas(smax,
+smin, L)`` is sigma(t) sampled at L evenly spaced times from t = 1 down to 0.
+Introduced in notebooks/04_ncsn.ipynb.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import _checks
+
+__all__ = [
+    "geometric_sigmas",
+    "linear_sigmas",
+    "sigma_max_from_data",
+    "ratio_for_dimension",
+    "n_levels_for",
+    "step_size_for",
+    "step_sizes",
+    "update_snr",
+]
+
+
+def geometric_sigmas(sigma_max: float, sigma_min: float, n_levels: int, dtype=torch.float32) -> torch.Tensor:
+    """sigma_1 > sigma_2 > ... > sigma_L, a geometric sequence with constant ratio
+    gamma = sigma_{i-1} / sigma_i = (sigma_max / sigma_min)^(1 / (L - 1)) (notes, section NCSN).
+
+    Raises ValueError unless sigma_max > sigma_min > 0 and n_levels >= 2.
+    """
+    sigma_max = _checks.positive("sigma_max", sigma_max)
+    sigma_min = _checks.positive("sigma_min", sigma_min)
+    n_levels = _checks.count("n_levels", n_levels, minimum=2)
+    if not sigma_max > sigma_min:
+        raise ValueError(f"sigma_max={sigma_max!r} must be larger than sigma_min={sigma_min!r} (a descending ladder).")
+    exps = torch.linspace(0.0, 1.0, n_levels, dtype=torch.float64)
+    return (sigma_max * (sigma_min / sigma_max) ** exps).to(dtype)
+
+
+def linear_sigmas(sigma_max: float, sigma_min: float, n_levels: int, dtype=torch.float32) -> torch.Tensor:
+    """An evenly spaced (arithmetic) ladder, for comparison with the geometric one in the widgets."""
+    geometric_sigmas(sigma_max, sigma_min, n_levels)  # same validation
+    return torch.linspace(sigma_max, sigma_min, n_levels, dtype=torch.float64).to(dtype)
+
+
+def sigma_max_from_data(x: torch.Tensor, max_points: int = 5000, generator: torch.Generator | None = None) -> float:
+    """Technique 1 of Song & Ermon (2020): sigma_1 as large as the maximum Euclidean distance
+    between any two training points, so that the largest noise level lets Langevin move
+    between any two modes. Computed on at most ``max_points`` points (a random subset)."""
+    x = _checks.batch("x", x)
+    flat = x.reshape(len(x), -1).double()
+    if len(flat) > max_points:
+        flat = flat[torch.randperm(len(flat), generator=generator)[:max_points].to(flat.device)]
+    return torch.cdist(flat, flat).max().item()
+
+
+def _std_normal_cdf(v: float) -> float:
+    return 0.5 * (1 + math.erf(v / math.sqrt(2)))
+
+
+def ratio_for_dimension(dim: int, target: float = 0.5) -> float:
+    """Technique 2 of Song & Ermon (2020): choose gamma = sigma_{i-1}/sigma_i so that
+    Phi(sqrt(2D)(gamma - 1) + 3 gamma) - Phi(sqrt(2D)(gamma - 1) - 3 gamma) ~ ``target`` (0.5),
+    i.e. the perturbed distributions of neighbouring levels overlap enough.
+    Solved by bisection on gamma in (1, 10]."""
+    dim = _checks.count("dim", dim)
+    if not 0.0 < target < 1.0:
+        raise ValueError(f"target={target!r} is invalid: expected a probability in (0, 1), e.g. 0.5.")
+    root = math.sqrt(2 * dim)
+
+    def overlap(g):
+        return _std_normal_cdf(root * (g - 1) + 3 * g) - _std_normal_cdf(root * (g - 1) - 3 * g)
+
+    lo, hi = 1.0, 10.0  # overlap decreases from ~1 at gamma = 1
+    if overlap(hi) > target:
+        return hi
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if overlap(mid) > target else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def n_levels_for(sigma_max: float, sigma_min: float, ratio: float) -> int:
+    """The number of levels L of a geometric ladder from sigma_max to sigma_min with ratio <= ``ratio``."""
+    sigma_max = _checks.positive("sigma_max", sigma_max)
+    sigma_min = _checks.positive("sigma_min", sigma_min)
+    ratio = _checks.positive("ratio", ratio)
+    if ratio <= 1:
+        raise ValueError(f"ratio={ratio!r} must be > 1.")
+    if sigma_max <= sigma_min:
+        raise ValueError(f"sigma_max={sigma_max!r} must be larger than sigma_min={sigma_min!r}.")
+    return max(2, math.ceil(math.log(sigma_max / sigma_min) / math.log(ratio)) + 1)
+
+
+def step_size_for(n_steps_each: int, sigma_min: float, ratio: float) -> float:
+    """Technique 4 of Song & Ermon (2020): with alpha_i = eps sigma_i^2 / sigma_L^2 and T steps
+    per level, choose eps so that the variance at the end of each level is as close as possible
+    to the one the next level expects, i.e. the expression
+
+        (1 - eps/s^2)^(2T) (gamma^2 - 2 eps / (s^2 - s^2 (1 - eps/s^2)^2)) + 2 eps / (s^2 - s^2 (1 - eps/s^2)^2),
+
+    with s = sigma_L, is maximally close to 1 (it tends to gamma^2 as eps -> 0 and exceeds 1 for
+    every eps, so the rule is a minimisation, done here on a fine log grid then refined).
+
+    The rule is stated for the NCSN update x + eps s + sqrt(2 eps) z; this function returns the
+    course's eq. (1) step, ``2 * eps``, ready for ``annealed_langevin``.
+    """
+    n_steps_each = _checks.count("n_steps_each", n_steps_each)
+    sigma_min = _checks.positive("sigma_min", sigma_min)
+    ratio = _checks.positive("ratio", ratio)
+    if ratio <= 1:
+        raise ValueError(f"ratio={ratio!r} must be > 1.")
+    s2 = sigma_min**2
+    u = torch.logspace(-10, -1e-6, 4001, dtype=torch.float64) * s2   # eps in (0, s^2)
+    a = (1 - u / s2) ** 2
+    b = 2 * u / (s2 * (1 - a))
+    gap = (a**n_steps_each * (ratio**2 - b) + b - 1).abs()
+    eps = u[int(gap.argmin())].item()
+    return 2 * eps  # NCSN eps -> eq. (1) step
+
+
+def step_sizes(sigmas: torch.Tensor, step_size: float) -> torch.Tensor:
+    """alpha_i = step_size * sigma_i^2 / sigma_L^2 for each level (notes, annealed Langevin)."""
+    step_size = _checks.positive("step_size", step_size)
+    sigmas = _checks.tensor("sigmas", torch.as_tensor(sigmas))
+    return step_size * sigmas**2 / sigmas[-1] ** 2
+
+
+def update_snr(sigmas: torch.Tensor, step_size: float, dim: int = 2) -> torch.Tensor:
+    """Expected signal-to-noise ratio of one annealed Langevin update at each level,
+    ||(alpha_i/2) s|| / ||sqrt(alpha_i) z|| with ||s|| ~ sqrt(D)/sigma_i (the score of the
+    perturbation) and ||z|| ~ sqrt(D): sqrt(alpha_i) / (2 sigma_i) = sqrt(step_size) / (2 sigma_L).
+
+    It is the same at every level: the point of alpha_i proportional to sigma_i^2.
+    """
+    alphas = step_sizes(sigmas, step_size)
+    sigmas = torch.as_tensor(sigmas, dtype=alphas.dtype)
+    return torch.sqrt(alphas) / (2 * sigmas)

@@ -70,7 +70,7 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-from . import densities, samplers, plot, widgets, nets, losses, train, metrics, schedules  # noqa: E402
+from . import densities, samplers, plot, widgets, nets, losses, train, metrics, schedules, sde  # noqa: E402
 
 # Loaded on first use (``sg.exercises``) so that ``python -m scoregen_lite.exercises``
 # runs without importing the module twice.
@@ -114,4 +114,5 @@ __all__ = [
     "train",
     "metrics",
     "schedules",
+    "sde",
 ]

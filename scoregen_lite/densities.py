@@ -18,6 +18,7 @@ from . import _checks
 __all__ = [
     "GaussianMixture",
     "Gaussian",
+    "SDEMarginal",
     "two_modes",
     "ring",
     "anisotropic_gaussian",
@@ -261,6 +262,78 @@ class Gaussian(GaussianMixture):
     @property
     def cov(self) -> torch.Tensor:
         return self.covs[0]
+
+
+class SDEMarginal:
+    """The exact marginal p_t of a forward SDE, eq. (6), started at a Gaussian mixture p_0.
+
+    For an SDE with affine drift, x(t) = alpha_t x(0) + std_t z, so p_t is the mixture with
+    means alpha_t mu_k and covariances alpha_t^2 Sigma_k + std_t^2 I (``GaussianMixture.diffuse``).
+    ``log_prob(x, t)`` and ``score(x, t)`` accept a float t or one time per row of x (shape (n,)),
+    so the reverse-time samplers of notebook 06 can run on the exact score.
+
+    Introduced in notebooks/06_sdes.ipynb.
+    """
+
+    def __init__(self, mixture: GaussianMixture, sde):
+        self.mixture, self.sde = mixture, sde
+
+    def at(self, t: float) -> GaussianMixture:
+        """p_t at one time t as a ``GaussianMixture``."""
+        alpha, std = self.sde.marginal_coeffs(float(t))
+        return self.mixture.diffuse(float(alpha), float(std))
+
+    def _terms(self, x, t):
+        from .sde import _as_time
+
+        x = _checks.points("x", x, self.mixture.dim)
+        t = _as_time(t, x)
+        alpha, std = self.sde.marginal_coeffs(t.to(torch.float64))
+        n = x.shape[0]
+        alpha = alpha.expand(n) if alpha.dim() == 0 else alpha
+        std = std.expand(n) if std.dim() == 0 else std
+        m = self.mixture
+        eye = torch.eye(m.dim, dtype=torch.float64, device=x.device)
+        covs = alpha[:, None, None, None] ** 2 * m.covs.to(x.device, torch.float64)[None] \
+            + std[:, None, None, None] ** 2 * eye                                          # (n, K, D, D)
+        chol = torch.linalg.cholesky(covs)
+        diff = x.to(torch.float64)[:, None, :] - alpha[:, None, None] * m.means.to(x.device, torch.float64)[None]
+        sol = torch.cholesky_solve(diff[..., None], chol)[..., 0]                            # Sigma^{-1} (x - mu)
+        maha = (diff * sol).sum(-1)
+        logdet = 2 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+        log_w = torch.log(m.weights.to(x.device, torch.float64))
+        terms = log_w[None] - 0.5 * (m.dim * _LOG_2PI + logdet + maha)
+        return x, terms, sol
+
+    @staticmethod
+    def _common_time(t):
+        """The single time shared by every row (what the samplers pass), else None."""
+        if not isinstance(t, torch.Tensor):
+            return float(t)
+        if t.dim() == 0 or bool((t == t.reshape(-1)[0]).all()):
+            return float(t.reshape(-1)[0])
+        return None
+
+    def log_prob(self, x: torch.Tensor, t) -> torch.Tensor:
+        """log p_t(x), shape (n,)."""
+        common = self._common_time(t)
+        if common is not None:
+            return self.at(common).log_prob(x)
+        x, terms, _ = self._terms(x, t)
+        return torch.logsumexp(terms, dim=1).to(x.dtype)
+
+    def score(self, x: torch.Tensor, t) -> torch.Tensor:
+        """grad_x log p_t(x), shape (n, D): the exact time-dependent score."""
+        common = self._common_time(t)
+        if common is not None:
+            return self.at(common).score(x)
+        x, terms, sol = self._terms(x, t)
+        resp = torch.softmax(terms, dim=1)
+        return -(resp[..., None] * sol).sum(1).to(x.dtype)
+
+    def sample(self, n: int, t: float, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n samples of p_t (forward in closed form: alpha_t x0 + std_t z)."""
+        return self.at(t).sample(n, generator=generator)
 
 
 # ---------------------------------------------------------------------------

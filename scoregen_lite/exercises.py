@@ -35,6 +35,8 @@ __all__ = [
     "check_dsm_target",
     "check_sigma_max",
     "check_step_sizes",
+    "check_em_step",
+    "check_ve_std",
     "strip_source",
     "strip_notebook",
     "strip_folder",
@@ -172,6 +174,32 @@ def check_step_sizes(fn) -> None:
         _compare("step_sizes", fn(sig, eps), eps * sig**2 / sig[-1] ** 2, 1e-9 * float(eps * (sig[0] / sig[-1]) ** 2),
                  f"alpha_i for {len(sig)} levels, eps={eps}")
     _passed("step_sizes", "alpha_i = eps sigma_i^2 / sigma_L^2 on two ladders")
+
+
+def check_em_step(fn) -> None:
+    """Check ``fn(x, t, dt, score, sde, z)``: one Euler-Maruyama step of the reverse SDE, eq. (7),
+    x + [f(x, t) - g(t)^2 score] dt + g(t) sqrt(|dt|) z with dt < 0 (notebook 06)."""
+    from .sde import VESDE, VPSDE
+
+    gen = torch.Generator().manual_seed(6)
+    x, s, z = (torch.randn(16, 2, generator=gen, dtype=torch.float64) for _ in range(3))
+    for sde in (VPSDE(), VESDE(0.01, 10.0)):
+        t, dt = 0.7, -0.01
+        tv = torch.full((16,), t, dtype=torch.float64)
+        g = sde.diffusion(tv)[:, None]
+        want = x + (sde.drift(x, tv) - g**2 * s) * dt + g * math.sqrt(-dt) * z
+        _compare("em_step", fn(x, t, dt, s, sde, z), want, 1e-9, f"eq. (7) for the {sde.name} SDE, t={t}, dt={dt}")
+    _passed("em_step", "one reverse Euler-Maruyama step of eq. (7) for the VP and VE SDEs")
+
+
+def check_ve_std(fn) -> None:
+    """Check ``fn(t, sigma_min, sigma_max)``: the VE kernel's std, sqrt(sigma(t)^2 - sigma_min^2)
+    with sigma(t) = sigma_min (sigma_max/sigma_min)^t (notebook 06)."""
+    t = torch.tensor([1e-3, 0.1, 0.5, 1.0], dtype=torch.float64)
+    for smin, smax in ((0.01, 10.0), (0.1, 50.0)):
+        want = torch.sqrt((smin * (smax / smin) ** t) ** 2 - smin**2)
+        _compare("ve_std", fn(t, smin, smax), want, 1e-6 * smax, f"sigma_min={smin}, sigma_max={smax}")
+    _passed("ve_std", "the VE marginal std at four times for two ladders")
 
 
 # ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import torch
 
 from . import _checks
 
-__all__ = ["explicit_score_matching", "sliced_score_matching", "denoising_score_matching", "dsm_target", "ncsn_loss"]
+__all__ = ["explicit_score_matching", "sliced_score_matching", "denoising_score_matching", "dsm_target", "ncsn_loss", "sde_dsm"]
 
 
 def _check_net(score_net):
@@ -153,3 +153,28 @@ def ncsn_loss(score_net, x: torch.Tensor, sigmas: torch.Tensor, weighting=2.0, p
     # target -(x~ - x)/sigma^2 = -z/sigma                                           eq. (4)
     per_point = 0.5 * (s + z / sig.view(view)).pow(2).reshape(n, -1).sum(1)
     return (lam(sig) * per_point).mean()                                           # eq. (5)
+
+
+def sde_dsm(score_net, x0: torch.Tensor, sde, eps: float = 1e-5, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Time-dependent denoising score matching, eq. (8), with lambda(t) = std_t^2 and t ~ U(eps, 1):
+
+        E_t E_x0 E_z || std_t s_theta(x_t, t) + z ||^2,   x_t = alpha_t x0 + std_t z,
+
+    since grad log p_0t(x_t | x0) = -z / std_t. As in eq. (8) there is no 1/2 in front. Any data
+    shape (batch first); ``score_net(x, t)`` gets t of shape (n,).
+
+    Introduced in notebooks/06_sdes.ipynb, used for MNIST in 07_mnist_score_sde.ipynb.
+    """
+    if not callable(score_net):
+        raise TypeError(f"score_net={score_net!r} must be callable: score_net(x, t) -> tensor shaped like x.")
+    x0 = _checks.batch("x0", x0)
+    eps = _checks.positive("eps", eps)
+    if eps >= 1:
+        raise ValueError(f"eps={eps!r} is invalid: expected 0 < eps < 1 (e.g. 1e-5).")
+    n = len(x0)
+    t = eps + (1 - eps) * torch.rand(n, generator=generator, device=x0.device, dtype=x0.dtype)
+    z = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    mean, std = sde.marginal_prob(x0, t)
+    std = std.reshape((-1,) + (1,) * (x0.dim() - 1))
+    s = _check_out(score_net(mean + std * z, t), x0)
+    return (std * s + z).pow(2).reshape(n, -1).sum(1).mean()

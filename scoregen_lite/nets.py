@@ -16,7 +16,8 @@ from torch import nn
 
 from . import _checks
 
-__all__ = ["LinearScore", "MLPScore", "GaussianFourierProjection", "ConditionalMLPScore", "count_parameters"]
+__all__ = ["LinearScore", "MLPScore", "GaussianFourierProjection", "ConditionalMLPScore", "TimeMLPScore",
+           "count_parameters"]
 
 
 def count_parameters(net: nn.Module) -> int:
@@ -151,3 +152,18 @@ class ConditionalMLPScore(nn.Module):
         if self.output_divisor is not None:
             out = out / self.output_divisor(c)[:, None]
         return out
+
+
+class TimeMLPScore(ConditionalMLPScore):
+    """s_theta(x, t) for an SDE: a ``ConditionalMLPScore`` on the time t in [0, 1] (Fourier
+    features of t with frequency scale ``scale``) whose output is divided by the SDE's
+    marginal std_t, so that its norm matches the true score's (notes, design advice).
+
+    Introduced in notebooks/06_sdes.ipynb.
+    """
+
+    def __init__(self, sde, dim: int = 2, hidden: int = 128, n_layers: int = 3, embed_dim: int = 32,
+                 scale: float = 4.0):
+        super().__init__(dim, hidden=hidden, n_layers=n_layers, embed_dim=embed_dim, scale=scale, log_input=False,
+                         output_divisor=sde.marginal_std)
+        self.sde = sde

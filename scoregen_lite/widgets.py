@@ -13,7 +13,10 @@ import ipywidgets as W
 import matplotlib.pyplot as plt
 import torch
 
+import time
+
 from . import densities, metrics, plot, samplers, schedules
+from . import sde as sdes
 
 __all__ = [
     "interactive_view",
@@ -27,6 +30,8 @@ __all__ = [
     "schedule_explorer",
     "annealed_view",
     "annealed_explorer",
+    "sde_view",
+    "sde_explorer",
 ]
 
 
@@ -327,5 +332,72 @@ def annealed_explorer(net=None, target: str = "two modes (0.2/0.8)", n_chains: i
         target=W.fixed(target),
         spacing=W.fixed("geometric"),
         n_chains=W.fixed(n_chains),
+        seed=W.fixed(0),
+    )
+
+
+def sde_view(sampler: str = "EM", n_steps: int = 100, snr: float = 0.16, sde_name: str = "VP", score: str = "exact",
+             nets: dict | None = None, target: str = "ring of 8", n_samples: int = 2000, seed: int = 0):
+    """Sample a 2D target with a reverse-time sampler and compare with the truth.
+
+    ``sampler``: "EM" (Euler-Maruyama, eq. (7)), "PC" (predictor-corrector with one corrector step at
+    ``snr``; n_steps is halved so the cost matches EM) or "ODE" (probability flow, adaptive RK45;
+    n_steps is ignored). ``score``: "exact" (``SDEMarginal.score``) or "learned" (``nets[sde_name]``,
+    a time-conditional network trained for that SDE).
+
+    Returns ``(fig, info)``: info has ``nfe`` (score evaluations), ``seconds`` and
+    ``energy_distance`` to 4000 true samples. Introduced in notebooks/06_sdes.ipynb.
+    """
+    _checks_choice = {"EM", "PC", "ODE"}
+    if sampler not in _checks_choice:
+        raise ValueError(f"sampler={sampler!r} is invalid: choose one of {sorted(_checks_choice)}.")
+    if sde_name not in sdes.SDES:
+        raise ValueError(f"sde_name={sde_name!r} is invalid: choose one of {sorted(sdes.SDES)}.")
+    p = densities.target(target)
+    sde = sdes.SDES[sde_name]()
+    if score == "exact":
+        score_fn = densities.SDEMarginal(p, sde).score
+    elif score == "learned":
+        if not nets or sde_name not in nets:
+            raise ValueError(f"score='learned' needs nets={{'{sde_name}': <network trained for the {sde_name} SDE>}}.")
+        score_fn = nets[sde_name]
+    else:
+        raise ValueError(f"score={score!r} is invalid: choose 'exact' or 'learned'.")
+    gen = torch.Generator().manual_seed(seed)
+    shape = (n_samples, 2)
+    start = time.perf_counter()
+    if sampler == "EM":
+        x = samplers.euler_maruyama(sde, score_fn, shape, n_steps, generator=gen)
+        nfe = n_steps
+    elif sampler == "PC":
+        x = samplers.predictor_corrector(sde, score_fn, shape, max(1, n_steps // 2), snr=snr, generator=gen)
+        nfe = 2 * max(1, n_steps // 2)
+    else:
+        x, nfe = samplers.probability_flow_ode(sde, score_fn, shape, rtol=1e-4, atol=1e-4, generator=gen)
+    seconds = time.perf_counter() - start
+    ed = metrics.energy_distance(x, p.sample(4000, generator=gen), generator=gen)
+    bounds = p.bounds()
+    fig, ax = plt.subplots(figsize=(3.8, 3.8))
+    plot.density(ax, p.log_prob, bounds)
+    plot.samples(ax, x, bounds=bounds)
+    ax.set_title(f"{sde_name} SDE, {sampler} ({score}): NFE {nfe}\nenergy distance {ed:.4f}, {seconds:.2f} s", fontsize=9)
+    fig.tight_layout()
+    return fig, {"sampler": sampler, "sde": sde_name, "score": score, "nfe": nfe, "seconds": seconds,
+                 "energy_distance": ed, "n_steps": n_steps, "snr": snr}
+
+
+def sde_explorer(nets: dict | None = None, target: str = "ring of 8", n_samples: int = 2000) -> W.interactive:
+    """Sliders for ``sde_view``: sampler, number of steps, corrector SNR, SDE and (with ``nets``)
+    exact vs learned score. Introduced in notebooks/06_sdes.ipynb."""
+    return interactive_view(
+        sde_view,
+        sampler=W.ToggleButtons(options=["EM", "PC", "ODE"], value="EM", description="sampler"),
+        n_steps=W.IntSlider(value=100, min=2, max=1000, step=2, description="steps", continuous_update=False),
+        snr=W.FloatLogSlider(value=0.16, base=10, min=-2, max=0, step=0.1, description="snr", continuous_update=False),
+        sde_name=W.ToggleButtons(options=list(sdes.SDES), value="VP", description="SDE"),
+        score=W.ToggleButtons(options=["exact", "learned"] if nets else ["exact"], value="exact", description="score"),
+        nets=W.fixed(nets),
+        target=W.fixed(target),
+        n_samples=W.fixed(n_samples),
         seed=W.fixed(0),
     )

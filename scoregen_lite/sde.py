@@ -1,0 +1,218 @@
+"""Forward SDEs dx = f(x, t) dt + g(t) dw, eq. (6), on t in [0, 1], for data of any
+shape (batch first): the variance-exploding (VE), variance-preserving (VP) and
+sub-VP SDEs of Song et al. (2021).
+
+All three have affine drift, so the transition kernel p_0t(x(t) | x(0)) is
+Gaussian, N(alpha_t x(0), std_t^2 I), given by ``marginal_prob``; that is what
+eq. (8) and the exact mixture marginals of ``sg.densities.SDEMarginal`` use.
+Introduced in notebooks/06_sdes.ipynb and reused on MNIST in
+07_mnist_score_sde.ipynb.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import _checks
+
+__all__ = ["SDE", "VESDE", "VPSDE", "SubVPSDE", "SDES"]
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+def _as_time(t, x: torch.Tensor | None = None) -> torch.Tensor:
+    """t as a float tensor of shape (n,) (or 0-d), checked to lie in [0, 1]."""
+    given = t
+    if isinstance(t, torch.Tensor):
+        tt = t
+    else:
+        if isinstance(t, bool) or not isinstance(t, (int, float)):
+            raise TypeError(f"t={t!r} must be a float or a tensor of times in [0, 1].")
+        tt = torch.tensor(float(t))
+    if x is not None:
+        tt = tt.to(device=x.device, dtype=x.dtype if torch.is_floating_point(x) else torch.float32)
+    if not torch.is_floating_point(tt):
+        tt = tt.float()
+    if not torch.isfinite(tt).all() or (tt < 0).any() or (tt > 1).any():
+        raise ValueError(f"t={_checks._show(given)} is invalid: expected times in [0, 1].")
+    if x is not None and tt.dim() == 1 and tt.shape[0] != x.shape[0]:
+        raise ValueError(f"t has shape {tuple(tt.shape)}; expected a scalar or ({x.shape[0]},), one per row of x.")
+    return tt
+
+
+def _bcast(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Reshape a per-sample (n,) or scalar coefficient to broadcast against x (n, ...)."""
+    if v.dim() == 0:
+        return v
+    return v.reshape((-1,) + (1,) * (x.dim() - 1))
+
+
+class SDE:
+    """Base class: subclasses define ``beta``-style coefficients; this class gives the shared API.
+
+    Methods (x of shape (n, ...), t a float or a tensor (n,) in [0, 1]):
+        drift(x, t) -> f(x, t), diffusion(t) -> g(t), marginal_prob(x0, t) -> (mean, std),
+        marginal_coeffs(t) -> (alpha_t, std_t), marginal_std(t), prior_sample(shape, generator),
+        prior_log_prob(x) -> (n,), reverse_drift(x, t, score) -> f - g^2 score (eq. (7)).
+    """
+
+    T = 1.0
+    name = "SDE"
+
+    # -- to implement -------------------------------------------------------
+    def _drift_coeff(self, t: torch.Tensor) -> torch.Tensor:  # f(x, t) = coeff(t) * x
+        raise NotImplementedError
+
+    def _diffusion(self, t: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def marginal_coeffs(self, t) -> tuple[torch.Tensor, torch.Tensor]:
+        """(alpha_t, std_t) with p_0t(x(t) | x(0)) = N(alpha_t x(0), std_t^2 I)."""
+        raise NotImplementedError
+
+    def prior_std(self) -> float:
+        raise NotImplementedError
+
+    # -- shared API ---------------------------------------------------------
+    def drift(self, x: torch.Tensor, t) -> torch.Tensor:
+        """f(x, t) of eq. (6) (affine in x for all three SDEs)."""
+        x = _checks.batch("x", x)
+        t = _as_time(t, x)
+        return _bcast(self._drift_coeff(t), x) * x
+
+    def diffusion(self, t) -> torch.Tensor:
+        """g(t) of eq. (6), same shape as t."""
+        return self._diffusion(_as_time(t))
+
+    def marginal_std(self, t) -> torch.Tensor:
+        """std_t of the transition kernel, same shape as t (what a score network's output is divided by)."""
+        return self.marginal_coeffs(t)[1]
+
+    def marginal_prob(self, x0: torch.Tensor, t):
+        """Mean alpha_t x0 and std std_t of p_0t(x(t) | x(0) = x0); std has t's shape."""
+        x0 = _checks.batch("x0", x0)
+        t = _as_time(t, x0)
+        alpha, std = self.marginal_coeffs(t)
+        return _bcast(alpha, x0) * x0, std
+
+    def prior_sample(self, shape, generator: torch.Generator | None = None, device=None, dtype=torch.float32):
+        """x(T) ~ p_T = N(0, prior_std^2 I), the tractable prior the reverse samplers start from."""
+        shape = tuple(shape) if not isinstance(shape, int) else (shape,)
+        if not shape or any((not isinstance(s, int)) or s < 1 for s in shape):
+            raise ValueError(f"shape={shape!r} is invalid: expected positive ints, batch first, e.g. (1000, 2).")
+        return self.prior_std() * torch.randn(shape, generator=generator, device=device, dtype=dtype)
+
+    def prior_log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """log p_T(x) for the Gaussian prior, summed over all non-batch dimensions: shape (n,)."""
+        x = _checks.batch("x", x)
+        d = x[0].numel()
+        s = self.prior_std()
+        return -0.5 * d * (_LOG_2PI + 2 * math.log(s)) - x.reshape(len(x), -1).pow(2).sum(1) / (2 * s**2)
+
+    def reverse_drift(self, x: torch.Tensor, t, score: torch.Tensor, ode: bool = False) -> torch.Tensor:
+        """Drift of the reverse-time SDE, eq. (7): f - g^2 score; with ``ode``, of the
+        probability-flow ODE: f - (1/2) g^2 score."""
+        g2 = _bcast(self.diffusion(_as_time(t, x)) ** 2, x)
+        return self.drift(x, t) - (0.5 if ode else 1.0) * g2 * score
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v:g}" for k, v in vars(self).items() if isinstance(v, float) and not k.startswith("_"))
+        return f"{type(self).__name__}({args})"
+
+
+class VESDE(SDE):
+    """Variance-exploding SDE, the continuous limit of NCSN: dx = sqrt(d[sigma^2(t)]/dt) dw with
+    sigma(t) = sigma_min (sigma_max / sigma_min)^t, so g(t) = sigma(t) sqrt(2 log(sigma_max / sigma_min)).
+
+    The kernel is exact from t = 0: alpha_t = 1, std_t^2 = sigma(t)^2 - sigma_min^2. The NCSN
+    ladder ``geometric_sigmas(sigma_max, sigma_min, L)`` is sigma(t) at t = 1, ..., 0 in L even
+    steps (notebook 06 shows the correspondence). Prior: N(0, sigma_max^2 I).
+    """
+
+    name = "VE"
+
+    def __init__(self, sigma_min: float = 0.01, sigma_max: float = 50.0):
+        self.sigma_min = _checks.positive("sigma_min", sigma_min)
+        self.sigma_max = _checks.positive("sigma_max", sigma_max)
+        if not self.sigma_max > self.sigma_min:
+            raise ValueError(f"sigma_max={sigma_max!r} must be larger than sigma_min={sigma_min!r}.")
+        self._log_ratio = math.log(self.sigma_max / self.sigma_min)
+
+    def sigma(self, t) -> torch.Tensor:
+        """sigma(t) = sigma_min (sigma_max / sigma_min)^t."""
+        return self.sigma_min * torch.exp(_as_time(t) * self._log_ratio)
+
+    def _drift_coeff(self, t):
+        return torch.zeros_like(t)
+
+    def _diffusion(self, t):
+        return self.sigma_min * torch.exp(t * self._log_ratio) * math.sqrt(2 * self._log_ratio)
+
+    def marginal_coeffs(self, t):
+        t = _as_time(t)
+        # sigma(t)^2 - sigma_min^2 = sigma_min^2 (exp(2 t log r) - 1), computed stably for small t
+        std = self.sigma_min * torch.sqrt(torch.expm1(2 * t * self._log_ratio))
+        return torch.ones_like(t), std
+
+    def prior_std(self) -> float:
+        return self.sigma_max
+
+
+class VPSDE(SDE):
+    """Variance-preserving SDE, the continuous limit of DDPM: dx = -(1/2) beta(t) x dt + sqrt(beta(t)) dw,
+    beta(t) = beta_min + t (beta_max - beta_min). alpha_t = exp(-(1/4) t^2 (beta_max - beta_min) - (1/2) t beta_min),
+    std_t = sqrt(1 - alpha_t^2). Prior: N(0, I).
+    """
+
+    name = "VP"
+
+    def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0):
+        self.beta_min = _checks.positive("beta_min", beta_min)
+        self.beta_max = _checks.positive("beta_max", beta_max)
+        if not self.beta_max > self.beta_min:
+            raise ValueError(f"beta_max={beta_max!r} must be larger than beta_min={beta_min!r}.")
+
+    def beta(self, t) -> torch.Tensor:
+        return self.beta_min + _as_time(t) * (self.beta_max - self.beta_min)
+
+    def _log_alpha(self, t):
+        return -0.25 * t**2 * (self.beta_max - self.beta_min) - 0.5 * t * self.beta_min
+
+    def _drift_coeff(self, t):
+        return -0.5 * (self.beta_min + t * (self.beta_max - self.beta_min))
+
+    def _diffusion(self, t):
+        return torch.sqrt(self.beta_min + t * (self.beta_max - self.beta_min))
+
+    def marginal_coeffs(self, t):
+        t = _as_time(t)
+        log_alpha = self._log_alpha(t)
+        return torch.exp(log_alpha), torch.sqrt(-torch.expm1(2 * log_alpha))
+
+    def prior_std(self) -> float:
+        return 1.0
+
+
+class SubVPSDE(VPSDE):
+    """Sub-VP SDE: the VP drift with g(t)^2 = beta(t) (1 - exp(-2 int_0^t beta)); its variance
+    std_t = 1 - alpha_t^2 stays below the VP one at every t. Prior: N(0, I)."""
+
+    name = "sub-VP"
+
+    def _diffusion(self, t):
+        beta = self.beta_min + t * (self.beta_max - self.beta_min)
+        return torch.sqrt(beta * -torch.expm1(4 * self._log_alpha(t)))
+
+    def marginal_coeffs(self, t):
+        t = _as_time(t)
+        log_alpha = self._log_alpha(t)
+        return torch.exp(log_alpha), -torch.expm1(2 * log_alpha)
+
+
+#: Name -> a default-configured SDE for 2D toy data (used by the widgets).
+SDES = {
+    "VE": lambda: VESDE(sigma_min=0.01, sigma_max=10.0),
+    "VP": lambda: VPSDE(beta_min=0.1, beta_max=20.0),
+    "sub-VP": lambda: SubVPSDE(beta_min=0.1, beta_max=20.0),
+}

@@ -70,11 +70,12 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-from . import densities, samplers, plot, widgets, nets, losses, train, metrics, schedules, sde  # noqa: E402
+from . import densities, samplers, plot, nets, losses, train, metrics, schedules, sde  # noqa: E402
 
-# Loaded on first use (``sg.exercises``) so that ``python -m scoregen_lite.exercises``
-# runs without importing the module twice.
-_LAZY = ("exercises",)
+# Loaded on first use (``sg.exercises``, ``sg.data``, ``sg.mnist``, ``sg.widgets``) so that
+# ``python -m scoregen_lite.exercises`` runs without importing the module twice, and the package
+# imports on a headless GPU box that has torch but no Jupyter stack (ipywidgets).
+_LAZY = ("exercises", "data", "mnist", "widgets")
 
 
 def __getattr__(name):
@@ -115,4 +116,6 @@ __all__ = [
     "metrics",
     "schedules",
     "sde",
+    "data",
+    "mnist",
 ]

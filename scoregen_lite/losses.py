@@ -171,10 +171,16 @@ def sde_dsm(score_net, x0: torch.Tensor, sde, eps: float = 1e-5, generator: torc
     eps = _checks.positive("eps", eps)
     if eps >= 1:
         raise ValueError(f"eps={eps!r} is invalid: expected 0 < eps < 1 (e.g. 1e-5).")
+    return _sde_dsm(score_net, x0, sde, eps, generator)
+
+
+def _sde_dsm(score_net, x0, sde, eps, generator=None):
+    """Eq. (8) without argument checks (no host synchronisation): the GPU training loop's version."""
     n = len(x0)
     t = eps + (1 - eps) * torch.rand(n, generator=generator, device=x0.device, dtype=x0.dtype)
     z = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-    mean, std = sde.marginal_prob(x0, t)
-    std = std.reshape((-1,) + (1,) * (x0.dim() - 1))
-    s = _check_out(score_net(mean + std * z, t), x0)
+    alpha, std = sde._coeffs(t)
+    view = (-1,) + (1,) * (x0.dim() - 1)
+    std = std.reshape(view)
+    s = _check_out(score_net(alpha.reshape(view) * x0 + std * z, t), x0)
     return (std * s + z).pow(2).reshape(n, -1).sum(1).mean()

@@ -17,7 +17,7 @@ from torch import nn
 from . import _checks
 
 __all__ = ["LinearScore", "MLPScore", "GaussianFourierProjection", "ConditionalMLPScore", "TimeMLPScore",
-           "count_parameters"]
+           "ScoreUNet", "count_parameters"]
 
 
 def count_parameters(net: nn.Module) -> int:
@@ -167,3 +167,67 @@ class TimeMLPScore(ConditionalMLPScore):
         super().__init__(dim, hidden=hidden, n_layers=n_layers, embed_dim=embed_dim, scale=scale, log_input=False,
                          output_divisor=sde.marginal_std)
         self.sde = sde
+
+
+def _groups(channels: int, first: bool) -> int:
+    return math.gcd(4 if first else 32, channels)
+
+
+class ScoreUNet(nn.Module):
+    """Time-conditional U-Net score model s_theta(x, t) for 1 x 28 x 28 images (notebook 07).
+
+    The architecture of Song's score-SDE PyTorch tutorial (about 1.1M parameters with the default
+    channels): Gaussian random Fourier features of t (fixed omega ~ N(0, scale^2)) and a linear
+    layer give a time embedding that is added at every level of the encoder (3x3 convolutions,
+    stride 2) and decoder (transposed convolutions with skip connections from the encoder), each
+    followed by GroupNorm and SiLU; the output is divided by the SDE's std_t so that its norm
+    matches the true score's (notes, design advice).
+
+    Args:
+        sde: gives ``marginal_std(t)``.
+        channels: widths of the four levels.
+        embed_dim: size of the time embedding.
+        scale: frequency scale of the Fourier features.
+    """
+
+    def __init__(self, sde, channels=(32, 64, 128, 256), embed_dim: int = 256, scale: float = 30.0):
+        super().__init__()
+        if len(channels) != 4 or any((not isinstance(c, int)) or c < 4 for c in channels):
+            raise ValueError(f"channels={channels!r} is invalid: expected four ints >= 4, e.g. (32, 64, 128, 256).")
+        embed_dim = _checks.count("embed_dim", embed_dim, minimum=2)
+        self.sde = sde
+        self.channels = tuple(channels)
+        c1, c2, c3, c4 = channels
+        self.embed = nn.Sequential(GaussianFourierProjection(embed_dim, scale), nn.Linear(embed_dim, embed_dim))
+        self.conv1 = nn.Conv2d(1, c1, 3, stride=1, bias=False)          # 28 -> 26
+        self.conv2 = nn.Conv2d(c1, c2, 3, stride=2, bias=False)         # 26 -> 12
+        self.conv3 = nn.Conv2d(c2, c3, 3, stride=2, bias=False)         # 12 -> 5
+        self.conv4 = nn.Conv2d(c3, c4, 3, stride=2, bias=False)         # 5 -> 2
+        self.tconv4 = nn.ConvTranspose2d(c4, c3, 3, stride=2, bias=False)                        # 2 -> 5
+        self.tconv3 = nn.ConvTranspose2d(2 * c3, c2, 3, stride=2, bias=False, output_padding=1)  # 5 -> 12
+        self.tconv2 = nn.ConvTranspose2d(2 * c2, c1, 3, stride=2, bias=False, output_padding=1)  # 12 -> 26
+        self.tconv1 = nn.ConvTranspose2d(2 * c1, 1, 3, stride=1)                                 # 26 -> 28
+        widths = [c1, c2, c3, c4, c3, c2, c1]
+        self.dense = nn.ModuleList([nn.Linear(embed_dim, w) for w in widths])          # time injection per level
+        self.norms = nn.ModuleList([nn.GroupNorm(_groups(w, i == 0), w) for i, w in enumerate(widths)])
+        self.act = nn.SiLU()
+
+    def _block(self, h, i, emb):
+        return self.act(self.norms[i](h + self.dense[i](emb)[:, :, None, None]))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1:] != (1, 28, 28):
+            raise ValueError(f"x has shape {tuple(x.shape)}; ScoreUNet expects (n, 1, 28, 28).")
+        t = torch.as_tensor(t, device=x.device, dtype=torch.float32)
+        if t.dim() == 0:
+            t = t.expand(x.shape[0])
+        emb = self.act(self.embed(t))
+        h1 = self._block(self.conv1(x), 0, emb)
+        h2 = self._block(self.conv2(h1), 1, emb)
+        h3 = self._block(self.conv3(h2), 2, emb)
+        h4 = self._block(self.conv4(h3), 3, emb)
+        h = self._block(self.tconv4(h4), 4, emb)
+        h = self._block(self.tconv3(torch.cat([h, h3], dim=1)), 5, emb)
+        h = self._block(self.tconv2(torch.cat([h, h2], dim=1)), 6, emb)
+        h = self.tconv1(torch.cat([h, h1], dim=1))
+        return h / self.sde._coeffs(t)[1].to(h.dtype)[:, None, None, None]   # divide by std_t (unchecked: no sync)

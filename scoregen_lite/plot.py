@@ -23,6 +23,8 @@ __all__ = [
     "samples",
     "paths",
     "animate_chains",
+    "image_grid",
+    "save_image_grid",
     "DENSITY_CMAP",
 ]
 
@@ -197,3 +199,32 @@ def animate_chains(path, log_prob_fn: Callable | None = None, bounds: Bounds = (
     html = HTML(anim.to_jshtml(fps=fps, default_mode="once"))
     plt.close(fig)
     return html
+
+
+def _grid_array(images, nrow: int | None = None, pad: int = 2) -> np.ndarray:
+    x = torch.as_tensor(images).detach().float().cpu().clamp(0, 1)
+    if x.dim() == 4:
+        x = x[:, 0]
+    n, h, w = x.shape
+    nrow = nrow or int(np.ceil(np.sqrt(n)))
+    ncol = int(np.ceil(n / nrow))
+    canvas = np.ones((ncol * (h + pad) + pad, nrow * (w + pad) + pad), dtype=np.float32)
+    for i in range(n):
+        r, c = divmod(i, nrow)
+        canvas[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = x[i].numpy()
+    return canvas
+
+
+def image_grid(ax=None, images=None, nrow: int | None = None, title: str | None = None):
+    """Show images (n, 1, H, W) or (n, H, W) in [0, 1] as one grid (white on black digits)."""
+    ax = _ax(ax)
+    ax.imshow(_grid_array(images, nrow), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([]); ax.set_yticks([])
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def save_image_grid(images, path, nrow: int | None = None) -> None:
+    """Write images as one PNG grid (used by the command line)."""
+    plt.imsave(path, _grid_array(images, nrow), cmap="gray", vmin=0, vmax=1)

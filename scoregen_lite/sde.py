@@ -67,19 +67,30 @@ class SDE:
     def _diffusion(self, t: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def marginal_coeffs(self, t) -> tuple[torch.Tensor, torch.Tensor]:
-        """(alpha_t, std_t) with p_0t(x(t) | x(0)) = N(alpha_t x(0), std_t^2 I)."""
+    def _coeffs(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(alpha_t, std_t) without checking t: for hot loops on a GPU (no host sync)."""
         raise NotImplementedError
 
     def prior_std(self) -> float:
         raise NotImplementedError
 
+    # -- unchecked internals (no host synchronisation: used inside samplers and training loops) --
+    def _drift_raw(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return _bcast(self._drift_coeff(t), x) * x
+
+    def _reverse_drift_raw(self, x: torch.Tensor, t: torch.Tensor, score: torch.Tensor, ode: bool = False):
+        g2 = _bcast(self._diffusion(t) ** 2, x)
+        return self._drift_raw(x, t) - (0.5 if ode else 1.0) * g2 * score
+
     # -- shared API ---------------------------------------------------------
+    def marginal_coeffs(self, t) -> tuple[torch.Tensor, torch.Tensor]:
+        """(alpha_t, std_t) with p_0t(x(t) | x(0)) = N(alpha_t x(0), std_t^2 I), same shape as t."""
+        return self._coeffs(_as_time(t))
+
     def drift(self, x: torch.Tensor, t) -> torch.Tensor:
         """f(x, t) of eq. (6) (affine in x for all three SDEs)."""
         x = _checks.batch("x", x)
-        t = _as_time(t, x)
-        return _bcast(self._drift_coeff(t), x) * x
+        return self._drift_raw(x, _as_time(t, x))
 
     def diffusion(self, t) -> torch.Tensor:
         """g(t) of eq. (6), same shape as t."""
@@ -93,7 +104,7 @@ class SDE:
         """Mean alpha_t x0 and std std_t of p_0t(x(t) | x(0) = x0); std has t's shape."""
         x0 = _checks.batch("x0", x0)
         t = _as_time(t, x0)
-        alpha, std = self.marginal_coeffs(t)
+        alpha, std = self._coeffs(t)
         return _bcast(alpha, x0) * x0, std
 
     def prior_sample(self, shape, generator: torch.Generator | None = None, device=None, dtype=torch.float32):
@@ -113,8 +124,8 @@ class SDE:
     def reverse_drift(self, x: torch.Tensor, t, score: torch.Tensor, ode: bool = False) -> torch.Tensor:
         """Drift of the reverse-time SDE, eq. (7): f - g^2 score; with ``ode``, of the
         probability-flow ODE: f - (1/2) g^2 score."""
-        g2 = _bcast(self.diffusion(_as_time(t, x)) ** 2, x)
-        return self.drift(x, t) - (0.5 if ode else 1.0) * g2 * score
+        x = _checks.batch("x", x)
+        return self._reverse_drift_raw(x, _as_time(t, x), score, ode)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v:g}" for k, v in vars(self).items() if isinstance(v, float) and not k.startswith("_"))
@@ -139,6 +150,17 @@ class VESDE(SDE):
             raise ValueError(f"sigma_max={sigma_max!r} must be larger than sigma_min={sigma_min!r}.")
         self._log_ratio = math.log(self.sigma_max / self.sigma_min)
 
+    @classmethod
+    def tutorial(cls, sigma: float = 25.0) -> "VESDE":
+        """The SDE of Song's PyTorch tutorial, dx = sigma^t dw, whose kernel std is
+        sqrt((sigma^(2t) - 1) / (2 log sigma)): a VE SDE with sigma_min = 1/sqrt(2 log sigma)
+        and sigma_max = sigma * sigma_min (the reference recipe of notebook 07)."""
+        sigma = _checks.positive("sigma", sigma)
+        if sigma <= 1:
+            raise ValueError(f"sigma={sigma!r} must be > 1.")
+        smin = 1.0 / math.sqrt(2 * math.log(sigma))
+        return cls(sigma_min=smin, sigma_max=sigma * smin)
+
     def sigma(self, t) -> torch.Tensor:
         """sigma(t) = sigma_min (sigma_max / sigma_min)^t."""
         return self.sigma_min * torch.exp(_as_time(t) * self._log_ratio)
@@ -149,8 +171,7 @@ class VESDE(SDE):
     def _diffusion(self, t):
         return self.sigma_min * torch.exp(t * self._log_ratio) * math.sqrt(2 * self._log_ratio)
 
-    def marginal_coeffs(self, t):
-        t = _as_time(t)
+    def _coeffs(self, t):
         # sigma(t)^2 - sigma_min^2 = sigma_min^2 (exp(2 t log r) - 1), computed stably for small t
         std = self.sigma_min * torch.sqrt(torch.expm1(2 * t * self._log_ratio))
         return torch.ones_like(t), std
@@ -185,8 +206,7 @@ class VPSDE(SDE):
     def _diffusion(self, t):
         return torch.sqrt(self.beta_min + t * (self.beta_max - self.beta_min))
 
-    def marginal_coeffs(self, t):
-        t = _as_time(t)
+    def _coeffs(self, t):
         log_alpha = self._log_alpha(t)
         return torch.exp(log_alpha), torch.sqrt(-torch.expm1(2 * log_alpha))
 
@@ -204,8 +224,7 @@ class SubVPSDE(VPSDE):
         beta = self.beta_min + t * (self.beta_max - self.beta_min)
         return torch.sqrt(beta * -torch.expm1(4 * self._log_alpha(t)))
 
-    def marginal_coeffs(self, t):
-        t = _as_time(t)
+    def _coeffs(self, t):
         log_alpha = self._log_alpha(t)
         return torch.exp(log_alpha), -torch.expm1(2 * log_alpha)
 

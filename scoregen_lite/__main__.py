@@ -1,0 +1,78 @@
+"""Command line: ``python -m scoregen_lite train-mnist | sample | evaluate`` (also ``scoregen-lite ...``).
+
+Headless runs on a remote GPU write a checkpoint, PNG grids, .npy samples and JSON metrics that the
+notebook (07) loads. Quick mode (``--quick`` or ``SCOREGEN_QUICK=1``) trains the tiny CPU model.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m scoregen_lite", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train-mnist", help="train a ScoreUNet on MNIST (resumes an existing checkpoint)")
+    t.add_argument("--out", default="runs/mnist", help="folder for checkpoint.pt and train.json")
+    t.add_argument("--quick", action="store_true", help="the tiny CPU model (also with SCOREGEN_QUICK=1)")
+    t.add_argument("--steps", type=int, help="number of training steps")
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float, help="default: 1e-4 * sqrt(batch_size / 32)")
+    t.add_argument("--time-budget", type=float, help="stop after this many seconds")
+    t.add_argument("--no-compile", action="store_true", help="train eagerly (no torch.compile)")
+    t.add_argument("--no-resume", action="store_true", help="start afresh even if a checkpoint exists")
+    t.add_argument("--limit", type=int, help="use only the first N training digits")
+    t.add_argument("--root", help="folder with the MNIST IDX files (default $SCOREGEN_DATA/mnist)")
+    t.add_argument("--device")
+
+    for name, helptext in (("sample", "draw samples from a checkpoint"), ("evaluate", "sample and measure")):
+        s = sub.add_parser(name, help=helptext)
+        s.add_argument("--checkpoint", default="runs/mnist/checkpoint.pt")
+        s.add_argument("--out", default="runs/mnist", help="folder for samples.npy, samples.png (and metrics.json)")
+        s.add_argument("--n", type=int, default=64 if name == "sample" else 10_000)
+        s.add_argument("--sampler", choices=["em", "pc", "ode"], default="em")
+        s.add_argument("--steps", type=int, default=500)
+        s.add_argument("--batch-size", type=int)
+        s.add_argument("--seed", type=int, default=0)
+        s.add_argument("--device")
+        if name == "evaluate":
+            s.add_argument("--root", help="folder with the MNIST IDX files")
+            s.add_argument("--n-likelihood", type=int, default=64)
+    return p
+
+
+def main(argv=None) -> int:
+    """Entry point of ``python -m scoregen_lite`` and the ``scoregen-lite`` console script."""
+    args = _parser().parse_args(argv)
+    from . import QUICK, mnist
+    from .data import MNISTNotFound
+
+    try:
+        if args.command == "train-mnist":
+            config = mnist.config_for(args.quick or QUICK, n_steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                                      time_budget_s=args.time_budget, compile=False if args.no_compile else None)
+            _, _, info = mnist.train_model(args.out, config, root=args.root, device=args.device,
+                                           resume=not args.no_resume, limit=args.limit)
+            print(f"trained {info['steps']} steps in {info['seconds']:.1f} s ({info['images_per_s']:,.0f} images/s); "
+                  f"checkpoint: {Path(args.out) / 'checkpoint.pt'}")
+        elif args.command == "sample":
+            x, nfe, seconds = mnist.sample_model(args.checkpoint, args.n, sampler=args.sampler, n_steps=args.steps,
+                                                 batch_size=args.batch_size, seed=args.seed, device=args.device,
+                                                 out_dir=args.out)
+            print(f"{len(x)} samples ({args.sampler}, {nfe} evaluations) in {seconds:.1f} s -> {Path(args.out) / 'samples.png'}")
+        else:
+            result = mnist.evaluate_model(args.checkpoint, n=args.n, sampler=args.sampler, n_steps=args.steps,
+                                          root=args.root, device=args.device, batch_size=args.batch_size,
+                                          n_likelihood=args.n_likelihood, out_dir=args.out, seed=args.seed)
+            print(json.dumps({k: v for k, v in result.items() if "histogram" not in k or k == "histogram_ok"}, indent=2))
+    except (MNISTNotFound, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

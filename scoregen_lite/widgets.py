@@ -233,19 +233,29 @@ def schedule_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int
     return fig, info
 
 
+def _ladder_controls() -> dict:
+    """The sliders both schedule widgets share: sigma_1, sigma_L, L and eps (new widgets each call)."""
+    return {
+        "sigma_max": W.FloatLogSlider(value=10.0, base=10, min=-0.5, max=1.7, step=0.05, description="sigma_1",
+                                      continuous_update=False),
+        "sigma_min": W.FloatLogSlider(value=0.1, base=10, min=-2, max=0, step=0.05, description="sigma_L",
+                                      continuous_update=False),
+        "n_levels": W.IntSlider(value=10, min=2, max=30, description="L", continuous_update=False),
+        "step_size": W.FloatLogSlider(value=5e-3, base=10, min=-4, max=-1, step=0.1, description="eps",
+                                      continuous_update=False),
+    }
+
+
 def schedule_explorer() -> W.interactive:
     """Sliders for ``schedule_view``: sigma_1, sigma_L, L, spacing, target, eps (notebook 05)."""
+    controls = _ladder_controls()
+    step_size = controls.pop("step_size")
     return interactive_view(
         schedule_view,
-        sigma_max=W.FloatLogSlider(value=10.0, base=10, min=-0.5, max=1.7, step=0.05, description="sigma_1",
-                                   continuous_update=False),
-        sigma_min=W.FloatLogSlider(value=0.1, base=10, min=-2, max=0, step=0.05, description="sigma_L",
-                                   continuous_update=False),
-        n_levels=W.IntSlider(value=10, min=2, max=30, description="L", continuous_update=False),
+        **controls,
         spacing=W.ToggleButtons(options=["geometric", "linear"], value="geometric", description="spacing"),
         target=W.Dropdown(options=list(densities.TARGETS), value="two modes (0.2/0.8)", description="target"),
-        step_size=W.FloatLogSlider(value=5e-3, base=10, min=-4, max=-1, step=0.1, description="eps",
-                                   continuous_update=False),
+        step_size=step_size,
     )
 
 
@@ -318,13 +328,7 @@ def annealed_explorer(net=None, target: str = "two modes (0.2/0.8)", n_chains: i
     exact vs learned score (notebook 05)."""
     return interactive_view(
         annealed_view,
-        sigma_max=W.FloatLogSlider(value=10.0, base=10, min=-0.5, max=1.7, step=0.05, description="sigma_1",
-                                   continuous_update=False),
-        sigma_min=W.FloatLogSlider(value=0.1, base=10, min=-2, max=0, step=0.05, description="sigma_L",
-                                   continuous_update=False),
-        n_levels=W.IntSlider(value=10, min=2, max=30, description="L", continuous_update=False),
-        step_size=W.FloatLogSlider(value=5e-3, base=10, min=-4, max=-1, step=0.1, description="eps",
-                                   continuous_update=False),
+        **_ladder_controls(),
         n_steps_each=W.IntSlider(value=100, min=10, max=300, step=10, description="T", continuous_update=False),
         score=W.ToggleButtons(options=["exact", "learned"] if net is not None else ["exact"], value="exact",
                               description="score"),

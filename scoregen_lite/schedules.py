@@ -39,13 +39,22 @@ def geometric_sigmas(sigma_max: float, sigma_min: float, n_levels: int, dtype=to
     if not sigma_max > sigma_min:
         raise ValueError(f"sigma_max={sigma_max!r} must be larger than sigma_min={sigma_min!r} (a descending ladder).")
     exps = torch.linspace(0.0, 1.0, n_levels, dtype=torch.float64)
-    return (sigma_max * (sigma_min / sigma_max) ** exps).to(dtype)
+    return _positive_in(sigma_max * (sigma_min / sigma_max) ** exps, dtype, sigma_min)
+
+
+def _positive_in(sigmas: torch.Tensor, dtype, sigma_min: float) -> torch.Tensor:
+    """Cast a float64 ladder to ``dtype``, refusing levels that underflow or overflow there."""
+    out = sigmas.to(dtype)
+    if not torch.isfinite(out).all() or (out <= 0).any():
+        raise ValueError(f"sigma_min={sigma_min!r} (or sigma_max) is outside the range of {dtype}; "
+                         f"use dtype=torch.float64 or a less extreme ladder.")
+    return out
 
 
 def linear_sigmas(sigma_max: float, sigma_min: float, n_levels: int, dtype=torch.float32) -> torch.Tensor:
     """An evenly spaced (arithmetic) ladder, for comparison with the geometric one in the widgets."""
-    geometric_sigmas(sigma_max, sigma_min, n_levels)  # same validation
-    return torch.linspace(sigma_max, sigma_min, n_levels, dtype=torch.float64).to(dtype)
+    geometric_sigmas(sigma_max, sigma_min, n_levels, dtype=torch.float64)  # same validation
+    return _positive_in(torch.linspace(sigma_max, sigma_min, n_levels, dtype=torch.float64), dtype, sigma_min)
 
 
 def sigma_max_from_data(x: torch.Tensor, max_points: int = 5000, generator: torch.Generator | None = None) -> float:

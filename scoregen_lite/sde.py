@@ -29,6 +29,8 @@ def _as_time(t, x: torch.Tensor | None = None) -> torch.Tensor:
     else:
         if isinstance(t, bool) or not isinstance(t, (int, float)):
             raise TypeError(f"t={t!r} must be a float or a tensor of times in [0, 1].")
+        if not 0.0 <= float(t) <= 1.0:  # checked before any rounding to float32
+            raise ValueError(f"t={t!r} is invalid: expected times in [0, 1].")
         tt = torch.tensor(float(t))
     if x is not None:
         tt = tt.to(device=x.device, dtype=x.dtype if torch.is_floating_point(x) else torch.float32)

@@ -68,3 +68,18 @@ def test_every_module_documented():
             obj = getattr(mod, attr)
             if callable(obj):
                 assert obj.__doc__, f"{name}.{attr} has no docstring"
+
+
+def test_course_timings_on_a_small_notebook(tmp_path):
+    """The timing report executes notebooks and writes the README's table."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import os\nassert os.environ['SCOREGEN_QUICK'] == '1'")])
+    path = tmp_path / "01_tiny.ipynb"
+    nbformat.write(nb, path)
+    out = tmp_path / "t.md"
+    res = subprocess.run([sys.executable, "-m", "scoregen_lite.course", "timings", str(path), "--out", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    table = out.read_text()
+    assert table.startswith("| notebook | mode | seconds | device |") and "| 01_tiny | quick |" in table

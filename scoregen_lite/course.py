@@ -1,0 +1,80 @@
+"""Course tools for teachers: ``python -m scoregen_lite.course timings`` executes every notebook in
+quick mode (and, with ``--full``, in full mode) and writes the table of seconds per notebook, mode
+and device that the README shows.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["run_notebook", "timings", "main"]
+
+
+def run_notebook(path, quick: bool, timeout: int = 3600) -> float:
+    """Execute a notebook in a fresh kernel (``SCOREGEN_QUICK`` set accordingly, working directory =
+    the notebook's folder, nothing written back) and return the wall time in seconds. Raises
+    ``nbclient.exceptions.CellExecutionError`` if a cell fails."""
+    import nbclient
+    import nbformat
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    old = os.environ.get("SCOREGEN_QUICK")
+    os.environ["SCOREGEN_QUICK"] = "1" if quick else "0"
+    try:
+        start = time.perf_counter()
+        nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}}).execute()
+        return time.perf_counter() - start
+    finally:
+        if old is None:
+            os.environ.pop("SCOREGEN_QUICK", None)
+        else:
+            os.environ["SCOREGEN_QUICK"] = old
+
+
+def timings(notebooks, full: bool = False, log=print) -> list[dict]:
+    """Run each notebook in quick mode (and full mode with ``full``); one row per run:
+    {"notebook", "mode", "seconds", "device"}."""
+    from . import device
+
+    rows = []
+    for nb in notebooks:
+        for quick in ([True, False] if full else [True]):
+            seconds = run_notebook(nb, quick)
+            rows.append({"notebook": Path(nb).stem, "mode": "quick" if quick else "full", "seconds": seconds,
+                         "device": str(device())})
+            log(f"{Path(nb).stem:<32} {rows[-1]['mode']:<6} {seconds:7.1f} s")
+    return rows
+
+
+def to_markdown(rows) -> str:
+    lines = ["| notebook | mode | seconds | device |", "| --- | --- | --- | --- |"]
+    lines += [f"| {r['notebook']} | {r['mode']} | {r['seconds']:.0f} | {r['device']} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    """Command line: ``timings [--full] [--out FILE] [NOTEBOOK ...]``."""
+    parser = argparse.ArgumentParser(prog="python -m scoregen_lite.course")
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("timings", help="execute the notebooks and write a timing table (markdown)")
+    t.add_argument("notebooks", nargs="*", help="default: notebooks/*.ipynb")
+    t.add_argument("--full", action="store_true", help="also run full mode (slow: what a student runs)")
+    t.add_argument("--out", default="course-timings.md")
+    args = parser.parse_args(argv)
+    notebooks = args.notebooks or sorted(str(p) for p in Path("notebooks").glob("*.ipynb"))
+    if not notebooks:
+        print("error: no notebooks given and none in ./notebooks; run from the repository root.", file=sys.stderr)
+        return 2
+    table = to_markdown(timings(notebooks, full=args.full))
+    Path(args.out).write_text(table)
+    print(f"\n{table}\nwritten to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Real-browser tests: JupyterLab on 127.0.0.1 with a token, driven by Debian's Chromium through
+Playwright (system executable, no browser download). Notebooks 01, 04 and 05 run top to bottom in
+quick mode with no error output; each widget's slider is moved twice and its figure must change.
+Screenshots go to test-artifacts/browser/ (not committed).
+
+Runs when Chromium is installed; with SCOREGEN_BROWSER_TESTS=1 (set by .ci/run) a missing browser
+is a failure, not a skip."""
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts" / "browser"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+REQUIRED = os.environ.get("SCOREGEN_BROWSER_TESTS") == "1"
+
+if not CHROMIUM or not shutil.which("jupyter", path=os.path.dirname(sys.executable)):
+    if REQUIRED:
+        raise RuntimeError("SCOREGEN_BROWSER_TESTS=1 but chromium or jupyter is missing (apt-get install chromium).")
+    pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
+playwright = pytest.importorskip("playwright.sync_api") if not REQUIRED else __import__("playwright.sync_api").sync_api
+
+TOKEN = "scoregen-test-token"
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in front (earlier tabs stay in the DOM)
+CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lab")
+    for name in ("01_scores_and_langevin.ipynb", "04_ncsn.ipynb", "05_annealed_langevin.ipynb"):
+        shutil.copy(REPO / "notebooks" / name, root / name)
+    port = _free_port()
+    env = dict(os.environ, SCOREGEN_QUICK="1")
+    log = open(root / "server.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+         "--allow-root",
+         "--ServerApp.open_browser=False"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    raise RuntimeError("jupyter lab exited: " + (root / "server.log").read_text()[-2000:])
+                time.sleep(0.5)
+        else:
+            raise RuntimeError("jupyter lab did not start in 60 s")
+        yield url
+    finally:  # stop the server (and its kernels) in every case
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROME_ARGS)
+        yield b
+        b.close()
+
+
+def _run_all(page, url, name):
+    page.goto(f"{url}/lab/tree/{name}?token={TOKEN}&reset")  # a fresh workspace: only this notebook open
+    page.wait_for_function("() => window.jupyterapp && document.querySelector('.jp-NotebookPanel .jp-Cell')",
+                           timeout=120_000)
+    page.wait_for_function("""() => { const p = window.jupyterapp.shell.currentWidget;
+        return p && p.sessionContext && p.sessionContext.session && p.sessionContext.session.kernel &&
+               p.sessionContext.session.kernel.status === 'idle'; }""", timeout=120_000)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_timeout(1000)
+    # done when no prompt shows [*] and the kernel is idle again
+    page.wait_for_function("""() => { const prompts = [...document.querySelectorAll('""" + PANEL + """ .jp-InputPrompt')];
+        const busy = prompts.some(p => p.textContent.includes('*'));
+        const k = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+        return !busy && k.status === 'idle'; }""", timeout=600_000, polling=1000)
+
+
+def _errors(page):
+    texts = page.locator(f'{PANEL} .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]').all_inner_texts()
+    return [t for t in texts if "Traceback" in t or "Error" in t]
+
+
+def _figure_hash(interact):
+    imgs = interact.locator("img")
+    if imgs.count() == 0:
+        return None
+    return hashlib.sha1(imgs.first.get_attribute("src").encode()).hexdigest()
+
+
+def _move_slider_and_wait(page, interact, before):
+    handle = interact.locator(".noUi-handle").first
+    handle.focus()
+    handle.press("ArrowRight")
+    for _ in range(240):  # up to 60 s for the callback to redraw
+        page.wait_for_timeout(250)
+        now = _figure_hash(interact)
+        if now is not None and now != before:
+            return now
+    raise AssertionError("the widget's figure did not change after moving its slider")
+
+
+@pytest.mark.parametrize("name, n_widgets", [("01_scores_and_langevin.ipynb", 1), ("04_ncsn.ipynb", 0),
+                                             ("05_annealed_langevin.ipynb", 2)])
+def test_notebook_runs_and_widgets_respond(lab, browser, name, n_widgets):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        _run_all(page, lab, name)
+        stem = name.split(".")[0]
+        page.screenshot(path=str(ARTIFACTS / f"{stem}_after_run.png"))
+        assert _errors(page) == [], f"{name}: error output in the browser"
+        interacts = page.locator(f"{PANEL} .widget-interact")
+        page.wait_for_function(f"() => document.querySelectorAll('{PANEL} .widget-interact img').length >= {n_widgets}",
+                               timeout=120_000)
+        assert interacts.count() == n_widgets
+        for i in range(n_widgets):
+            w = interacts.nth(i)
+            w.scroll_into_view_if_needed()
+            h0 = _figure_hash(w)
+            assert h0 is not None, f"{name}: widget {i} shows no figure"
+            h1 = _move_slider_and_wait(page, w, h0)
+            h2 = _move_slider_and_wait(page, w, h1)
+            assert len({h0, h1, h2}) == 3
+            w.screenshot(path=str(ARTIFACTS / f"{stem}_widget{i}.png"))
+        assert _errors(page) == [], f"{name}: error output after moving the sliders"
+    finally:
+        page.close()

@@ -98,6 +98,7 @@ class GaussianMixture:
         self.means = means
         self.covs = covs
         self._cache: dict = {}
+        self._perturbed: dict = {}  # sigma -> perturb(sigma), for perturbed_score
 
     # ------------------------------------------------------------------ basics
     @property
@@ -208,10 +209,9 @@ class GaussianMixture:
         The perturbed mixtures are cached per sigma, so calling this in a sampling loop is cheap.
         """
         key = float(sigma)
-        cache = self.__dict__.setdefault("_perturbed", {})
-        if key not in cache:
-            cache[key] = self.perturb(key)
-        return cache[key].score(x)
+        if key not in self._perturbed:
+            self._perturbed[key] = self.perturb(key)
+        return self._perturbed[key].score(x)
 
     # --------------------------------------------------------------- helpers
     def assign(self, x: torch.Tensor) -> torch.Tensor:

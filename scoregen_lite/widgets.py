@@ -15,7 +15,7 @@ import torch
 
 import time
 
-from . import densities, metrics, plot, samplers, schedules
+from . import _checks, densities, metrics, plot, samplers, schedules
 from . import sde as sdes
 
 __all__ = [
@@ -352,11 +352,8 @@ def sde_view(sampler: str = "EM", n_steps: int = 100, snr: float = 0.16, sde_nam
     Returns ``(fig, info)``: info has ``nfe`` (score evaluations), ``seconds`` and
     ``energy_distance`` to 4000 true samples. Introduced in notebooks/06_sdes.ipynb.
     """
-    _checks_choice = {"EM", "PC", "ODE"}
-    if sampler not in _checks_choice:
-        raise ValueError(f"sampler={sampler!r} is invalid: choose one of {sorted(_checks_choice)}.")
-    if sde_name not in sdes.SDES:
-        raise ValueError(f"sde_name={sde_name!r} is invalid: choose one of {sorted(sdes.SDES)}.")
+    _checks.choice("sampler", sampler, {"EM", "PC", "ODE"})
+    _checks.choice("sde_name", sde_name, sdes.SDES)
     p = densities.target(target)
     sde = sdes.SDES[sde_name]()
     if score == "exact":

@@ -31,6 +31,14 @@ def positive(name: str, value, *, allow_zero: bool = False) -> float:
     return value
 
 
+def ordered(name_lo: str, lo, name_hi: str, hi, note: str = "") -> tuple[float, float]:
+    """Two finite positive numbers with hi > lo (a range such as sigma_min < sigma_max), as floats."""
+    lo, hi = positive(name_lo, lo), positive(name_hi, hi)
+    if not hi > lo:
+        raise ValueError(f"{name_hi}={hi!r} must be larger than {name_lo}={lo!r}{note}.")
+    return lo, hi
+
+
 def count(name: str, value, *, minimum: int = 1) -> int:
     """An integer >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

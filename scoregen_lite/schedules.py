@@ -33,11 +33,8 @@ def geometric_sigmas(sigma_max: float, sigma_min: float, n_levels: int, dtype=to
 
     Raises ValueError unless sigma_max > sigma_min > 0 and n_levels >= 2.
     """
-    sigma_max = _checks.positive("sigma_max", sigma_max)
-    sigma_min = _checks.positive("sigma_min", sigma_min)
+    sigma_min, sigma_max = _checks.ordered("sigma_min", sigma_min, "sigma_max", sigma_max, " (a descending ladder)")
     n_levels = _checks.count("n_levels", n_levels, minimum=2)
-    if not sigma_max > sigma_min:
-        raise ValueError(f"sigma_max={sigma_max!r} must be larger than sigma_min={sigma_min!r} (a descending ladder).")
     exps = torch.linspace(0.0, 1.0, n_levels, dtype=torch.float64)
     return _positive_in(sigma_max * (sigma_min / sigma_max) ** exps, dtype, sigma_min)
 
@@ -96,13 +93,10 @@ def ratio_for_dimension(dim: int, target: float = 0.5) -> float:
 
 def n_levels_for(sigma_max: float, sigma_min: float, ratio: float) -> int:
     """The number of levels L of a geometric ladder from sigma_max to sigma_min with ratio <= ``ratio``."""
-    sigma_max = _checks.positive("sigma_max", sigma_max)
-    sigma_min = _checks.positive("sigma_min", sigma_min)
+    sigma_min, sigma_max = _checks.ordered("sigma_min", sigma_min, "sigma_max", sigma_max)
     ratio = _checks.positive("ratio", ratio)
     if ratio <= 1:
         raise ValueError(f"ratio={ratio!r} must be > 1.")
-    if sigma_max <= sigma_min:
-        raise ValueError(f"sigma_max={sigma_max!r} must be larger than sigma_min={sigma_min!r}.")
     return max(2, math.ceil(math.log(sigma_max / sigma_min) / math.log(ratio)) + 1)
 
 

@@ -146,10 +146,7 @@ class VESDE(SDE):
     name = "VE"
 
     def __init__(self, sigma_min: float = 0.01, sigma_max: float = 50.0):
-        self.sigma_min = _checks.positive("sigma_min", sigma_min)
-        self.sigma_max = _checks.positive("sigma_max", sigma_max)
-        if not self.sigma_max > self.sigma_min:
-            raise ValueError(f"sigma_max={sigma_max!r} must be larger than sigma_min={sigma_min!r}.")
+        self.sigma_min, self.sigma_max = _checks.ordered("sigma_min", sigma_min, "sigma_max", sigma_max)
         self._log_ratio = math.log(self.sigma_max / self.sigma_min)
 
     @classmethod
@@ -191,10 +188,7 @@ class VPSDE(SDE):
     name = "VP"
 
     def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0):
-        self.beta_min = _checks.positive("beta_min", beta_min)
-        self.beta_max = _checks.positive("beta_max", beta_max)
-        if not self.beta_max > self.beta_min:
-            raise ValueError(f"beta_max={beta_max!r} must be larger than beta_min={beta_min!r}.")
+        self.beta_min, self.beta_max = _checks.ordered("beta_min", beta_min, "beta_max", beta_max)
 
     def beta(self, t) -> torch.Tensor:
         return self.beta_min + _as_time(t) * (self.beta_max - self.beta_min)

@@ -293,10 +293,14 @@ def _tvec(x, t: float):
     return torch.full((x.shape[0],), t, device=x.device, dtype=x.dtype)
 
 
-def _g2(sde, x, t):
+def _em_step(sde, x, tv, s, dt: float, last: bool, generator):
+    """One Euler-Maruyama step of eq. (7): x + [f - g^2 s] dt + g sqrt(|dt|) z; the last adds no noise."""
     from .sde import _bcast
 
-    return _bcast(sde.diffusion(_tvec(x, t)) ** 2, x)
+    mean = x + sde._reverse_drift_raw(x, tv, s) * dt     # x + [f - g^2 s] dt      eq. (7)
+    if last:
+        return mean
+    return mean + _bcast(sde._diffusion(tv), x) * math.sqrt(-dt) * _randn_like(x, generator)
 
 
 @torch.no_grad()
@@ -342,19 +346,13 @@ def euler_maruyama(sde, score_fn, shape, n_steps: int, eps: float = 1e-3, *, x_T
     x = _start(sde, shape, x_T, generator, device, dtype)
     ts = torch.linspace(1.0, eps, n_steps + 1, dtype=torch.float64).tolist()
     path = [x.clone()] if return_path else None
-    from .sde import _bcast
-
     for k in _steps(n_steps, progress, "Euler-Maruyama"):
         t, dt = ts[k], ts[k + 1] - ts[k]
         tv = _tvec(x, t)
         s = _call_score(score_fn, x, tv, where=f"at t={t:.3g}", step_size=-dt)
         if k == 0:
             _check_score_output(s, x)
-        mean = x + sde._reverse_drift_raw(x, tv, s) * dt     # x + [f - g^2 s] dt      eq. (7)
-        if k + 1 < n_steps:
-            x = mean + _bcast(sde._diffusion(tv), x) * math.sqrt(-dt) * _randn_like(x, generator)
-        else:
-            x = mean
+        x = _em_step(sde, x, tv, s, dt, k + 1 == n_steps, generator)
         if path is not None:
             path.append(x.clone())
     _check_finite(x, "at the end of Euler-Maruyama", 1.0 / n_steps)
@@ -375,7 +373,7 @@ def predictor_corrector(sde, score_fn, shape, n_steps: int, snr: float = 0.16, n
 
     Introduced in notebooks/06_sdes.ipynb.
     """
-    from .sde import VESDE, _bcast
+    from .sde import VESDE
 
     _check_callable("score_fn", score_fn)
     n_steps = _checks.count("n_steps", n_steps)
@@ -396,8 +394,9 @@ def predictor_corrector(sde, score_fn, shape, n_steps: int, snr: float = 0.16, n
             a = 2 * alpha * (snr * flat(z).norm(dim=1).mean() / flat(s).norm(dim=1).mean().clamp(min=1e-12)) ** 2
             x = x + a * s + torch.sqrt(2 * a) * z            # Langevin corrector, eq. (1) with eps = 2a
         s = _call_score(score_fn, x, tv, where=f"at t={t:.3g}", step_size=-dt)
-        mean = x + sde._reverse_drift_raw(x, tv, s) * dt       # Euler-Maruyama predictor, eq. (7)
-        x = mean + _bcast(sde._diffusion(tv), x) * math.sqrt(-dt) * _randn_like(x, generator) if k + 1 < n_steps else mean
+        if k == 0:
+            _check_score_output(s, x)
+        x = _em_step(sde, x, tv, s, dt, k + 1 == n_steps, generator)   # Euler-Maruyama predictor
     _check_finite(x, "at the end of predictor-corrector", 1.0 / n_steps)
     return x
 

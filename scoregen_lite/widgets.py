@@ -62,6 +62,16 @@ def uniform_start(n: int, bounds, generator=None, dtype=torch.float32) -> torch.
     return torch.stack([xmin + (xmax - xmin) * u[:, 0], ymin + (ymax - ymin) * u[:, 1]], dim=1)
 
 
+def _diverged(err: Exception, info: dict):
+    """The figure a view shows instead of samples when the chains blew up (``SamplerDiverged``)."""
+    info.update(diverged=True, message=str(err))
+    fig, ax = plt.subplots(figsize=(6.0, 1.6))
+    ax.axis("off")
+    ax.text(0.5, 0.5, "the chains diverged:\n" + str(err).split(";")[0] + "\nlower eps", ha="center", va="center",
+            fontsize=9, color="#b91c1c", wrap=True)
+    return fig, info
+
+
 def langevin_view(target: str = "two modes (0.2/0.8)", step_size: float = 0.1, n_steps: int = 300,
                   sampler: str = "Langevin", n_chains: int = 1000, seed: int = 0):
     """Run Langevin (eq. (1)) or MALA with the exact score of a ready-made target and show the result.
@@ -71,23 +81,27 @@ def langevin_view(target: str = "two modes (0.2/0.8)", step_size: float = 0.1, n
     component next to the true weights.
 
     Returns ``(fig, info)`` with info keys ``target``, ``step_size``, ``n_steps``,
-    ``sampler``, ``true_weights``, ``sample_weights`` (lists), ``max_weight_error``
-    and, for MALA, ``acceptance``. Used by ``langevin_explorer``; introduced in
+    ``sampler``, ``true_weights``, ``sample_weights`` (lists), ``max_weight_error``,
+    ``diverged`` (True when the step blew the chains up; the figure then says so) and, for MALA,
+    ``acceptance``. Used by ``langevin_explorer``; introduced in
     notebooks/01_scores_and_langevin.ipynb.
     """
     p = densities.target(target)
     gen = torch.Generator().manual_seed(seed)
     bounds = p.bounds()
     x0 = uniform_start(n_chains, bounds, generator=gen)
-    info = {"target": target, "step_size": step_size, "n_steps": n_steps, "sampler": sampler}
-    if sampler == "MALA":
-        x, rate, path = samplers.mala(p.log_prob, p.score, x0, step_size, n_steps, return_path=True, generator=gen)
-        info["acceptance"] = rate
-    elif sampler == "Langevin":
-        x, path = samplers.langevin(p.score, x0, step_size, n_steps, return_path=True, generator=gen)
-    else:
-        raise ValueError(f"sampler={sampler!r} is invalid: choose 'Langevin' or 'MALA'.")
-    x = torch.nan_to_num(x, nan=1e6).clamp(-1e6, 1e6)
+    info = {"target": target, "step_size": step_size, "n_steps": n_steps, "sampler": sampler, "diverged": False}
+    _checks.choice("sampler", sampler, {"Langevin", "MALA"})
+    try:
+        if sampler == "MALA":
+            x, rate, path = samplers.mala(p.log_prob, p.score, x0, step_size, n_steps, return_path=True,
+                                          generator=gen)
+            info["acceptance"] = rate
+        else:
+            x, path = samplers.langevin(p.score, x0, step_size, n_steps, return_path=True, generator=gen)
+    except samplers.SamplerDiverged as err:
+        info.update(sample_weights=None, max_weight_error=None)
+        return _diverged(err, info)
     true_w = p.weights.tolist()
     got_w = p.mode_weights(x).tolist()
     info.update(true_weights=true_w, sample_weights=got_w,
@@ -292,12 +306,8 @@ def annealed_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int
         x, path = samplers.annealed_langevin(score_fn, x0, sig, step_size, n_steps_each, return_path=True,
                                              generator=gen)
     except samplers.SamplerDiverged as err:
-        info.update(diverged=True, message=str(err), sample_weights=None, max_weight_error=None, energy_distance=None)
-        fig, ax = plt.subplots(figsize=(6.0, 1.6))
-        ax.axis("off")
-        ax.text(0.5, 0.5, "the chains diverged:\n" + str(err).split(";")[0] + "\nlower eps", ha="center", va="center",
-                fontsize=9, color="#b91c1c", wrap=True)
-        return fig, info
+        info.update(sample_weights=None, max_weight_error=None, energy_distance=None)
+        return _diverged(err, info)
     got = p.mode_weights(x).tolist()
     info.update(sample_weights=got, max_weight_error=max(abs(a - b) for a, b in zip(info["true_weights"], got)),
                 energy_distance=metrics.energy_distance(x, p.sample(4000, generator=gen), generator=gen))

@@ -17,6 +17,14 @@ def test_langevin_view_mala_reports_acceptance():
     assert 0 < info["acceptance"] <= 1
 
 
+def test_langevin_view_reports_divergence():
+    """The eps slider reaches 10^0.5; on the anisotropic Gaussian that blows the chains up: the view
+    says so in its figure instead of raising inside the widget."""
+    fig, info = sg.widgets.langevin_view("anisotropic Gaussian", step_size=3.0, n_steps=200, n_chains=100)
+    assert info["diverged"] and "diverged" in info["message"] and info["max_weight_error"] is None
+    assert not sg.widgets.langevin_view("ring of 8", step_size=0.05, n_steps=10, n_chains=50)[1]["diverged"]
+
+
 def test_langevin_view_rejects_unknown_sampler():
     with pytest.raises(ValueError, match="sampler='HMC' is invalid"):
         sg.widgets.langevin_view(sampler="HMC", n_steps=1, n_chains=10)

@@ -57,6 +57,13 @@ def sample_model(checkpoint, n: int, *, sampler: str = "em", n_steps: int = 500,
 
     device = torch.device(device) if device is not None else default_device()
     net, sde, _ = train.load_score_model(checkpoint, device=device, use_ema=use_ema)
+    return _sample(net, sde, n, sampler=sampler, n_steps=n_steps, batch_size=batch_size, seed=seed, device=device,
+                   out_dir=out_dir, progress=progress, compile=compile, timings=timings)
+
+
+def _sample(net, sde, n, *, sampler, n_steps, batch_size, seed, device, out_dir=None, progress=False,
+            compile=False, timings=None):
+    """Sample an already loaded network (shared by ``sample_model`` and ``evaluate_model``)."""
     gen = torch.Generator(device=device).manual_seed(seed)
     x, nfe, seconds = samplers.sample_batched(net, sde, n, sampler=sampler, n_steps=n_steps, batch_size=batch_size,
                                               generator=gen, device=device, progress=progress, compile=compile,
@@ -95,8 +102,8 @@ def evaluate_model(checkpoint, *, n: int = 10_000, sampler: str = "em", n_steps:
                    batch_size: int | None = None, n_likelihood: int = 64, out_dir=None, seed: int = 0,
                    classifier_epochs: int = 3) -> dict:
     """Sample ``n`` digits and measure them: Frechet distance on the package's classifier features,
-    class histogram vs the real digits, sampling time, and bits/dim of ``n_likelihood`` test (or,
-    offline, held-out training) digits. Writes ``metrics.json`` (and the samples) to ``out_dir``."""
+    class histogram vs the real digits, sampling time, and bits/dim of ``n_likelihood`` test digits
+    (offline, where the subset has no test files, the last ``n_likelihood`` training digits). Writes ``metrics.json`` (and the samples) to ``out_dir``."""
     from . import device as default_device
 
     device = torch.device(device) if device is not None else default_device()
@@ -106,10 +113,10 @@ def evaluate_model(checkpoint, *, n: int = 10_000, sampler: str = "em", n_steps:
     except data_mod.MNISTNotFound:
         x_test = x_train[-n_likelihood:]  # the offline subset has no test files
     classifier = metrics.mnist_classifier(x_train, y_train, epochs=classifier_epochs, device=device)
-    samples, nfe, seconds = sample_model(checkpoint, n, sampler=sampler, n_steps=n_steps, batch_size=batch_size,
-                                         seed=seed, device=device, out_dir=out_dir)
-    result = metrics.evaluate_images(samples, x_train[: max(n, 1000)], classifier)
     net, sde, _ = train.load_score_model(checkpoint, device=device)
+    samples, nfe, seconds = _sample(net, sde, n, sampler=sampler, n_steps=n_steps, batch_size=batch_size,
+                                    seed=seed, device=device, out_dir=out_dir)
+    result = metrics.evaluate_images(samples, x_train[: max(n, 1000)], classifier)
     start = time.perf_counter()
     result.update(sampler=sampler, nfe=nfe, sampling_seconds=seconds,
                   bits_per_dim=bits_per_dim(net, sde, x_test[:n_likelihood], device=device,

@@ -280,7 +280,7 @@ class SDEMarginal:
 
     def at(self, t: float) -> GaussianMixture:
         """p_t at one time t as a ``GaussianMixture``."""
-        alpha, std = self.sde.marginal_coeffs(float(t))
+        alpha, std = self.sde.marginal_coeffs(torch.tensor(float(t), dtype=torch.float64))  # not float32
         return self.mixture.diffuse(float(alpha), float(std))
 
     def _terms(self, x, t):

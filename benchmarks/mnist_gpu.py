@@ -74,9 +74,9 @@ def main():
         finally:
             dump()
 
-    x, y = sg_data.mnist("train", root=args.root, download=False)
-    n_hold = args.n_likelihood
-    x_train, y_train, x_hold = x[:-n_hold], y[:-n_hold], x[-n_hold:]
+    split = sg_data.mnist_split(root=args.root, download=False)   # training never sees the held-out digits
+    x_train, y_train, x_hold, y_hold = split.x_train, split.y_train, split.x_held, split.y_held
+    results["heldout"] = split.heldout
     if args.tiny:
         x_train, y_train = x_train[:2000], y_train[:2000]
     results["n_train"] = len(x_train)
@@ -88,15 +88,11 @@ def main():
     classifier = stage("classifier", lambda: sg.metrics.mnist_classifier(x_train, y_train, epochs=1 if args.tiny else 5,
                                                                         device=device, cache=False))
     if classifier is not None:
-        def accuracy():
-            with torch.no_grad():
-                pred = classifier(x_hold.to(device)).argmax(1).cpu()
-            return (pred == y[-n_hold:]).float().mean().item()
-        results["classifier_accuracy_heldout"] = stage("classifier_accuracy", accuracy)
-        half = len(x_train) // 2
+        results["classifier_accuracy_heldout"] = stage("classifier_accuracy",
+                                                       lambda: sg.metrics.accuracy(classifier, x_hold, y_hold))
         results["frechet_real_vs_real"] = stage(
             "frechet_real_vs_real",
-            lambda: sg.metrics.evaluate_images(x_train[:min(half, n_samples)], x_train[half:half + n_samples], classifier)["frechet"])
+            lambda: sg.metrics.evaluate_images(x_hold, x_train[:max(n_samples, 1000)], classifier)["frechet"])
 
     tiny = dict(channels=(8, 16, 32, 64), embed_dim=32) if args.tiny else {}
     ref_steps = max(1, int(args.ref_epochs * len(x_train) / 32))
@@ -150,7 +146,7 @@ def main():
 
         def do_bpd(ckpt=ckpt):
             net, sde, _ = sg.train.load_score_model(ckpt, device=device)
-            return sg_mnist.bits_per_dim(net, sde, x_hold[:8] if args.tiny else x_hold, device=device,
+            return sg_mnist.bits_per_dim(net, sde, x_hold[:8] if args.tiny else x_hold[:args.n_likelihood], device=device,
                                          generator=torch.Generator().manual_seed(0))
 
         rec["bits_per_dim"] = stage(f"{name}_bits_per_dim", do_bpd)
@@ -178,7 +174,7 @@ def main():
                 cells.append("n/a")
         lines.append(f"{label:<40}" + "".join(f"{c:>16}" for c in cells))
     if classifier is not None:
-        lines.append(f"(scale: Frechet distance real vs real digits = {results.get('frechet_real_vs_real') or float('nan'):.2f}; "
+        lines.append(f"(scale: Frechet distance of {len(x_hold)} held-out digits ({split.heldout}) to training digits = {results.get('frechet_real_vs_real') or float('nan'):.2f}; "
                      f"classifier held-out accuracy {results.get('classifier_accuracy_heldout') or float('nan'):.3f})")
     try:
         ratio = results["ours"]["em"]["frechet"] / results["reference"]["em"]["frechet"]

@@ -54,6 +54,35 @@ def device() -> torch.device:
     return torch.device("cpu")
 
 
+def precision(device=None, requested: str = "auto") -> tuple[torch.dtype, str]:
+    """The compute precision for training and sampling on ``device``: (dtype, a sentence saying why).
+
+    ``requested="auto"`` picks by capability: bfloat16 autocast on CUDA GPUs that support it
+    (Ampere and newer), float16 autocast with a gradient scaler on older CUDA GPUs (a T4 in a hosted
+    notebook), float32 on Apple MPS and on the CPU (where reduced precision is slower, not faster).
+    ``"bf16"``, ``"fp16"`` or ``"fp32"`` force a choice (float16 is refused on the CPU before any work).
+    Introduced in notebooks/07_mnist_score_sde.ipynb; used by ``sg.train.train_images`` and
+    ``sg.samplers.sample_batched``.
+    """
+    choices = {"auto": None, "bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+    if requested not in choices:
+        raise ValueError(f"precision={requested!r} is not one of {sorted(choices)}; use 'auto' to choose by device.")
+    dev = torch.device(device) if device is not None else globals()["device"]()
+    if requested != "auto":
+        if requested == "fp16" and dev.type == "cpu":
+            raise ValueError("precision='fp16' is not supported on the CPU; use 'auto', 'fp32' or 'bf16'.")
+        return choices[requested], f"{requested} (requested)"
+    if dev.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(dev)
+        if major >= 8 and torch.cuda.is_bf16_supported():
+            return torch.bfloat16, f"bf16 autocast (CUDA compute capability {major}.{minor} supports bfloat16)"
+        return torch.float16, (f"fp16 autocast with a gradient scaler (CUDA compute capability {major}.{minor} has "
+                               f"no fast bfloat16)")
+    if dev.type == "mps":
+        return torch.float32, "fp32 (Apple MPS: autocast is not used)"
+    return torch.float32, "fp32 (CPU)"
+
+
 def seed_everything(seed: int = 0) -> torch.Generator:
     """Seed python ``random``, numpy and torch (CPU and CUDA); return a seeded CPU generator.
 
@@ -75,7 +104,7 @@ from . import densities, samplers, plot, nets, losses, train, metrics, schedules
 # Loaded on first use (``sg.exercises``, ``sg.data``, ``sg.mnist``, ``sg.widgets``) so that
 # ``python -m scoregen_lite.exercises`` runs without importing the module twice, and the package
 # imports on a headless GPU box that has torch but no Jupyter stack (ipywidgets).
-_LAZY = ("exercises", "data", "mnist", "widgets")
+_LAZY = ("exercises", "data", "mnist", "widgets", "results")
 
 
 def __getattr__(name):
@@ -103,6 +132,7 @@ __all__ = [
     "QUICK",
     "quick",
     "device",
+    "precision",
     "seed_everything",
     "setup_notebook",
     "densities",
@@ -118,4 +148,5 @@ __all__ = [
     "sde",
     "data",
     "mnist",
+    "results",
 ]

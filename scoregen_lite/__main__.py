@@ -1,4 +1,4 @@
-"""Command line: ``python -m scoregen_lite train-mnist | sample | evaluate`` (also ``scoregen-lite ...``).
+"""Command line: ``python -m scoregen_lite train-mnist | sample | evaluate | ship`` (also ``scoregen-lite ...``).
 
 Headless runs on a remote GPU write a checkpoint, PNG grids, .npy samples and JSON metrics that the
 notebook (07) loads. Quick mode (``--quick`` or ``SCOREGEN_QUICK=1``) trains the tiny CPU model.
@@ -18,6 +18,10 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train-mnist", help="train a ScoreUNet on MNIST (resumes an existing checkpoint)")
     t.add_argument("--out", default="runs/mnist", help="folder for checkpoint.pt and train.json")
     t.add_argument("--quick", action="store_true", help="the tiny CPU model (also with SCOREGEN_QUICK=1)")
+    t.add_argument("--cpu", action="store_true", help="the CPU recipe: recognisable digits in 10 minutes on a laptop")
+    t.add_argument("--conditional", action="store_true",
+                   help="class-conditional network (label dropout 0.1, for classifier-free guidance)")
+    t.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], help="default: chosen by the device")
     t.add_argument("--steps", type=int, help="number of training steps")
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float, help="default: 1e-4 * sqrt(batch_size / 32)")
@@ -38,35 +42,55 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--batch-size", type=int)
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--device")
+        s.add_argument("--label", type=int, help="the digit to draw (class-conditional checkpoints)")
         if name == "evaluate":
             s.add_argument("--root", help="folder with the MNIST IDX files")
             s.add_argument("--n-likelihood", type=int, default=64)
+    sh = sub.add_parser("ship", help="store a run's EMA weights in checkpoints/NAME.pt (float16) and evaluate it "
+                                     "into checkpoints/NAME.json")
+    sh.add_argument("--checkpoint", required=True, help="a run's checkpoint.pt")
+    sh.add_argument("--name", required=True, help="mnist_ve or mnist_cond")
+    sh.add_argument("--n", type=int, default=2000, help="samples for the Frechet distance")
+    sh.add_argument("--steps", type=int, default=500, help="Euler-Maruyama steps")
+    sh.add_argument("--root", help="folder with the MNIST IDX files")
+    sh.add_argument("--device")
     return p
 
 
 def main(argv=None) -> int:
     """Entry point of ``python -m scoregen_lite`` and the ``scoregen-lite`` console script."""
-    args = _parser().parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(raw)
     from . import QUICK, mnist
     from .data import MNISTNotFound
 
     try:
         if args.command == "train-mnist":
-            config = mnist.config_for(args.quick or QUICK, n_steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                                      time_budget_s=args.time_budget, compile=False if args.no_compile else None)
+            config = mnist.config_for(args.quick or QUICK, cpu=args.cpu, conditional=args.conditional,
+                                      n_steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                                      time_budget_s=args.time_budget, compile=False if args.no_compile else None,
+                                      precision=args.precision)
+            command = "python -m scoregen_lite " + " ".join(raw)
             _, _, info = mnist.train_model(args.out, config, root=args.root, device=args.device,
-                                           resume=not args.no_resume, limit=args.limit)
+                                           resume=not args.no_resume, limit=args.limit, command=command)
             print(f"trained {info['steps']} steps in {info['seconds']:.1f} s ({info['images_per_s']:,.0f} images/s); "
                   f"checkpoint: {Path(args.out) / 'checkpoint.pt'}")
         elif args.command == "sample":
             x, nfe, seconds = mnist.sample_model(args.checkpoint, args.n, sampler=args.sampler, n_steps=args.steps,
                                                  batch_size=args.batch_size, seed=args.seed, device=args.device,
-                                                 out_dir=args.out)
+                                                 out_dir=args.out, label=args.label)
             print(f"{len(x)} samples ({args.sampler}, {nfe} evaluations) in {seconds:.1f} s -> {Path(args.out) / 'samples.png'}")
+        elif args.command == "ship":
+            info = mnist.ship(args.checkpoint, args.name, n=args.n, n_steps=args.steps, root=args.root,
+                              device=args.device)
+            print(json.dumps({k: v for k, v in info.items() if k != "metrics"}, indent=2))
+            print(json.dumps({k: v for k, v in info["metrics"].items() if "histogram" not in k or k == "histogram_ok"},
+                             indent=2))
         else:
             result = mnist.evaluate_model(args.checkpoint, n=args.n, sampler=args.sampler, n_steps=args.steps,
                                           root=args.root, device=args.device, batch_size=args.batch_size,
-                                          n_likelihood=args.n_likelihood, out_dir=args.out, seed=args.seed)
+                                          n_likelihood=args.n_likelihood, out_dir=args.out, seed=args.seed,
+                                          label=args.label)
             print(json.dumps({k: v for k, v in result.items() if "histogram" not in k or k == "histogram_ok"}, indent=2))
     except (MNISTNotFound, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -1,11 +1,15 @@
 """Course tools for teachers: ``python -m scoregen_lite.course timings`` executes every notebook in
 quick mode (and, with ``--full``, in full mode) and writes the table of seconds per notebook, mode
-and device that the README shows.
+and device; with ``--json benchmarks/results/course_timings.json`` it also writes the file that the
+README's timing table is rendered from (``sg.results.course_timings_table``).
 """
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -65,13 +69,22 @@ def main(argv=None) -> int:
     t.add_argument("notebooks", nargs="*", help="default: notebooks/*.ipynb")
     t.add_argument("--full", action="store_true", help="also run full mode (slow: what a student runs)")
     t.add_argument("--out", default="course-timings.md")
+    t.add_argument("--json", help="also write the rows, the device and the date as JSON (the README renders it)")
     args = parser.parse_args(argv)
     notebooks = args.notebooks or sorted(str(p) for p in Path("notebooks").glob("*.ipynb"))
     if not notebooks:
         print("error: no notebooks given and none in ./notebooks; run from the repository root.", file=sys.stderr)
         return 2
-    table = to_markdown(timings(notebooks, full=args.full))
+    rows = timings(notebooks, full=args.full)
+    table = to_markdown(rows)
     Path(args.out).write_text(table)
+    if args.json:
+        from . import device
+
+        dev = str(device())
+        name = f"{dev}, {os.cpu_count()} cores, {platform.machine()}" if dev == "cpu" else dev
+        Path(args.json).write_text(json.dumps({"device": name, "date": datetime.date.today().isoformat(),
+                                               "rows": rows}, indent=2) + "\n")
     print(f"\n{table}\nwritten to {args.out}")
     return 0
 

@@ -19,13 +19,15 @@ import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from . import _checks
 
-__all__ = ["MNIST_FILES", "MNIST_MIRRORS", "mnist_dir", "mnist", "read_idx", "MNISTNotFound", "ChecksumError"]
+__all__ = ["MNIST_FILES", "MNIST_MIRRORS", "N_HELDOUT", "mnist_dir", "mnist", "mnist_split", "MNISTSplit", "read_idx",
+           "MNISTNotFound", "ChecksumError"]
 
 #: split -> (images file, labels file), with the official MD5 checksums of the .gz files.
 MNIST_FILES = {
@@ -168,3 +170,44 @@ def mnist(split: str = "train", root=None, download: bool = True, as_float: bool
     if as_float:
         x = (x.float() / 255.0)[:, None]
     return x.to(device) if device is not None else x, y.to(device) if device is not None else y
+
+
+#: How many digits of the offline subset (no test files) are held out: its last ``N_HELDOUT``.
+N_HELDOUT = 500
+
+
+class MNISTSplit(NamedTuple):
+    """Training digits and held-out digits that no model of the course ever trains on.
+
+    ``heldout`` says which digits are held out: ``"test"`` (the official test files) or
+    ``"train[-500:]"`` (the last 500 digits of a training set without test files, e.g. the offline
+    subset); training uses ``x_train`` only, so held-out metrics are honest either way.
+    """
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_held: torch.Tensor
+    y_held: torch.Tensor
+    heldout: str
+
+
+def mnist_split(root=None, n_heldout: int = N_HELDOUT, download: bool = True) -> MNISTSplit:
+    """The course's one train / held-out split of MNIST (notebook 07 on, the CLI, the benchmarks).
+
+    The official test files are the held-out set when they are on disk, or when the full 60,000-digit
+    training set is (then they are downloaded, MD5-checked, if missing). Otherwise (the offline
+    subset) the last ``n_heldout`` training digits are held out and removed from the training set.
+    Bits/dim, the real-vs-real Frechet scale and the classifier's accuracy are measured on
+    ``x_held``; checkpoints record ``heldout`` so that evaluation can refuse to mix them up.
+    """
+    n_heldout = _checks.count("n_heldout", n_heldout)
+    x, y = mnist("train", root=root, download=download)
+    try:
+        xt, yt = mnist("test", root=root, download=download and len(x) == 60_000)
+        return MNISTSplit(x, y, xt, yt, "test")
+    except MNISTNotFound:
+        pass
+    if len(x) <= 2 * n_heldout:
+        raise ValueError(f"only {len(x)} training digits and no test files: cannot hold out n_heldout={n_heldout} "
+                         f"and still train; pass a smaller n_heldout or add the test files to {mnist_dir(root)}.")
+    return MNISTSplit(x[:-n_heldout], y[:-n_heldout], x[-n_heldout:], y[-n_heldout:], f"train[-{n_heldout}:]")

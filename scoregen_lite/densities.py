@@ -214,6 +214,14 @@ class GaussianMixture:
         return self._perturbed[key].score(x)
 
     # --------------------------------------------------------------- helpers
+    def moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact mean sum_k w_k mu_k and covariance sum_k w_k (Sigma_k + mu_k mu_k^T) - mean mean^T
+        (float64), what a sampler's output is checked against (``sg.metrics.moment_z``)."""
+        w, mu, cov = self.weights.double(), self.means.double(), self.covs.double()
+        mean = (w[:, None] * mu).sum(0)
+        second = (w[:, None, None] * (cov + mu[:, :, None] * mu[:, None, :])).sum(0)
+        return mean, second - torch.outer(mean, mean)
+
     def assign(self, x: torch.Tensor) -> torch.Tensor:
         """Index of the most responsible component for each row of x, shape (n,)."""
         return self.responsibilities(x).argmax(dim=1)
@@ -284,10 +292,10 @@ class SDEMarginal:
         return self.mixture.diffuse(float(alpha), float(std))
 
     def _terms(self, x, t):
-        from .sde import _as_time
+        from .sde import as_time
 
         x = _checks.points("x", x, self.mixture.dim)
-        t = _as_time(t, x)
+        t = as_time(t, x)
         alpha, std = self.sde.marginal_coeffs(t.to(torch.float64))
         n = x.shape[0]
         alpha = alpha.expand(n) if alpha.dim() == 0 else alpha

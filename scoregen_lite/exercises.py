@@ -138,7 +138,19 @@ def check_hutchinson_trace(fn) -> None:
     if float(est.std()) < 0.1 * sd:
         raise ExerciseFailed("hutchinson_trace: the estimates do not vary: with n_samples=1 each one should use a single "
                              "random projection, not the exact trace.")
-    _passed("hutchinson_trace", f"unbiased on a {D}x{D} linear map (mean error {mean_err:.2f}, {5 * sd / 20:.2f} allowed)")
+    k = 8  # more probes: still unbiased, and the spread shrinks as 1 / sqrt(n_samples)
+    est_k = fn(f, x, k)
+    mean_err_k = abs(float(est_k.mean()) - float(torch.trace(A)))
+    if mean_err_k > 5 * sd / math.sqrt(k * 400):
+        raise ExerciseFailed(f"hutchinson_trace: with n_samples={k} the mean estimate is off by {mean_err_k:.3g} "
+                             f"(> 5 standard errors); average the {k} projections v^T J v, do not sum them.")
+    ratio = float(est_k.std()) / float(est.std())
+    if not 0.2 < ratio < 0.6:
+        raise ExerciseFailed(f"hutchinson_trace: with n_samples={k} the estimates spread {ratio:.2f} times as much as "
+                             f"with 1; averaging {k} independent projections should give about 1/sqrt({k}) = "
+                             f"{1 / math.sqrt(k):.2f}. Draw a fresh v for each of the n_samples projections.")
+    _passed("hutchinson_trace", f"unbiased on a {D}x{D} linear map (mean error {mean_err:.2f}, {5 * sd / 20:.2f} "
+                                f"allowed); {k} probes shrink the spread by {ratio:.2f}")
 
 
 def check_dsm_target(fn) -> None:

@@ -1,47 +1,111 @@
-"""The MNIST pipeline of notebook 07, shared by the notebook, the command line and the benchmark:
-train a ``ScoreUNet`` with eq. (8), sample it with the reverse SDE, and measure it.
+"""The MNIST pipeline of notebook 07 on, shared by the notebooks, the command line and the benchmarks:
+train a ``ScoreUNet`` with eq. (8), sample it with the reverse SDE, measure it on held-out digits, and
+ship small checkpoints with a manifest.
 
-Data: ``sg.data.mnist`` (official IDX files; 60,000 training digits online, the 10,000-digit
-offline subset in CI). Images are x = pixel / 255 in [0, 1].
+Data: ``sg.data.mnist_split`` (official IDX files; 60,000 training digits and the test files online,
+the 10,000-digit offline subset, whose last 500 digits are held out, in CI). Images are
+x = pixel / 255 in [0, 1].
+
+Checkpoints a notebook loads, in order (``find_checkpoint``): ``$SCOREGEN_RUNS/NAME/checkpoint.pt``,
+the student's own ``runs/NAME/checkpoint.pt`` (in the course folder), then the shipped
+``checkpoints/NAME.pt`` (sha256-checked against ``checkpoints/NAME.json``).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
+import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from . import data as data_mod
 from . import metrics, plot, samplers, train
-from .train import FAST, QUICK_CPU, ImageConfig
+from .train import CPU, FAST, QUICK_CPU, ImageConfig
 
-__all__ = ["train_model", "sample_model", "evaluate_model", "bits_per_dim", "config_for"]
+__all__ = ["train_model", "sample_model", "evaluate_model", "bits_per_dim", "config_for", "SHIPPED",
+           "checkpoints_dir", "course_dir", "find_checkpoint", "pretrained", "manifest", "ship", "sha256",
+           "ChecksumMismatch", "HeldoutError"]
+
+#: The checkpoints that ship in ``checkpoints/``, and what each is.
+SHIPPED = {
+    "mnist_ve": "the notebook-07 model: unconditional ScoreUNet, VE SDE dx = 25^t dw",
+    "mnist_cond": "class-conditional ScoreUNet (label embedding, null label, label dropout 0.1) for guidance",
+}
 
 
-def config_for(quick: bool, **overrides) -> ImageConfig:
-    """``QUICK_CPU`` in quick mode, else ``FAST``, with keyword overrides (None values are ignored)."""
-    from dataclasses import replace
+class ChecksumMismatch(ValueError):
+    """A shipped checkpoint's sha256 differs from its manifest (a truncated or replaced file)."""
 
-    base = QUICK_CPU if quick else FAST
+
+class HeldoutError(ValueError):
+    """Evaluation was asked to report held-out metrics on digits the model trained on."""
+
+
+def course_dir() -> Path:
+    """The course folder (the repository: ``notebooks/``, ``checkpoints/``, ``runs/``)."""
+    return Path(__file__).resolve().parents[1]
+
+
+def checkpoints_dir() -> Path:
+    """Where the shipped checkpoints and their manifests live (``checkpoints/`` in the course folder)."""
+    return course_dir() / "checkpoints"
+
+
+def config_for(quick: bool, *, cpu: bool = False, conditional: bool = False, **overrides) -> ImageConfig:
+    """``QUICK_CPU`` in quick mode, else ``CPU`` (the 10-minute laptop recipe) when ``cpu``, else ``FAST``
+    (the GPU recipe); ``conditional`` makes it class-conditional (10 labels + the null label); keyword
+    overrides (None values are ignored)."""
+    base = QUICK_CPU if quick else (CPU if cpu else FAST)
+    if conditional:
+        base = replace(base, n_classes=10)
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def train_model(out_dir, config: ImageConfig, *, root=None, device=None, resume: bool = True, progress: bool = True,
-                log=print, limit: int | None = None):
-    """Train on MNIST train digits and write ``out_dir/checkpoint.pt`` and ``out_dir/train.json``.
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=course_dir(),
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
-    ``limit`` uses only the first ``limit`` digits (quick mode). Returns (net, ema, info)."""
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "cpu":
+        return f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+    return str(device)
+
+
+def train_model(out_dir, config: ImageConfig, *, root=None, device=None, resume: bool = True, progress: bool = True,
+                log=print, limit: int | None = None, command: str | None = None):
+    """Train on the training digits of ``sg.data.mnist_split`` (never the held-out ones) and write
+    ``out_dir/checkpoint.pt`` and ``out_dir/train.json`` (command, commit, device, steps, batch, time).
+
+    ``limit`` uses only the first ``limit`` training digits (quick mode). Returns (net, ema, info)."""
+    from . import device as default_device
+
+    device = torch.device(device) if device is not None else default_device()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    x, _ = data_mod.mnist("train", root=root)
+    split = data_mod.mnist_split(root=root)
+    x, y = split.x_train, split.y_train
     if limit:
-        x = x[:limit]
-    net, ema, info = train.train_images(x, config, checkpoint=out / "checkpoint.pt", resume=resume, device=device,
-                                        progress=progress, log=log)
+        x, y = x[:limit], y[:limit]
+    meta = {"heldout": split.heldout, "n_train": len(x), "command": command, "commit": _commit(),
+            "device": _device_name(device)}
+    log(f"training on {len(x):,} digits; held out: {split.heldout} ({len(split.x_held):,} digits)")
+    net, ema, info = train.train_images(x, config, labels=y if config.n_classes else None,
+                                        checkpoint=out / "checkpoint.pt", resume=resume, device=device,
+                                        progress=progress, log=log, meta=meta)
     summary = {k: v for k, v in info.items() if k not in ("losses", "config")}
-    summary.update(final_loss=sum(info["losses"][-100:]) / max(1, len(info["losses"][-100:])), n_train=len(x),
+    summary.update(meta, batch_size=config.batch_size, final_loss=sum(info["losses"][-100:]) / max(1, len(info["losses"][-100:])),
                    parameters=sum(p.numel() for p in net.parameters()))
     (out / "train.json").write_text(json.dumps(summary, indent=2))
     return net, ema, info
@@ -49,25 +113,33 @@ def train_model(out_dir, config: ImageConfig, *, root=None, device=None, resume:
 
 def sample_model(checkpoint, n: int, *, sampler: str = "em", n_steps: int = 500, batch_size: int | None = None,
                  seed: int = 0, device=None, use_ema: bool = True, out_dir=None, progress: bool = False,
-                 compile: bool = False, timings: dict | None = None):
-    """Load a checkpoint and draw ``n`` samples; with ``out_dir`` write samples.npy and samples.png.
-    ``compile`` compiles the network first on CUDA (time reported in ``timings``).
-    Returns (samples in [0, 1] (clamped), nfe, seconds)."""
+                 compile: bool = False, timings: dict | None = None, label: int | None = None):
+    """Load a checkpoint and draw ``n`` samples (``label``: a class-conditional checkpoint's digit);
+    with ``out_dir`` write samples.npy and samples.png. ``compile`` compiles the network first on
+    CUDA (time reported in ``timings``). Returns (samples in [0, 1] (clamped), nfe, seconds)."""
     from . import device as default_device
 
     device = torch.device(device) if device is not None else default_device()
     net, sde, _ = train.load_score_model(checkpoint, device=device, use_ema=use_ema)
     return _sample(net, sde, n, sampler=sampler, n_steps=n_steps, batch_size=batch_size, seed=seed, device=device,
-                   out_dir=out_dir, progress=progress, compile=compile, timings=timings)
+                   out_dir=out_dir, progress=progress, compile=compile, timings=timings, label=label)
 
 
 def _sample(net, sde, n, *, sampler, n_steps, batch_size, seed, device, out_dir=None, progress=False,
-            compile=False, timings=None):
+            compile=False, timings=None, label=None):
     """Sample an already loaded network (shared by ``sample_model`` and ``evaluate_model``)."""
     gen = torch.Generator(device=device).manual_seed(seed)
-    x, nfe, seconds = samplers.sample_batched(net, sde, n, sampler=sampler, n_steps=n_steps, batch_size=batch_size,
-                                              generator=gen, device=device, progress=progress, compile=compile,
-                                              timings=timings)
+    score_fn = net
+    if getattr(net, "n_classes", 0):
+        if label is not None and not 0 <= int(label) < net.n_classes:
+            raise ValueError(f"label={label!r} is invalid: expected a digit 0..{net.n_classes - 1}.")
+        y = net.null_label if label is None else int(label)
+        score_fn = lambda x, t: net(x, t, y)  # noqa: E731
+    elif label is not None:
+        raise ValueError(f"label={label!r} needs a class-conditional checkpoint (e.g. pretrained('mnist_cond')).")
+    x, nfe, seconds = samplers.sample_batched(score_fn, sde, n, sampler=sampler, n_steps=n_steps,
+                                              batch_size=batch_size, generator=gen, device=device, progress=progress,
+                                              compile=compile, timings=timings)
     x = x.clamp(0, 1)
     if out_dir is not None:
         out = Path(out_dir)
@@ -85,7 +157,8 @@ def bits_per_dim(net, sde, images: torch.Tensor, *, generator=None, rtol: float 
 
     Uniform dequantisation: pixels k in {0..255} become x = (k + u) / 256 with u ~ U(0, 1), a density
     on [0, 1)^D; the discrete likelihood is at least p(x) / 256^D, so bits/dim = -log2 p(x) / D + 8
-    (the documented offset, log2 256). The divergence uses one Hutchinson probe.
+    (the documented offset, log2 256). A model no better than uniform noise on [0, 1)^D scores 8.
+    The divergence uses one Hutchinson probe. Use held-out digits (``sg.data.mnist_split``).
     """
     from . import device as default_device
 
@@ -98,31 +171,159 @@ def bits_per_dim(net, sde, images: torch.Tensor, *, generator=None, rtol: float 
     return samplers.bits_per_dim(ll, x[0].numel(), offset=math.log2(256)).mean().item()
 
 
+def check_heldout(checkpoint_meta: dict, split) -> None:
+    """Raise ``HeldoutError`` unless the checkpoint was trained with the same held-out digits as ``split``
+    (so the held-out metrics are on digits the model never saw)."""
+    trained = (checkpoint_meta or {}).get("heldout")
+    if trained != split.heldout:
+        raise HeldoutError(
+            f"the checkpoint was trained with held-out digits {trained!r}, but the data here hold out "
+            f"{split.heldout!r}: its training data may contain the digits evaluation would call held-out. "
+            f"Evaluate where the same MNIST files are (the offline subset holds out train[-500:], the official "
+            f"files hold out the test set), or retrain with python -m scoregen_lite train-mnist.")
+
+
 def evaluate_model(checkpoint, *, n: int = 10_000, sampler: str = "em", n_steps: int = 500, root=None, device=None,
                    batch_size: int | None = None, n_likelihood: int = 64, out_dir=None, seed: int = 0,
-                   classifier_epochs: int = 3) -> dict:
-    """Sample ``n`` digits and measure them: Frechet distance on the package's classifier features,
-    class histogram vs the real digits, sampling time, and bits/dim of ``n_likelihood`` test digits
-    (offline, where the subset has no test files, the last ``n_likelihood`` training digits). Writes ``metrics.json`` (and the samples) to ``out_dir``."""
+                   classifier_epochs: int = 5, label: int | None = None) -> dict:
+    """Sample ``n`` digits and measure them on the package's classifier: Frechet distance of the samples
+    to training digits, the real-vs-real scale (held-out digits vs training digits), the class histogram,
+    the classifier's held-out accuracy, sampling time, and bits/dim of ``n_likelihood`` held-out digits.
+
+    Refuses (``HeldoutError``) a checkpoint whose training data may contain the held-out digits.
+    Writes ``metrics.json`` (and the samples) to ``out_dir``."""
     from . import device as default_device
 
     device = torch.device(device) if device is not None else default_device()
-    x_train, y_train = data_mod.mnist("train", root=root)
-    try:
-        x_test, _ = data_mod.mnist("test", root=root, download=False)
-    except data_mod.MNISTNotFound:
-        x_test = x_train[-n_likelihood:]  # the offline subset has no test files
-    classifier = metrics.mnist_classifier(x_train, y_train, epochs=classifier_epochs, device=device)
+    split = data_mod.mnist_split(root=root)
+    check_heldout(train.load_checkpoint(checkpoint).get("meta"), split)
+    classifier = metrics.mnist_classifier(split.x_train, split.y_train, epochs=classifier_epochs, device=device)
     net, sde, _ = train.load_score_model(checkpoint, device=device)
     samples, nfe, seconds = _sample(net, sde, n, sampler=sampler, n_steps=n_steps, batch_size=batch_size,
-                                    seed=seed, device=device, out_dir=out_dir)
-    result = metrics.evaluate_images(samples, x_train[: max(n, 1000)], classifier)
+                                    seed=seed, device=device, out_dir=out_dir, label=label)
+    reference = split.x_train[: max(n, 1000)]
+    result = metrics.evaluate_images(samples, reference, classifier)
+    real = metrics.evaluate_images(split.x_held, reference, classifier)
     start = time.perf_counter()
-    result.update(sampler=sampler, nfe=nfe, sampling_seconds=seconds,
-                  bits_per_dim=bits_per_dim(net, sde, x_test[:n_likelihood], device=device,
-                                            generator=torch.Generator().manual_seed(seed)),
-                  likelihood_seconds=time.perf_counter() - start, n_likelihood=min(n_likelihood, len(x_test)))
+    likelihood = bits_per_dim(net, sde, split.x_held[:n_likelihood], device=device,
+                              generator=torch.Generator().manual_seed(seed))
+    result.update(sampler=sampler, nfe=nfe, sampling_seconds=seconds, heldout=split.heldout,
+                  frechet_real_heldout=real["frechet"], n_heldout=len(split.x_held),
+                  classifier_heldout_accuracy=metrics.accuracy(classifier, split.x_held, split.y_held),
+                  bits_per_dim=likelihood, likelihood_seconds=time.perf_counter() - start,
+                  n_likelihood=min(n_likelihood, len(split.x_held)), device=_device_name(device))
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         (Path(out_dir) / "metrics.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+# ---------------------------------------------------------------------------
+# Shipped checkpoints: small (EMA weights in float16), with a manifest
+# ---------------------------------------------------------------------------
+
+def sha256(path) -> str:
+    """Hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def manifest(name: str) -> dict:
+    """The manifest ``checkpoints/NAME.json`` of a shipped checkpoint (command, commit, device, steps,
+    batch, wall time, sha256, held-out metrics)."""
+    if name not in SHIPPED:
+        raise ValueError(f"name={name!r} is not a shipped checkpoint; expected one of {sorted(SHIPPED)}.")
+    path = checkpoints_dir() / f"{name}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: the course folder has no shipped checkpoint {name!r}. Train one "
+                                f"with python -m scoregen_lite train-mnist (see the README, 'For teachers').")
+    return json.loads(path.read_text())
+
+
+def _verified(name: str) -> Path:
+    path = checkpoints_dir() / f"{name}.pt"
+    want = manifest(name)["sha256"]
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing although its manifest exists; restore it (git checkout {path.name}).")
+    got = sha256(path)
+    if got != want:
+        raise ChecksumMismatch(f"{path} has sha256 {got[:16]}..., its manifest says {want[:16]}...: the file is "
+                               f"damaged or was replaced. Restore it with git checkout, or put your own run in "
+                               f"runs/{name}/checkpoint.pt instead.")
+    return path
+
+
+def find_checkpoint(name: str, *, log=print) -> Path:
+    """The checkpoint a notebook uses for ``name``, in order: ``$SCOREGEN_RUNS/NAME/checkpoint.pt``, the
+    student's own ``runs/NAME/checkpoint.pt`` in the course folder, then the shipped
+    ``checkpoints/NAME.pt`` (sha256-checked). Says through ``log`` which one it picked."""
+    if name not in SHIPPED:
+        raise ValueError(f"name={name!r} is not a known model; expected one of {sorted(SHIPPED)}.")
+    candidates = []
+    if os.environ.get("SCOREGEN_RUNS"):
+        candidates.append(("$SCOREGEN_RUNS", Path(os.environ["SCOREGEN_RUNS"]).expanduser() / name / "checkpoint.pt"))
+    candidates.append(("your own run", course_dir() / "runs" / name / "checkpoint.pt"))
+    for what, path in candidates:
+        if path.exists():
+            log(f"using {what}: {path}")
+            return path
+    path = _verified(name)
+    info = manifest(name)
+    log(f"using the shipped checkpoint {path.name} ({info['steps']:,} steps on {info['device']}; sha256 verified)")
+    return path
+
+
+def pretrained(name: str, device=None, *, log=print):
+    """(net, sde, config) of a model by name (``SHIPPED``), from the first checkpoint ``find_checkpoint``
+    finds; the shipped one is sha256-checked (``ChecksumMismatch`` if it differs from its manifest).
+    Introduced in notebooks/07_mnist_score_sde.ipynb."""
+    return train.load_score_model(find_checkpoint(name, log=log), device=device)
+
+
+def ship(checkpoint, name: str, *, n: int = 2000, n_steps: int = 500, n_likelihood: int = 64, root=None,
+         device=None, out_dir=None) -> dict:
+    """Turn a training run into a shipped checkpoint: EMA weights only, in float16, to
+    ``checkpoints/NAME.pt`` (at most 3 MB), then evaluate it on held-out digits (EM, ``n_steps``), and
+    the run's last (non-EMA) weights on the same noise, and write ``checkpoints/NAME.json``: the training
+    command, commit, device, steps, batch, wall time, sha256 and the metrics. Returns the manifest."""
+    if name not in SHIPPED:
+        raise ValueError(f"name={name!r} is not in SHIPPED {sorted(SHIPPED)}; add it there with one line saying what it is.")
+    state = train.load_checkpoint(checkpoint)
+    weights = state["ema"]["shadow"] if state.get("ema") else state["model"]
+    small = {"model": {k: v.half() if torch.is_floating_point(v) else v for k, v in weights.items()},
+             "ema": None, "config": state["config"], "step": state["step"], "meta": state.get("meta", {}),
+             "losses": state["losses"][:: max(1, len(state["losses"]) // 500)]}
+    target = checkpoints_dir() / f"{name}.pt"
+    train.save_checkpoint(target, **small)
+    size_mb = target.stat().st_size / 2**20
+    if size_mb > 3:
+        raise ValueError(f"{target} is {size_mb:.1f} MB; shipped checkpoints stay under 3 MB (use fewer channels).")
+    run_info = {}
+    run_json = Path(checkpoint).with_name("train.json")
+    if run_json.exists():
+        run_info = json.loads(run_json.read_text())
+    result = evaluate_model(target, n=n, n_steps=n_steps, n_likelihood=n_likelihood, root=root, device=device,
+                            out_dir=out_dir)
+    if state.get("ema"):  # what the EMA changes: the last weights, same noise, same classifier
+        from . import device as default_device
+
+        dev = torch.device(device) if device is not None else default_device()
+        split = data_mod.mnist_split(root=root)
+        raw, sde, _ = train.load_score_model(checkpoint, device=dev, use_ema=False)
+        samples, _, _ = _sample(raw, sde, n, sampler="em", n_steps=n_steps, batch_size=None, seed=0, device=dev)
+        classifier = metrics.mnist_classifier(split.x_train, split.y_train, device=dev)
+        result["frechet_last_weights"] = metrics.evaluate_images(samples, split.x_train[: max(n, 1000)],
+                                                                 classifier)["frechet"]
+    info = {"name": name, "what": SHIPPED[name], "command": small["meta"].get("command"),
+            "commit": small["meta"].get("commit"), "device": small["meta"].get("device"),
+            "steps": state["step"], "batch_size": state["config"]["batch_size"],
+            "seconds": run_info.get("seconds"), "images_per_s": run_info.get("images_per_s"),
+            "precision": run_info.get("precision"), "heldout": small["meta"].get("heldout"),
+            "n_train": small["meta"].get("n_train"), "stored": "EMA weights, float16", "size_mb": round(size_mb, 3),
+            "sha256": sha256(target),
+            "metrics": {k: v for k, v in result.items()}}
+    (checkpoints_dir() / f"{name}.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info

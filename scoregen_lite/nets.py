@@ -188,17 +188,28 @@ class ScoreUNet(nn.Module):
         channels: widths of the four levels.
         embed_dim: size of the time embedding.
         scale: frequency scale of the Fourier features.
+        n_classes: 0 for an unconditional network; else a label embedding with ``n_classes + 1``
+            entries, the last being the null label, added to the time embedding, so one network gives
+            conditional and unconditional scores (trained with label dropout; Ho & Salimans 2022,
+            classifier-free guidance, section 3.2).
     """
 
-    def __init__(self, sde, channels=(32, 64, 128, 256), embed_dim: int = 256, scale: float = 30.0):
+    def __init__(self, sde, channels=(32, 64, 128, 256), embed_dim: int = 256, scale: float = 30.0,
+                 n_classes: int = 0):
         super().__init__()
         if len(channels) != 4 or any((not isinstance(c, int)) or c < 4 for c in channels):
             raise ValueError(f"channels={channels!r} is invalid: expected four ints >= 4, e.g. (32, 64, 128, 256).")
         embed_dim = _checks.count("embed_dim", embed_dim, minimum=2)
+        if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 0:
+            raise ValueError(f"n_classes={n_classes!r} is invalid: expected 0 (unconditional) or the number of "
+                             f"classes, e.g. 10 for MNIST digits.")
         self.sde = sde
         self.channels = tuple(channels)
+        self.n_classes = n_classes
         c1, c2, c3, c4 = channels
         self.embed = nn.Sequential(GaussianFourierProjection(embed_dim, scale), nn.Linear(embed_dim, embed_dim))
+        # class-conditional: one learned vector per label plus the null label n_classes (classifier-free guidance)
+        self.label_embed = nn.Embedding(n_classes + 1, embed_dim) if n_classes else None
         self.conv1 = nn.Conv2d(1, c1, 3, stride=1, bias=False)          # 28 -> 26
         self.conv2 = nn.Conv2d(c1, c2, 3, stride=2, bias=False)         # 26 -> 12
         self.conv3 = nn.Conv2d(c2, c3, 3, stride=2, bias=False)         # 12 -> 5
@@ -215,13 +226,30 @@ class ScoreUNet(nn.Module):
     def _block(self, h, i, emb):
         return self.act(self.norms[i](h + self.dense[i](emb)[:, :, None, None]))
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    @property
+    def null_label(self) -> int:
+        """The label that means "no label" (unconditional score) in a class-conditional network."""
+        return self.n_classes
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | int | None = None) -> torch.Tensor:
+        """s_theta(x, t) (unconditional network), or s_theta(x, t, y) with labels y (n,) or one int for the
+        whole batch; y = None or ``null_label`` gives the conditional network's unconditional score."""
         if x.dim() != 4 or x.shape[1:] != (1, 28, 28):
             raise ValueError(f"x has shape {tuple(x.shape)}; ScoreUNet expects (n, 1, 28, 28).")
         t = torch.as_tensor(t, device=x.device, dtype=torch.float32)
         if t.dim() == 0:
             t = t.expand(x.shape[0])
-        emb = self.act(self.embed(t))
+        emb = self.embed(t)
+        if self.label_embed is not None:
+            y = self.null_label if y is None else y
+            y = torch.as_tensor(y, device=x.device, dtype=torch.long)
+            if y.dim() == 0:
+                y = y.expand(x.shape[0])
+            emb = emb + self.label_embed(y)
+        elif y is not None:
+            raise ValueError("this ScoreUNet is unconditional (n_classes=0); call it as net(x, t), or use a "
+                             "class-conditional checkpoint (train-mnist --conditional).")
+        emb = self.act(emb)
         h1 = self._block(self.conv1(x), 0, emb)
         h2 = self._block(self.conv2(h1), 1, emb)
         h3 = self._block(self.conv3(h2), 2, emb)
@@ -230,4 +258,4 @@ class ScoreUNet(nn.Module):
         h = self._block(self.tconv3(torch.cat([h, h3], dim=1)), 5, emb)
         h = self._block(self.tconv2(torch.cat([h, h2], dim=1)), 6, emb)
         h = self.tconv1(torch.cat([h, h1], dim=1))
-        return h / self.sde._coeffs(t)[1].to(h.dtype)[:, None, None, None]   # divide by std_t (unchecked: no sync)
+        return h / self.sde.marginal_coeffs(t, check=False)[1].to(h.dtype)[:, None, None, None]   # divide by std_t (unchecked: no sync)

@@ -16,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import _checks
+from .sde import per_sample
 
 __all__ = [
     "langevin",
@@ -295,12 +296,10 @@ def _tvec(x, t: float):
 
 def _em_step(sde, x, tv, s, dt: float, last: bool, generator):
     """One Euler-Maruyama step of eq. (7): x + [f - g^2 s] dt + g sqrt(|dt|) z; the last adds no noise."""
-    from .sde import _bcast
-
-    mean = x + sde._reverse_drift_raw(x, tv, s) * dt     # x + [f - g^2 s] dt      eq. (7)
+    mean = x + sde.reverse_drift(x, tv, s, check=False) * dt     # x + [f - g^2 s] dt      eq. (7)
     if last:
         return mean
-    return mean + _bcast(sde._diffusion(tv), x) * math.sqrt(-dt) * _randn_like(x, generator)
+    return mean + per_sample(sde.diffusion(tv, check=False), x) * math.sqrt(-dt) * _randn_like(x, generator)
 
 
 @torch.no_grad()
@@ -314,11 +313,9 @@ def forward_sde(sde, x0: torch.Tensor, n_steps: int, *, t_end: float = 1.0, retu
     t_end = _checks.positive("t_end", t_end)
     dt = t_end / n_steps
     path = [x.clone()] if return_path else None
-    from .sde import _bcast
-
     for k in range(n_steps):
         t = _tvec(x, k * dt)
-        x = x + sde.drift(x, t) * dt + _bcast(sde.diffusion(t), x) * math.sqrt(dt) * _randn_like(x, generator)
+        x = x + sde.drift(x, t) * dt + per_sample(sde.diffusion(t), x) * math.sqrt(dt) * _randn_like(x, generator)
         if path is not None:
             path.append(x.clone())
     return (x, torch.stack(path)) if return_path else x
@@ -474,7 +471,7 @@ def probability_flow_ode(sde, score_fn, shape, *, rtol: float = 1e-5, atol: floa
 
     def f(t, y):
         tv = _tvec(y, t)
-        return sde._reverse_drift_raw(y, tv, score_fn(y, tv), ode=True)
+        return sde.reverse_drift(y, tv, score_fn(y, tv), ode=True, check=False)
 
     x, nfe = rk45(f, x, 1.0, eps, rtol=rtol, atol=atol)
     return x, nfe
@@ -506,7 +503,7 @@ def log_likelihood(sde, score_fn, x: torch.Tensor, *, rtol: float = 1e-5, atol: 
         xs = y[:, :d].reshape(shape).detach().requires_grad_(True)
         tv = _tvec(xs, t)
         with torch.enable_grad():
-            drift = sde._reverse_drift_raw(xs, tv, score_fn(xs, tv), ode=True)
+            drift = sde.reverse_drift(xs, tv, score_fn(xs, tv), ode=True, check=False)
             if exact:
                 flat = drift.reshape(n, -1)
                 div = sum(torch.autograd.grad(flat[:, i].sum(), xs, retain_graph=i < d - 1)[0].reshape(n, -1)[:, i]
@@ -538,19 +535,21 @@ def sample_batched(score_fn, sde, n: int, shape=(1, 28, 28), *, sampler: str = "
                    progress: bool = False, timings: dict | None = None):
     """Draw ``n`` samples of shape ``shape`` with ``sampler`` in {"em", "pc", "ode"}, ``batch_size`` at a time.
 
-    On CUDA with ``amp`` the score network runs under bfloat16 autocast (the sampler's state stays
-    float32); with ``compile`` it is wrapped in ``torch.compile`` and compiled once on a batch of
+    With ``amp`` the score network runs in the precision ``sg.precision(device)`` picks (bfloat16
+    autocast on Ampere and newer GPUs, float16 on older ones, float32 on MPS and the CPU; the
+    sampler's state stays float32); with ``compile`` it is wrapped in ``torch.compile`` and compiled once on a batch of
     the right shape before the clock starts (the compile time goes to ``timings["compile_seconds"]``).
     Returns (samples (n, *shape) on the CPU, score evaluations per sample, sampling seconds).
     Introduced in notebooks/07_mnist_score_sde.ipynb.
     """
-    from . import device as default_device
+    from . import device as default_device, precision
 
     _checks.choice("sampler", sampler, {"em", "pc", "ode"})
     n = _checks.count("n", n)
     device = torch.device(device) if device is not None else default_device()
     batch_size = batch_size or n
-    use_amp = amp and device.type == "cuda"
+    amp_dtype = precision(device)[0] if amp else torch.float32
+    use_amp = amp_dtype != torch.float32
     net = score_fn
     compile_start = time.perf_counter()
     if compile and device.type == "cuda" and hasattr(torch, "compile"):
@@ -558,14 +557,14 @@ def sample_batched(score_fn, sde, n: int, shape=(1, 28, 28), *, sampler: str = "
         with torch.no_grad():
             sizes = {min(batch_size, n - i) for i in range(0, n, batch_size)}
             for size in sizes:  # compile for every batch shape the loop will use
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                     net(torch.zeros((size,) + tuple(shape), device=device), torch.full((size,), 0.5, device=device))
         torch.cuda.synchronize()
     if timings is not None:
         timings["compile_seconds"] = time.perf_counter() - compile_start
 
     def score(x, t):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
             return net(x, t).float()
 
     out, nfe = [], 0

@@ -16,13 +16,14 @@ import torch
 
 from . import _checks
 
-__all__ = ["SDE", "VESDE", "VPSDE", "SubVPSDE", "SDES"]
+__all__ = ["SDE", "VESDE", "VPSDE", "SubVPSDE", "SDES", "as_time", "per_sample"]
 
 _LOG_2PI = math.log(2 * math.pi)
 
 
-def _as_time(t, x: torch.Tensor | None = None) -> torch.Tensor:
-    """t as a float tensor of shape (n,) (or 0-d), checked to lie in [0, 1]."""
+def as_time(t, x: torch.Tensor | None = None) -> torch.Tensor:
+    """t as a float tensor of shape (n,) (or 0-d), checked to lie in [0, 1] (and, given x, one
+    time per row of x, on x's device and dtype). Used by every sampler and density that takes t."""
     given = t
     if isinstance(t, torch.Tensor):
         tt = t
@@ -43,7 +44,7 @@ def _as_time(t, x: torch.Tensor | None = None) -> torch.Tensor:
     return tt
 
 
-def _bcast(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def per_sample(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Reshape a per-sample (n,) or scalar coefficient to broadcast against x (n, ...)."""
     if v.dim() == 0:
         return v
@@ -78,25 +79,30 @@ class SDE:
 
     # -- unchecked internals (no host synchronisation: used inside samplers and training loops) --
     def _drift_raw(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return _bcast(self._drift_coeff(t), x) * x
+        return per_sample(self._drift_coeff(t), x) * x
 
     def _reverse_drift_raw(self, x: torch.Tensor, t: torch.Tensor, score: torch.Tensor, ode: bool = False):
-        g2 = _bcast(self._diffusion(t) ** 2, x)
+        g2 = per_sample(self._diffusion(t) ** 2, x)
         return self._drift_raw(x, t) - (0.5 if ode else 1.0) * g2 * score
 
     # -- shared API ---------------------------------------------------------
-    def marginal_coeffs(self, t) -> tuple[torch.Tensor, torch.Tensor]:
-        """(alpha_t, std_t) with p_0t(x(t) | x(0)) = N(alpha_t x(0), std_t^2 I), same shape as t."""
-        return self._coeffs(_as_time(t))
+    def marginal_coeffs(self, t, *, check: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """(alpha_t, std_t) with p_0t(x(t) | x(0)) = N(alpha_t x(0), std_t^2 I), same shape as t.
+
+        ``check=False`` is the fast path for hot loops (training steps, samplers, a network's
+        forward pass on a GPU): t must already be a float tensor in [0, 1]; it is not validated,
+        which would force a host synchronisation."""
+        return self._coeffs(as_time(t) if check else t)
 
     def drift(self, x: torch.Tensor, t) -> torch.Tensor:
         """f(x, t) of eq. (6) (affine in x for all three SDEs)."""
         x = _checks.batch("x", x)
-        return self._drift_raw(x, _as_time(t, x))
+        return self._drift_raw(x, as_time(t, x))
 
-    def diffusion(self, t) -> torch.Tensor:
-        """g(t) of eq. (6), same shape as t."""
-        return self._diffusion(_as_time(t))
+    def diffusion(self, t, *, check: bool = True) -> torch.Tensor:
+        """g(t) of eq. (6), same shape as t (``check=False``: the unvalidated fast path, see
+        ``marginal_coeffs``)."""
+        return self._diffusion(as_time(t) if check else t)
 
     def marginal_std(self, t) -> torch.Tensor:
         """std_t of the transition kernel, same shape as t (what a score network's output is divided by)."""
@@ -105,9 +111,9 @@ class SDE:
     def marginal_prob(self, x0: torch.Tensor, t):
         """Mean alpha_t x0 and std std_t of p_0t(x(t) | x(0) = x0); std has t's shape."""
         x0 = _checks.batch("x0", x0)
-        t = _as_time(t, x0)
+        t = as_time(t, x0)
         alpha, std = self._coeffs(t)
-        return _bcast(alpha, x0) * x0, std
+        return per_sample(alpha, x0) * x0, std
 
     def prior_sample(self, shape, generator: torch.Generator | None = None, device=None, dtype=torch.float32):
         """x(T) ~ p_T = N(0, prior_std^2 I), the tractable prior the reverse samplers start from."""
@@ -123,11 +129,15 @@ class SDE:
         s = self.prior_std()
         return -0.5 * d * (_LOG_2PI + 2 * math.log(s)) - x.reshape(len(x), -1).pow(2).sum(1) / (2 * s**2)
 
-    def reverse_drift(self, x: torch.Tensor, t, score: torch.Tensor, ode: bool = False) -> torch.Tensor:
+    def reverse_drift(self, x: torch.Tensor, t, score: torch.Tensor, ode: bool = False, *,
+                      check: bool = True) -> torch.Tensor:
         """Drift of the reverse-time SDE, eq. (7): f - g^2 score; with ``ode``, of the
-        probability-flow ODE: f - (1/2) g^2 score."""
+        probability-flow ODE: f - (1/2) g^2 score. ``check=False``: the unvalidated fast path
+        for samplers' inner loops (t a float tensor in [0, 1], x a batch), see ``marginal_coeffs``."""
+        if not check:
+            return self._reverse_drift_raw(x, t, score, ode)
         x = _checks.batch("x", x)
-        return self._reverse_drift_raw(x, _as_time(t, x), score, ode)
+        return self._reverse_drift_raw(x, as_time(t, x), score, ode)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v:g}" for k, v in vars(self).items() if isinstance(v, float) and not k.startswith("_"))
@@ -162,7 +172,7 @@ class VESDE(SDE):
 
     def sigma(self, t) -> torch.Tensor:
         """sigma(t) = sigma_min (sigma_max / sigma_min)^t."""
-        return self.sigma_min * torch.exp(_as_time(t) * self._log_ratio)
+        return self.sigma_min * torch.exp(as_time(t) * self._log_ratio)
 
     def _drift_coeff(self, t):
         return torch.zeros_like(t)
@@ -191,7 +201,7 @@ class VPSDE(SDE):
         self.beta_min, self.beta_max = _checks.ordered("beta_min", beta_min, "beta_max", beta_max)
 
     def beta(self, t) -> torch.Tensor:
-        return self.beta_min + _as_time(t) * (self.beta_max - self.beta_min)
+        return self.beta_min + as_time(t) * (self.beta_max - self.beta_min)
 
     def _log_alpha(self, t):
         return -0.25 * t**2 * (self.beta_max - self.beta_min) - 0.5 * t * self.beta_min

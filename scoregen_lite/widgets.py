@@ -284,8 +284,8 @@ def annealed_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int
     (over the density), and the fraction of samples per mixture component.
 
     Returns ``(fig, info)``, info: ``true_weights``, ``sample_weights``, ``max_weight_error``,
-    ``energy_distance`` (to 4000 true samples) and ``diverged`` (True when the step size blew
-    the chains up; the figure then says so). Introduced in notebooks/05_annealed_langevin.ipynb.
+    ``energy_distance`` (to 4000 true samples), ``title`` (the figure's title; None when diverged)
+    and ``diverged`` (True when the step size blew the chains up; the figure then says so). Introduced in notebooks/05_annealed_langevin.ipynb.
     """
     p = densities.target(target)
     if score == "exact":
@@ -306,7 +306,7 @@ def annealed_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int
         x, path = samplers.annealed_langevin(score_fn, x0, sig, step_size, n_steps_each, return_path=True,
                                              generator=gen)
     except samplers.SamplerDiverged as err:
-        info.update(sample_weights=None, max_weight_error=None, energy_distance=None)
+        info.update(sample_weights=None, max_weight_error=None, energy_distance=None, title=None)
         return _diverged(err, info)
     got = p.mode_weights(x).tolist()
     info.update(sample_weights=got, max_weight_error=max(abs(a - b) for a, b in zip(info["true_weights"], got)),
@@ -327,8 +327,9 @@ def annealed_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int
     bar.bar([i + 0.2 for i in k], got, width=0.4, color=plot.SAMPLE_COLOR, label="samples")
     bar.set_ylim(0, 1); bar.set_xticks(list(k)); bar.legend(frameon=False, fontsize=7)
     bar.set_title(f"weight error {info['max_weight_error']:.3f}", fontsize=9)
-    fig.suptitle(f"annealed Langevin ({score} score): L={L}, eps={step_size:.2g}, T={n_steps_each}, "
-                 f"energy distance {info['energy_distance']:.3f}", fontsize=10)
+    info["title"] = (f"annealed Langevin ({score} score): L={L}, eps={step_size:.2g}, T={n_steps_each}, "
+                     f"energy distance {info['energy_distance']:.3f}")
+    fig.suptitle(info["title"], fontsize=10)
     fig.tight_layout()
     return fig, info
 

@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import matplotlib
 
@@ -23,3 +24,18 @@ def _close_figures():
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+SHARED_DATA = Path(os.environ.get("SCOREGEN_DATA", Path(REPO).parent / "shared" / "data"))
+
+
+@pytest.fixture
+def shared_mnist():
+    """The folder of the offline MNIST subset. Absent, the test is skipped on a student's machine, but
+    fails where SCOREGEN_REQUIRE_DATA=1 (set by .ci/run): CI can never skip the data tests silently."""
+    folder = SHARED_DATA / "mnist"
+    if not (folder / "train-images-idx3-ubyte.gz").exists():
+        msg = f"the offline MNIST subset is not in {folder} (set SCOREGEN_DATA to the folder holding mnist/)"
+        if os.environ.get("SCOREGEN_REQUIRE_DATA") == "1":
+            pytest.fail(msg + "; SCOREGEN_REQUIRE_DATA=1 makes this an error")
+        pytest.skip(msg)
+    return folder

@@ -60,8 +60,23 @@ def test_ci_runs_readme_test_command_verbatim():
     assert command in ci.splitlines(), f"{command!r} must appear verbatim as a line of .ci/run"
 
 
+def test_ci_fails_clearly_without_shared_data(tmp_path):
+    """.ci/run stops at once, naming the missing folder, when ../shared/data/mnist is absent (it used to
+    go on with SCOREGEN_DATA unset and skip every MNIST test)."""
+    import shutil
+
+    clone = tmp_path / "clone"
+    (clone / ".ci").mkdir(parents=True)
+    shutil.copy(os.path.join(REPO, ".ci", "run"), clone / ".ci" / "run")
+    res = subprocess.run(["bash", str(clone / ".ci" / "run")], capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, PATH="/usr/bin:/bin"))
+    assert res.returncode == 1 and "shared/data/mnist" in res.stderr and "not found" in res.stderr
+    assert not (clone / ".ci-venv").exists()   # it failed before doing any work
+
+
 def test_every_module_documented():
-    for name in ["densities", "samplers", "plot", "widgets", "exercises", "nbclean"]:
+    for name in ["densities", "samplers", "plot", "widgets", "exercises", "nbclean", "sde", "metrics", "mnist", "train",
+                 "data", "losses", "nets", "schedules"]:
         mod = importlib.import_module(f"scoregen_lite.{name}")
         assert mod.__doc__ and len(mod.__doc__) > 40, name
         for attr in getattr(mod, "__all__", []):

@@ -95,3 +95,28 @@ def test_strip_refuses_same_folder_and_missing(tmp_path):
     res = subprocess.run([sys.executable, "-m", "scoregen_lite.exercises", "strip", str(tmp_path / "nope"), str(tmp_path / "o")],
                          capture_output=True, text=True)
     assert res.returncode == 2 and "neither a notebook nor a folder" in res.stderr
+
+
+def _hutchinson(f, x, n_samples, divide=True, fresh=True):
+    x = x.detach().requires_grad_(True)
+    y = f(x)
+    total = torch.zeros(x.shape[0], dtype=x.dtype)
+    v = torch.randn_like(x)
+    for _ in range(n_samples):
+        if fresh:
+            v = torch.randn_like(x)
+        (vjp,) = torch.autograd.grad((y * v).sum(), x, retain_graph=True)
+        total = total + (vjp * v).sum(1)
+    return total / n_samples if divide else total
+
+
+def test_hutchinson_check_with_several_probes(capsys):
+    """n_samples > 1 is checked: the solution passes; a sum of the probes instead of their mean (off by
+    a factor n_samples), and one probe reused n_samples times (no 1/sqrt(n) shrinkage), both fail.
+    Before this test the check only ever called fn(f, x, 1), so both wrong versions passed."""
+    sg.exercises.check_hutchinson_trace(_hutchinson)
+    assert "passed" in capsys.readouterr().out
+    with pytest.raises(ExerciseFailed, match="average the 8 projections"):
+        sg.exercises.check_hutchinson_trace(lambda f, x, k: _hutchinson(f, x, k, divide=False))
+    with pytest.raises(ExerciseFailed, match="fresh v"):
+        sg.exercises.check_hutchinson_trace(lambda f, x, k: _hutchinson(f, x, k, fresh=False))

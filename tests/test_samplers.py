@@ -26,16 +26,19 @@ def test_langevin_update_is_eq1():
 
 
 def test_langevin_moments_and_shrinking_bias(gauss, gen):
-    """Mean within 0.05 (4 standard errors for 20k chains); covariance within 0.06 of the predicted
-    stationary covariance; the bias to the true covariance shrinks as eps shrinks."""
+    """20k independent chains: mean and covariance within 4 standard errors of the ULA stationary law
+    N(mu, (P - eps/4 P^2)^{-1}); at eps = 0.5 that law is told apart from exact sampling (its variance
+    along the second axis is 1.38, not 1.2: 14 standard errors), so a sampler that is too exact (e.g.
+    with a Metropolis step) or biased the other way (eps for eps/2 on the score) fails; the bias to
+    the true covariance shrinks as eps shrinks."""
     x0 = gauss.sample(20_000, generator=gen)
     errors = {}
     for eps in (0.5, 0.05):
         x = sg.samplers.langevin(gauss.score, x0, eps, 600, generator=gen)
-        emp = torch.cov(x.T)
-        assert torch.allclose(x.mean(0), gauss.mean, atol=0.05)
-        assert torch.allclose(emp, ula_stationary_cov(gauss.cov, eps), atol=0.06 + 0.02 * 3.85)
-        errors[eps] = torch.linalg.matrix_norm(emp - gauss.cov).item()
+        predicted = sg.densities.Gaussian(gauss.mean, ula_stationary_cov(gauss.cov, eps))
+        assert sg.metrics.moment_z(x, predicted)["max"] < 4
+        errors[eps] = torch.linalg.matrix_norm(torch.cov(x.T) - gauss.cov).item()
+    assert sg.metrics.moment_z(sg.samplers.langevin(gauss.score, x0, 0.5, 600, generator=gen), gauss)["max"] > 8
     assert errors[0.05] < 0.5 * errors[0.5]
 
 
@@ -55,11 +58,11 @@ def test_langevin_any_shape():
 
 
 def test_mala_unbiased_at_large_step(gauss, gen):
+    """MALA at eps = 0.5, where plain Langevin is 14 standard errors off: exact moments within 4."""
     x0 = gauss.sample(20_000, generator=gen)
     x, rate = sg.samplers.mala(gauss.log_prob, gauss.score, x0, 0.5, 400, generator=gen)
-    assert 0 < rate <= 1
-    assert torch.allclose(x.mean(0), gauss.mean, atol=0.05)
-    assert torch.allclose(torch.cov(x.T), gauss.cov, atol=0.1)
+    assert 0.3 < rate < 1
+    assert sg.metrics.moment_z(x, gauss)["max"] < 4
 
 
 def test_mala_rate_falls_with_step(gauss, gen):

@@ -9,7 +9,12 @@ def test_langevin_view_returns_figure_and_info():
     fig, info = sg.widgets.langevin_view("ring of 8", step_size=0.05, n_steps=50, n_chains=200)
     assert isinstance(fig, plt.Figure)
     assert len(info["sample_weights"]) == 8 and abs(sum(info["sample_weights"]) - 1) < 1e-6
-    assert 0 <= info["max_weight_error"] <= 1
+    got, want = info["sample_weights"], info["true_weights"]
+    assert info["max_weight_error"] == pytest.approx(max(abs(a - b) for a, b in zip(got, want)))
+    assert info["max_weight_error"] < 0.1      # equal weights from 200 chains: 0.06 measured, SE 0.023 each
+    # the failure notebook 01 teaches: from a uniform start, Langevin leaves the 0.2/0.8 modes near 0.5/0.5
+    _, info = sg.widgets.langevin_view("two modes (0.2/0.8)", step_size=0.1, n_steps=400, n_chains=1000)
+    assert 0.2 < info["max_weight_error"] < 0.4   # 0.308 measured
 
 
 def test_langevin_view_mala_reports_acceptance():

@@ -1,0 +1,181 @@
+"""Numbers that are results, rendered from the committed files that hold them, never typed by hand.
+
+Every table of measured numbers in the README and the notebooks comes from here: the GPU benchmark
+(``benchmarks/results/*_run*.json``), the CPU benchmark (``benchmarks/results/mnist_cpu*.json``), the
+course timings (``benchmarks/results/course_timings.json``) and the shipped checkpoints' manifests
+(``checkpoints/*.json``). Each table names the device and shows every committed run.
+
+``python -m scoregen_lite.results readme`` rewrites the README's marked blocks
+(``<!-- results:NAME -->`` ... ``<!-- /results:NAME -->``) from the files; ``--check`` fails when
+the README is out of date (a test runs it). Introduced in notebooks/07_mnist_score_sde.ipynb.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+__all__ = ["results_dir", "gpu_benchmark_table", "cpu_benchmark_table", "course_timings_table", "checkpoints_table",
+           "TABLES", "render_readme", "main"]
+
+
+def _course_dir() -> Path:
+    return Path(__file__).resolve().parents[1]
+
+
+def results_dir() -> Path:
+    """``benchmarks/results`` in the course folder."""
+    return _course_dir() / "benchmarks" / "results"
+
+
+def _fmt(value, spec: str) -> str:
+    if value is None:
+        return "n/a"
+    return format(value, spec)
+
+
+def _get(d, *keys):
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def gpu_benchmark_table(folder=None) -> str:
+    """Markdown table of every committed GPU benchmark run (``benchmarks/mnist_gpu.py``): one column per
+    run and recipe, the device in the header."""
+    folder = Path(folder) if folder else results_dir()
+    runs = sorted(p for p in folder.glob("*_run*.json") if "reference" in json.loads(p.read_text())
+                  or "ours" in json.loads(p.read_text()))
+    if not runs:
+        raise FileNotFoundError(f"no GPU benchmark results (*_run*.json) in {folder}; run benchmarks/mnist_gpu.py.")
+    cols = []
+    for path in runs:
+        res = json.loads(path.read_text())
+        for recipe in ("reference", "ours"):
+            if recipe in res:
+                cols.append((f"{res['device']}, {path.stem.split('_')[-1]}, {recipe}", res[recipe], res))
+    rows = [
+        ("training images/s", lambda r, _: _fmt(_get(r, "train", "images_per_s"), ",.0f")),
+        ("training wall time, s", lambda r, _: _fmt(_get(r, "train", "seconds"), ".0f")),
+        ("steps x batch", lambda r, _: f"{_get(r, 'train', 'steps')} x {_get(r, 'config', 'batch_size')}"),
+        ("Frechet distance, 10k EM-500 samples", lambda r, _: _fmt(_get(r, "em", "frechet"), ".1f")),
+        ("class histogram within 10 % +- 2 pts", lambda r, _: {True: "yes", False: "no"}.get(_get(r, "em", "histogram_ok"), "n/a")),
+        ("10k EM-500 samples, s", lambda r, _: _fmt(_get(r, "em", "seconds"), ".1f")),
+        ("bits/dim", lambda r, _: _fmt(_get(r, "bits_per_dim"), ".2f")),
+        ("Frechet scale: real vs real digits", lambda _, res: _fmt(res.get("frechet_real_vs_real"), ".2f")),
+    ]
+    lines = ["| | " + " | ".join(c[0] for c in cols) + " |", "| --- |" + " --- |" * len(cols)]
+    for label, get in rows:
+        lines.append(f"| {label} | " + " | ".join(get(r, res) for _, r, res in cols) + " |")
+    lines.append("")
+    lines.append("Source: " + ", ".join(f"`benchmarks/results/{p.name}`" for p in runs) + ".")
+    return "\n".join(lines) + "\n"
+
+
+def cpu_benchmark_table(folder=None) -> str:
+    """Markdown table of every committed CPU benchmark run (``benchmarks/mnist_cpu.py``)."""
+    folder = Path(folder) if folder else results_dir()
+    runs = sorted(folder.glob("mnist_cpu*.json"))
+    if not runs:
+        raise FileNotFoundError(f"no CPU benchmark results (mnist_cpu*.json) in {folder}; run benchmarks/mnist_cpu.py.")
+    lines = ["| run | device | training images/s | steps in the budget | Frechet distance (EM-500) | reference target "
+             "| histogram within 10 % +- 3 pts | 64 digits from the shipped checkpoint |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for path in runs:
+        r = json.loads(path.read_text())
+        lines.append(
+            f"| {path.stem} | {r['device']} | {_fmt(_get(r, 'train', 'images_per_s'), ',.0f')} | "
+            f"{_get(r, 'train', 'steps')} in {_fmt(_get(r, 'train', 'seconds'), '.0f')} s | "
+            f"{_fmt(_get(r, 'quality', 'frechet'), '.1f')} on {_get(r, 'quality', 'n_samples')} samples | "
+            f"<= {_fmt(r.get('target_frechet'), '.2f')} | "
+            f"{ {True: 'yes', False: 'no'}.get(_get(r, 'quality', 'histogram_ok_3pts'), 'n/a') } "
+            f"(gap {_fmt(_get(r, 'quality', 'max_histogram_gap'), '.3f')}) | "
+            f"{_fmt(_get(r, 'shipped_64', 'seconds'), '.1f')} s ({_get(r, 'shipped_64', 'sampler')}) |")
+    lines.append("")
+    lines.append("Source: " + ", ".join(f"`benchmarks/results/{p.name}`" for p in runs) + ".")
+    return "\n".join(lines) + "\n"
+
+
+def course_timings_table(folder=None) -> str:
+    """Markdown table of the committed course timings (``python -m scoregen_lite.course timings``)."""
+    folder = Path(folder) if folder else results_dir()
+    path = folder / "course_timings.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing; run python -m scoregen_lite.course timings --full --json {path}.")
+    data = json.loads(path.read_text())
+    by_nb: dict = {}
+    for row in data["rows"]:
+        by_nb.setdefault(row["notebook"], {})[row["mode"]] = row["seconds"]
+    lines = [f"Measured on {data['device']} ({data['date']}), seconds per notebook:", "",
+             "| notebook | full mode | quick mode |", "| --- | --- | --- |"]
+    for nb, modes in by_nb.items():
+        lines.append(f"| {nb} | {_fmt(modes.get('full'), '.0f')} | {_fmt(modes.get('quick'), '.0f')} |")
+    lines.append("")
+    lines.append(f"Source: `benchmarks/results/{path.name}`.")
+    return "\n".join(lines) + "\n"
+
+
+def checkpoints_table(folder=None) -> str:
+    """Markdown table of the shipped checkpoints from their manifests (``checkpoints/*.json``)."""
+    folder = Path(folder) if folder else _course_dir() / "checkpoints"
+    manifests = sorted(folder.glob("*.json"))
+    if not manifests:
+        raise FileNotFoundError(f"no checkpoint manifests in {folder}.")
+    lines = ["| checkpoint | what | trained on | steps x batch | time | Frechet distance (held-out scale) | "
+             "bits/dim | size |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for path in manifests:
+        m = json.loads(path.read_text())
+        q = m["metrics"]
+        lines.append(
+            f"| `{path.stem}.pt` | {m['what']} | {m['device']} | {m['steps']:,} x {m['batch_size']} | "
+            f"{_fmt((m.get('seconds') or 0) / 60, '.0f')} min | {q['frechet']:.1f} on {q['n_samples']:,} EM-{q['nfe']} "
+            f"samples ({q['frechet_real_heldout']:.1f}) | {q['bits_per_dim']:.2f} | {m['size_mb']:.1f} MB |")
+    lines.append("")
+    lines.append("Commands, commits, sha256 and all metrics: " + ", ".join(f"`checkpoints/{p.name}`" for p in manifests)
+                 + ".")
+    return "\n".join(lines) + "\n"
+
+
+#: README block name -> the function that renders it.
+TABLES = {"gpu-benchmark": gpu_benchmark_table, "cpu-benchmark": cpu_benchmark_table,
+          "course-timings": course_timings_table, "checkpoints": checkpoints_table}
+
+
+def render_readme(text: str) -> str:
+    """``text`` with every ``<!-- results:NAME -->`` ... ``<!-- /results:NAME -->`` block re-rendered."""
+    def fill(m):
+        name = m.group(1)
+        if name not in TABLES:
+            raise ValueError(f"README block results:{name} is unknown; expected one of {sorted(TABLES)}.")
+        return f"<!-- results:{name} -->\n{TABLES[name]()}<!-- /results:{name} -->"
+
+    return re.sub(r"<!-- results:([\w-]+) -->\n.*?<!-- /results:\1 -->", fill, text, flags=re.S)
+
+
+def main(argv=None) -> int:
+    """``python -m scoregen_lite.results readme [--check]``."""
+    p = argparse.ArgumentParser(prog="python -m scoregen_lite.results")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("readme", help="re-render the README's results blocks from the committed files")
+    r.add_argument("--check", action="store_true", help="exit 1 if the README is out of date; write nothing")
+    args = p.parse_args(argv)
+    path = _course_dir() / "README.md"
+    old = path.read_text()
+    new = render_readme(old)
+    if args.check:
+        if new != old:
+            print("README.md is out of date with the committed results; run python -m scoregen_lite.results readme",
+                  file=sys.stderr)
+            return 1
+        return 0
+    path.write_text(new)
+    print("README.md results blocks rendered" + (" (unchanged)" if new == old else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

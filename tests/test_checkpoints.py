@@ -1,0 +1,127 @@
+"""The shipped checkpoints (checkpoints/*.pt with their manifests): small, sha256-checked, loadable, found
+in the documented order, and as good on held-out digits as their manifests say."""
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import scoregen_lite as sg
+from scoregen_lite import mnist as sgm
+
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
+
+
+@pytest.mark.parametrize("name", sorted(sgm.SHIPPED))
+def test_shipped_checkpoint_and_manifest(name):
+    """Each shipped model is there, at most 3 MB, float16 EMA weights only, and its manifest has the
+    command, commit, device, steps, batch, time, sha256 and held-out metrics."""
+    path = CHECKPOINTS / f"{name}.pt"
+    assert path.exists() and path.stat().st_size <= 3 * 2**20
+    info = sgm.manifest(name)
+    for key in ("command", "commit", "device", "steps", "batch_size", "seconds", "sha256", "metrics", "heldout"):
+        assert info.get(key) not in (None, ""), key
+    assert info["command"].startswith("python -m scoregen_lite train-mnist")
+    assert info["sha256"] == sgm.sha256(path)
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    assert state["ema"] is None and all(v.dtype == torch.float16 for v in state["model"].values()
+                                        if torch.is_floating_point(v))
+    assert state["meta"]["heldout"] == info["heldout"] == "train[-500:]"
+    m = info["metrics"]
+    assert m["frechet"] < info["metrics"]["frechet_real_heldout"] * 30 and m["bits_per_dim"] < 8
+
+
+def test_pretrained_round_trip():
+    """pretrained() gives the network whose weights are the stored float16 ones, and it produces digits
+    of the right shape; the conditional one answers to labels."""
+    net, sde, config = sgm.pretrained("mnist_ve", device="cpu", log=lambda m: None)
+    state = torch.load(CHECKPOINTS / "mnist_ve.pt", map_location="cpu", weights_only=False)
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, state["model"][k].float()), k
+    x = sde.prior_sample((2, 1, 28, 28), generator=torch.Generator().manual_seed(0))
+    assert net(x, torch.full((2,), 0.5)).shape == (2, 1, 28, 28)
+    cond, _, cond_config = sgm.pretrained("mnist_cond", device="cpu", log=lambda m: None)
+    assert cond_config.n_classes == 10 and cond.n_classes == 10
+    assert not torch.allclose(cond(x, 0.5, 3), cond(x, 0.5, 7))
+
+
+def test_checksum_mismatch_is_a_clear_error(tmp_path, monkeypatch):
+    (tmp_path / "checkpoints").mkdir()
+    for f in ("mnist_ve.pt", "mnist_ve.json"):
+        shutil.copy(CHECKPOINTS / f, tmp_path / "checkpoints" / f)
+    monkeypatch.setattr(sgm, "course_dir", lambda: tmp_path)
+    monkeypatch.delenv("SCOREGEN_RUNS", raising=False)
+    assert sgm.find_checkpoint("mnist_ve", log=lambda m: None) == tmp_path / "checkpoints" / "mnist_ve.pt"
+    blob = bytearray((tmp_path / "checkpoints" / "mnist_ve.pt").read_bytes())
+    blob[-100] ^= 0xFF
+    (tmp_path / "checkpoints" / "mnist_ve.pt").write_bytes(bytes(blob))
+    with pytest.raises(sgm.ChecksumMismatch, match="sha256 .* its manifest says"):
+        sgm.pretrained("mnist_ve", log=lambda m: None)
+
+
+def test_load_order(tmp_path, monkeypatch):
+    """$SCOREGEN_RUNS/NAME/checkpoint.pt first, then the student's runs/NAME/checkpoint.pt, then the shipped
+    file; each choice is said."""
+    course = tmp_path / "course"
+    (course / "checkpoints").mkdir(parents=True)
+    for f in ("mnist_ve.pt", "mnist_ve.json"):
+        shutil.copy(CHECKPOINTS / f, course / "checkpoints" / f)
+    monkeypatch.setattr(sgm, "course_dir", lambda: course)
+    monkeypatch.delenv("SCOREGEN_RUNS", raising=False)
+    said = []
+    assert sgm.find_checkpoint("mnist_ve", log=said.append).parent.name == "checkpoints"
+    assert "shipped" in said[-1] and "sha256 verified" in said[-1]
+    own = course / "runs" / "mnist_ve" / "checkpoint.pt"
+    own.parent.mkdir(parents=True)
+    shutil.copy(CHECKPOINTS / "mnist_ve.pt", own)
+    assert sgm.find_checkpoint("mnist_ve", log=said.append) == own and "your own run" in said[-1]
+    env_run = tmp_path / "elsewhere" / "mnist_ve" / "checkpoint.pt"
+    env_run.parent.mkdir(parents=True)
+    shutil.copy(CHECKPOINTS / "mnist_ve.pt", env_run)
+    monkeypatch.setenv("SCOREGEN_RUNS", str(tmp_path / "elsewhere"))
+    assert sgm.find_checkpoint("mnist_ve", log=said.append) == env_run and "$SCOREGEN_RUNS" in said[-1]
+    with pytest.raises(ValueError, match="name='mnist_vp' is not a known model"):
+        sgm.find_checkpoint("mnist_vp")
+
+
+def test_shipped_model_beats_a_handful_of_steps(shared_mnist, tmp_path, monkeypatch):
+    """On 64 EM-100 samples the shipped model's Frechet distance is far below that of the same network
+    after 30 training steps, and its class histogram is not collapsed onto a few digits."""
+    monkeypatch.setenv("SCOREGEN_CACHE", str(tmp_path))
+    split = sg.data.mnist_split(root=shared_mnist, download=False)
+    classifier = sg.metrics.mnist_classifier(split.x_train, split.y_train, device="cpu")
+    net, sde, config = sgm.pretrained("mnist_ve", device="cpu", log=lambda m: None)
+    from dataclasses import replace
+
+    few, ema, _ = sg.train.train_images(split.x_train, replace(config, n_steps=30, time_budget_s=None), device="cpu",
+                                        progress=False, log=lambda m: None)
+    ema.copy_to(few)
+    few.eval().requires_grad_(False)
+    fds = {}
+    for name, model in (("shipped", net), ("few", few)):
+        x, _, _ = sg.samplers.sample_batched(model, sde, 64, n_steps=100, generator=torch.Generator().manual_seed(0),
+                                             device="cpu")
+        fds[name] = sg.metrics.evaluate_images(x.clamp(0, 1), split.x_train[:1000], classifier)
+    assert fds["shipped"]["frechet"] < 0.3 * fds["few"]["frechet"], {k: v["frechet"] for k, v in fds.items()}
+    assert max(fds["shipped"]["histogram"]) < 0.3
+
+
+def test_ship_writes_small_checkpoint_and_manifest(tmp_path, monkeypatch, shared_mnist):
+    """ship() on a tiny quick run: float16 EMA weights, manifest with the training command and metrics."""
+    monkeypatch.setattr(sgm, "course_dir", lambda: tmp_path)
+    monkeypatch.setenv("SCOREGEN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SCOREGEN_DATA", str(shared_mnist.parent))
+    run = tmp_path / "runs" / "tiny"
+    sgm.train_model(run, sgm.config_for(True, n_steps=5), device="cpu", progress=False, log=lambda m: None,
+                    command="python -m scoregen_lite train-mnist --quick --steps 5")
+    monkeypatch.setattr(sg.metrics, "mnist_classifier",
+                        lambda x, y, **k: sg.metrics.MNISTClassifier().eval())   # no need to train it here
+    info = sgm.ship(run / "checkpoint.pt", "mnist_ve", n=16, n_steps=3, n_likelihood=1, device="cpu")
+    assert (tmp_path / "checkpoints" / "mnist_ve.pt").exists()
+    saved = json.loads((tmp_path / "checkpoints" / "mnist_ve.json").read_text())
+    assert saved == json.loads(json.dumps(info)) and saved["steps"] == 5 and saved["heldout"] == "train[-500:]"
+    assert saved["command"] == "python -m scoregen_lite train-mnist --quick --steps 5"
+    assert saved["sha256"] == sgm.sha256(tmp_path / "checkpoints" / "mnist_ve.pt")
+    assert os.path.getsize(tmp_path / "checkpoints" / "mnist_ve.pt") < 200_000

@@ -57,15 +57,40 @@ def _passed(name: str, detail: str) -> None:
     print(f"\u2705 {name}: passed ({detail}).")
 
 
-def _compare(name: str, got, want, atol: float, what: str) -> float:
+def _fmt(v) -> str:
+    v = v.detach().double().flatten().tolist() if isinstance(v, torch.Tensor) else [float(v)]
+    return "(" + ", ".join(f"{a:.4g}" for a in v[:4]) + (", ..." if len(v) > 4 else "") + ")" if len(v) > 1 \
+        else f"{v[0]:.4g}"
+
+
+def _compare(name: str, got, want, atol: float, what: str, *, mistakes=(), where=None) -> float:
+    """Compare a student's answer with the reference; on a mismatch, say why as specifically as we can.
+
+    ``mistakes``: the catalogue of this exercise, ``(wrong answer on the same inputs, hint)`` pairs: an
+    answer that matches a wrong one gets that hint, which points to the idea, not the code. Otherwise
+    the message names where it is wrong: ``where(i)`` describes the input of row i (default: the row
+    number), with the expected and the received value there and the largest error.
+    """
     if not isinstance(got, torch.Tensor):
         raise ExerciseFailed(f"{name}: your function returned {type(got).__name__}; expected a torch.Tensor ({what}).")
     if got.shape != want.shape:
         raise ExerciseFailed(f"{name}: your result has shape {tuple(got.shape)}; expected {tuple(want.shape)} ({what}).")
-    err = float((got.double() - want.double()).abs().max())
-    if not math.isfinite(err) or err > atol:
-        raise ExerciseFailed(f"{name}: max abs error {err:.3g} > {atol:g} against the reference ({what}).")
-    return err
+    diff = (got.double() - want.double()).abs()
+    err = float(diff.max())
+    if math.isfinite(err) and err <= atol:
+        return err
+    rows = diff.reshape(diff.shape[0], -1) if diff.dim() else diff.reshape(1, 1)
+    bad = (~torch.isfinite(rows)).any(1) if not math.isfinite(err) else rows.max(1).values > atol
+    i = int(torch.nonzero(~torch.isfinite(rows).all(1))[0]) if not math.isfinite(err) else int(rows.max(1).values.argmax())
+    at = where(i) if where is not None else (f"row {i}" if diff.dim() else "the result")
+    row = (lambda v: v[i]) if diff.dim() else (lambda v: v)
+    detail = f"at {at}: expected {_fmt(row(want))}, got {_fmt(row(got))}"
+    for wrong, hint in mistakes:
+        if wrong.shape == want.shape and torch.isfinite(got).all() and \
+                float((got.double() - wrong.double()).abs().max()) <= max(atol, 1e-6 * float(wrong.abs().max())):
+            raise ExerciseFailed(f"{name}: {hint} ({detail}; {what}).")
+    scope = f"{int(bad.sum())} of {len(bad)} rows are wrong" if diff.dim() else "the value is wrong"
+    raise ExerciseFailed(f"{name}: {scope}; largest error {err:.3g} > {atol:g} {detail} ({what}).")
 
 
 def _test_mixtures():
@@ -79,8 +104,15 @@ def _test_mixtures():
     return [smiley(torch.float64), two_modes(torch.float64), mix3], gen
 
 
+def _point(x, i) -> str:
+    return "x = " + _fmt(x[i])
+
+
 def check_gaussian_score(fn) -> None:
-    """Check ``fn(x, mean, cov) -> (n, D)`` against -Sigma^{-1}(x - mu) (notebook 01, exercise 1)."""
+    """Check ``fn(x, mean, cov) -> (n, D)`` against -Sigma^{-1}(x - mu) (notebook 01, exercise 1).
+
+    Recognised mistakes: the sign (+Sigma^{-1}(x - mu) points away from the mean), Sigma where its inverse
+    belongs, and the covariance left out (-(x - mu), right only for Sigma = I)."""
     from .densities import Gaussian
 
     gen = torch.Generator().manual_seed(0)
@@ -88,30 +120,70 @@ def check_gaussian_score(fn) -> None:
     cov = a @ a.T + 0.3 * torch.eye(3, dtype=torch.float64)
     mean = torch.randn(3, generator=gen, dtype=torch.float64)
     x = torch.randn(50, 3, generator=gen, dtype=torch.float64) * 2
-    err = _compare("gaussian_score", fn(x, mean, cov), Gaussian(mean, cov).score(x), 1e-6,
-                   "score of N(mean, cov) at 50 points in 3D")
+    want = Gaussian(mean, cov).score(x)
+    mistakes = [(-want, "the sign is flipped: the score points towards the mean, grad log p = -Sigma^{-1}(x - mu)"),
+                (-(x - mean) @ cov.T, "Sigma appears where its inverse belongs: differentiate -1/2 (x-mu)^T Sigma^{-1} (x-mu)"),
+                (-(x - mean), "the covariance is missing: -(x - mu) is the score only when Sigma = I")]
+    err = _compare("gaussian_score", fn(x, mean, cov), want, 1e-6, "score of N(mean, cov) at 50 points in 3D",
+                   mistakes=mistakes, where=lambda i: _point(x, i))
     _passed("gaussian_score", f"max error {err:.1e} on a 3D Gaussian")
 
 
 def check_gmm_score(fn) -> None:
     """Check ``fn(x, weights, means, covs) -> (n, D)`` against ``GaussianMixture.score``
-    on three mixtures, including points far from every mode (notebook 01, exercise 2)."""
+    on three mixtures, including points far from every mode (notebook 01, exercise 2).
+
+    Recognised mistakes: NaN or inf only at the far-away points (component densities computed with exp
+    underflow to 0 there: use log-sum-exp), prior weights w_k where the responsibilities r_k(x) belong,
+    and the sign."""
     mixtures, gen = _test_mixtures()
     worst = 0.0
     for p in mixtures:
-        x = torch.cat([p.sample(100, generator=gen), 30 * torch.randn(20, p.dim, generator=gen, dtype=torch.float64)])
-        worst = max(worst, _compare("gmm_score", fn(x, p.weights, p.means, p.covs), p.score(x), 1e-5,
-                                    f"{p.n_components}-component mixture in {p.dim}D"))
+        near = p.sample(100, generator=gen)
+        x = torch.cat([near, 30 * torch.randn(20, p.dim, generator=gen, dtype=torch.float64)])
+        got = fn(x, p.weights, p.means, p.covs)
+        what = f"{p.n_components}-component mixture in {p.dim}D"
+        if isinstance(got, torch.Tensor) and got.shape == x.shape and not torch.isfinite(got).all():
+            rows = ~torch.isfinite(got).all(1)
+            far = torch.arange(len(x)) >= len(near)
+            if not (rows & ~far).any():
+                i = int(torch.nonzero(rows)[0])
+                dist = float((x[i] - p.means).norm(dim=1).min())
+                raise ExerciseFailed(
+                    f"gmm_score: NaN/inf at {int(rows.sum())} points, all far from every mode (e.g. at x = "
+                    f"{_fmt(x[i])}, {dist:.1f} from the nearest mean), finite near the modes: every component "
+                    f"density underflows to 0 there and 0/0 follows. Work with log-densities and normalise them "
+                    f"with log-sum-exp (torch.softmax of the log w_k + log N_k) ({what}).")
+        precision = torch.linalg.inv(p.covs)
+        comp = -torch.einsum("kde,nke->nkd", precision, x[:, None, :] - p.means[None])
+        prior = (p.weights[None, :, None] * comp).sum(1)
+        want = p.score(x)
+        mistakes = [(prior, "the weights must depend on x: use the responsibilities r_k(x) = w_k N_k(x) / p(x), "
+                            "not the prior weights w_k"),
+                    (-want, "the sign is flipped: each component pulls x towards its mean, -Sigma_k^{-1}(x - mu_k)")]
+        worst = max(worst, _compare("gmm_score", got, want, 1e-5, what, mistakes=mistakes,
+                                    where=lambda i: _point(x, i) + (" (far from every mode)" if i >= len(near) else "")))
     _passed("gmm_score", f"max error {worst:.1e} on 3 mixtures, far-away points included")
 
 
 def check_langevin_step(fn) -> None:
-    """Check ``fn(x, score, step_size, z)`` returns x + (eps/2) score + sqrt(eps) z, eq. (1)."""
+    """Check ``fn(x, score, step_size, z)`` returns x + (eps/2) score + sqrt(eps) z, eq. (1).
+
+    Recognised mistakes: eps instead of eps/2 on the score, eps instead of sqrt(eps) on the noise, the
+    NCSN code's sqrt(2 eps) noise mixed into eq. (1)'s convention, and a dropped noise term."""
     gen = torch.Generator().manual_seed(2)
     x, s, z = (torch.randn(64, 2, generator=gen, dtype=torch.float64) for _ in range(3))
     for eps in (0.01, 0.5):
         want = x + 0.5 * eps * s + math.sqrt(eps) * z
-        _compare("langevin_step", fn(x, s, eps, z), want, 1e-10, f"eq. (1) with eps={eps}")
+        mistakes = [(x + eps * s + math.sqrt(eps) * z, "the score term is eps * score: eq. (1) moves by (eps/2) * score"),
+                    (x + 0.5 * eps * s + eps * z, "the noise is eps * z: its std must be sqrt(eps), so that the "
+                                                  "variance added per step is eps"),
+                    (x + 0.5 * eps * s + math.sqrt(2 * eps) * z, "the noise is sqrt(2 eps) * z, the NCSN code's "
+                     "convention (x + alpha s + sqrt(2 alpha) z with alpha = eps/2); eq. (1) uses sqrt(eps)"),
+                    (x + 0.5 * eps * s, "the noise term is missing: without sqrt(eps) z the chain climbs to a mode "
+                                        "(gradient ascent) instead of sampling")]
+        _compare("langevin_step", fn(x, s, eps, z), want, 1e-10, f"eq. (1) with eps={eps}", mistakes=mistakes,
+                 where=lambda i: _point(x, i))
     _passed("langevin_step", "matches eq. (1) for eps = 0.01 and 0.5")
 
 
@@ -154,43 +226,73 @@ def check_hutchinson_trace(fn) -> None:
 
 
 def check_dsm_target(fn) -> None:
-    """Check ``fn(x_tilde, x, sigma)`` equals grad_{x~} log N(x~; x, sigma^2 I) = -(x~ - x)/sigma^2 (notebook 03)."""
+    """Check ``fn(x_tilde, x, sigma)`` equals grad_{x~} log N(x~; x, sigma^2 I) = -(x~ - x)/sigma^2 (notebook 03).
+
+    Recognised mistakes: the sign, sigma instead of sigma^2, and the noise z = (x~ - x)/sigma itself."""
     gen = torch.Generator().manual_seed(4)
     x = torch.randn(32, 2, generator=gen, dtype=torch.float64)
     for sigma in (0.1, 2.0):
         xt = x + sigma * torch.randn(32, 2, generator=gen, dtype=torch.float64)
-        _compare("dsm_target", fn(xt, x, sigma), -(xt - x) / sigma**2, 1e-9, f"sigma={sigma}")
+        want = -(xt - x) / sigma**2
+        mistakes = [(-want, "the sign is flipped: the target points from the noisy point back to the clean one"),
+                    (-(xt - x) / sigma, "divided by sigma: the Gaussian's log-density has (x~ - x)^2 / (2 sigma^2), so "
+                                        "its gradient divides by sigma^2"),
+                    ((xt - x) / sigma, "that is the noise z = (x~ - x)/sigma; the target is -z / sigma")]
+        _compare("dsm_target", fn(xt, x, sigma), want, 1e-9, f"sigma={sigma}", mistakes=mistakes,
+                 where=lambda i: f"x~ = {_fmt(xt[i])}, x = {_fmt(x[i])}")
     _passed("dsm_target", "matches -(x~ - x) / sigma^2 for sigma = 0.1 and 2")
 
 
 def check_sigma_max(fn) -> None:
     """Check ``fn(x) -> float``: technique 1 of Song & Ermon (2020), the largest pairwise distance
-    between training points (notebook 04)."""
+    between training points (notebook 04).
+
+    Recognised mistakes: the mean pairwise distance, the largest distance from the origin, and the
+    largest coordinate range (a per-axis max - min)."""
     gen = torch.Generator().manual_seed(5)
-    for x in (torch.randn(300, 2, generator=gen) * torch.tensor([5.0, 0.5]), torch.rand(200, 7, generator=gen)):
-        want = torch.cdist(x.double(), x.double()).max().item()
+    for x in (torch.randn(300, 2, generator=gen) * torch.tensor([5.0, 0.5]) + 3.0, torch.rand(200, 7, generator=gen)):
+        d = torch.cdist(x.double(), x.double())
+        want = d.max()
         got = fn(x)
-        got = float(got.item() if isinstance(got, torch.Tensor) else got)
-        if abs(got - want) > 1e-4 * want:
-            raise ExerciseFailed(f"sigma_max: got {got:.4g} on {tuple(x.shape)} data; expected the largest distance "
-                                 f"between two points, {want:.4g}.")
+        got = torch.as_tensor(float(got.item() if isinstance(got, torch.Tensor) else got), dtype=torch.float64)
+        n = len(x)
+        mistakes = [(d.sum() / (n * (n - 1)), "that is the mean pairwise distance; technique 1 asks for the largest one, "
+                                              "so that sigma_1 can carry a chain from any point to any other"),
+                    (x.double().norm(dim=1).max(), "that is the largest distance from the origin; take distances "
+                                                   "between pairs of points (torch.cdist)"),
+                    ((x.max(0).values - x.min(0).values).double().max(), "that is the largest range of one coordinate; "
+                                                                         "the distance between two points uses all coordinates")]
+        _compare("sigma_max", got, want, 1e-4 * float(want), f"{tuple(x.shape)} data", mistakes=mistakes)
     _passed("sigma_max", "largest pairwise distance on 2D and 7D data")
 
 
 def check_step_sizes(fn) -> None:
-    """Check ``fn(sigmas, step_size) -> (L,)``: alpha_i = step_size * sigma_i^2 / sigma_L^2 (notebook 05)."""
+    """Check ``fn(sigmas, step_size) -> (L,)``: alpha_i = step_size * sigma_i^2 / sigma_L^2 (notebook 05).
+
+    Recognised mistakes: sigma_i / sigma_L without the square, the ratio upside down, and sigma_1 (the
+    largest level) as the reference instead of sigma_L."""
     from .schedules import geometric_sigmas
 
     for sig, eps in ((geometric_sigmas(10.0, 0.1, 10, dtype=torch.float64), 5e-3),
                      (torch.tensor([3.0, 1.0, 0.5], dtype=torch.float64), 0.1)):
-        _compare("step_sizes", fn(sig, eps), eps * sig**2 / sig[-1] ** 2, 1e-9 * float(eps * (sig[0] / sig[-1]) ** 2),
-                 f"alpha_i for {len(sig)} levels, eps={eps}")
+        want = eps * sig**2 / sig[-1] ** 2
+        mistakes = [(eps * sig / sig[-1], "sigma_i / sigma_L is not squared: alpha_i must scale like sigma_i^2 (the "
+                                          "score scales like 1/sigma_i) to keep the update's signal-to-noise ratio"),
+                    (eps * sig[-1] ** 2 / sig**2, "the ratio is upside down: the largest noise level takes the largest step"),
+                    (eps * sig**2 / sig[0] ** 2, "the reference level is sigma_1; the rule divides by sigma_L, the "
+                                                 "smallest level, whose step is eps")]
+        _compare("step_sizes", fn(sig, eps), want, 1e-9 * float(eps * (sig[0] / sig[-1]) ** 2),
+                 f"alpha_i for {len(sig)} levels, eps={eps}", mistakes=mistakes,
+                 where=lambda i: f"level {i + 1}, sigma = {float(sig[i]):.4g}")
     _passed("step_sizes", "alpha_i = eps sigma_i^2 / sigma_L^2 on two ladders")
 
 
 def check_em_step(fn) -> None:
     """Check ``fn(x, t, dt, score, sde, z)``: one Euler-Maruyama step of the reverse SDE, eq. (7),
-    x + [f(x, t) - g(t)^2 score] dt + g(t) sqrt(|dt|) z with dt < 0 (notebook 06)."""
+    x + [f(x, t) - g(t)^2 score] dt + g(t) sqrt(|dt|) z with dt < 0 (notebook 06).
+
+    Recognised mistakes: noise not scaled by sqrt(|dt|), the probability-flow drift (1/2 g^2) in an SDE
+    step, the score term with the wrong sign, and a dropped noise term."""
     from .sde import VESDE, VPSDE
 
     gen = torch.Generator().manual_seed(6)
@@ -199,18 +301,40 @@ def check_em_step(fn) -> None:
         t, dt = 0.7, -0.01
         tv = torch.full((16,), t, dtype=torch.float64)
         g = sde.diffusion(tv)[:, None]
-        want = x + (sde.drift(x, tv) - g**2 * s) * dt + g * math.sqrt(-dt) * z
-        _compare("em_step", fn(x, t, dt, s, sde, z), want, 1e-9, f"eq. (7) for the {sde.name} SDE, t={t}, dt={dt}")
+        f = sde.drift(x, tv)
+        want = x + (f - g**2 * s) * dt + g * math.sqrt(-dt) * z
+        mistakes = [(x + (f - g**2 * s) * dt + g * z, "the noise is g z: a Brownian increment over |dt| has std "
+                                                       "sqrt(|dt|), so the noise is g sqrt(|dt|) z"),
+                    (x + (f - g**2 * s) * dt + g * (-dt) * z, "the noise is scaled by |dt|; Brownian noise grows like "
+                                                               "sqrt(|dt|)"),
+                    (x + (f - 0.5 * g**2 * s) * dt + g * math.sqrt(-dt) * z, "that drift, f - (1/2) g^2 score, is the "
+                     "probability-flow ODE's; the reverse SDE, eq. (7), has f - g^2 score"),
+                    (x + (f + g**2 * s) * dt + g * math.sqrt(-dt) * z, "the score term has the wrong sign: eq. (7)'s "
+                     "drift is f - g^2 score, and with dt < 0 that moves x up the score"),
+                    (x + (f - g**2 * s) * dt, "the noise term is missing: without it this is not an SDE step (and not "
+                                              "the ODE either, whose drift has 1/2 g^2)")]
+        _compare("em_step", fn(x, t, dt, s, sde, z), want, 1e-9, f"eq. (7) for the {sde.name} SDE, t={t}, dt={dt}",
+                 mistakes=mistakes, where=lambda i: _point(x, i))
     _passed("em_step", "one reverse Euler-Maruyama step of eq. (7) for the VP and VE SDEs")
 
 
 def check_ve_std(fn) -> None:
     """Check ``fn(t, sigma_min, sigma_max)``: the VE kernel's std, sqrt(sigma(t)^2 - sigma_min^2)
-    with sigma(t) = sigma_min (sigma_max/sigma_min)^t (notebook 06)."""
+    with sigma(t) = sigma_min (sigma_max/sigma_min)^t (notebook 06).
+
+    Recognised mistakes: the variance without the square root, sigma(t) without removing sigma_min^2,
+    and sigma(t)^2 - sigma_min^2 computed as (sigma(t) - sigma_min)."""
     t = torch.tensor([1e-3, 0.1, 0.5, 1.0], dtype=torch.float64)
     for smin, smax in ((0.01, 10.0), (0.1, 50.0)):
-        want = torch.sqrt((smin * (smax / smin) ** t) ** 2 - smin**2)
-        _compare("ve_std", fn(t, smin, smax), want, 1e-6 * smax, f"sigma_min={smin}, sigma_max={smax}")
+        sig = smin * (smax / smin) ** t
+        want = torch.sqrt(sig**2 - smin**2)
+        mistakes = [(sig**2 - smin**2, "that is the variance: take its square root"),
+                    (sig, "that is sigma(t) itself; the kernel starts at x(0), which already carries sigma_min, so "
+                          "its variance is sigma(t)^2 - sigma_min^2"),
+                    (sig - smin, "sigma(t) - sigma_min subtracts the stds; variances add, so subtract sigma_min^2 from "
+                                 "sigma(t)^2 and take the root")]
+        _compare("ve_std", fn(t, smin, smax), want, 1e-6 * smax, f"sigma_min={smin}, sigma_max={smax}",
+                 mistakes=mistakes, where=lambda i: f"t = {float(t[i]):.3g}")
     _passed("ve_std", "the VE marginal std at four times for two ladders")
 
 

@@ -9,6 +9,8 @@ no notebook globals.
 """
 from __future__ import annotations
 
+import functools
+
 import ipywidgets as W
 import matplotlib.pyplot as plt
 import torch
@@ -21,6 +23,7 @@ from . import sde as sdes
 __all__ = [
     "interactive_view",
     "uniform_start",
+    "energy_floor",
     "langevin_view",
     "langevin_explorer",
     "dsm_view",
@@ -60,6 +63,16 @@ def uniform_start(n: int, bounds, generator=None, dtype=torch.float32) -> torch.
     xmin, xmax, ymin, ymax = bounds
     u = torch.rand(n, 2, generator=generator, dtype=dtype)
     return torch.stack([xmin + (xmax - xmin) * u[:, 0], ymin + (ymax - ymin) * u[:, 1]], dim=1)
+
+
+@functools.lru_cache(maxsize=32)
+def energy_floor(target: str, n: int, m: int = 4000, repeats: int = 5) -> tuple[float, float]:
+    """(mean, std) of the energy distance between two independent samples (sizes n and m) of a ready-made
+    target: the noise floor printed beside every distance a view shows (computed once per target and size,
+    seeded, then cached so that sliders stay fast)."""
+    floor = metrics.energy_noise_floor(densities.target(target), n, m, repeats=repeats,
+                                       generator=torch.Generator().manual_seed(12345))
+    return floor["mean"], floor["std"]
 
 
 def _diverged(err: Exception, info: dict):
@@ -284,7 +297,8 @@ def annealed_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int
     (over the density), and the fraction of samples per mixture component.
 
     Returns ``(fig, info)``, info: ``true_weights``, ``sample_weights``, ``max_weight_error``,
-    ``energy_distance`` (to 4000 true samples), ``title`` (the figure's title; None when diverged)
+    ``energy_distance`` (to 4000 true samples) and ``energy_floor`` (its noise floor, (mean, std), see
+    ``energy_floor``), ``title`` (the figure's title; None when diverged)
     and ``diverged`` (True when the step size blew the chains up; the figure then says so). Introduced in notebooks/05_annealed_langevin.ipynb.
     """
     p = densities.target(target)
@@ -306,11 +320,12 @@ def annealed_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int
         x, path = samplers.annealed_langevin(score_fn, x0, sig, step_size, n_steps_each, return_path=True,
                                              generator=gen)
     except samplers.SamplerDiverged as err:
-        info.update(sample_weights=None, max_weight_error=None, energy_distance=None, title=None)
+        info.update(sample_weights=None, max_weight_error=None, energy_distance=None, energy_floor=None, title=None)
         return _diverged(err, info)
     got = p.mode_weights(x).tolist()
     info.update(sample_weights=got, max_weight_error=max(abs(a - b) for a, b in zip(info["true_weights"], got)),
-                energy_distance=metrics.energy_distance(x, p.sample(4000, generator=gen), generator=gen))
+                energy_distance=metrics.energy_distance(x, p.sample(4000, generator=gen), generator=gen),
+                energy_floor=energy_floor(target, n_chains))
     fig, axes = plt.subplots(1, 5, figsize=(12.5, 2.7), gridspec_kw={"width_ratios": [1, 1, 1, 1, 0.9]})
     L = len(sig)
     snaps = [0, max(1, L // 3), max(1, 2 * L // 3), L]
@@ -328,7 +343,8 @@ def annealed_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int
     bar.set_ylim(0, 1); bar.set_xticks(list(k)); bar.legend(frameon=False, fontsize=7)
     bar.set_title(f"weight error {info['max_weight_error']:.3f}", fontsize=9)
     info["title"] = (f"annealed Langevin ({score} score): L={L}, eps={step_size:.2g}, T={n_steps_each}, "
-                     f"energy distance {info['energy_distance']:.3f}")
+                     f"energy distance {info['energy_distance']:.4f} (noise floor {info['energy_floor'][0]:.4f} "
+                     f"+- {info['energy_floor'][1]:.4f})")
     fig.suptitle(info["title"], fontsize=10)
     fig.tight_layout()
     return fig, info
@@ -360,8 +376,8 @@ def sde_view(sampler: str = "EM", n_steps: int = 100, snr: float = 0.16, sde_nam
     n_steps is ignored). ``score``: "exact" (``SDEMarginal.score``) or "learned" (``nets[sde_name]``,
     a time-conditional network trained for that SDE).
 
-    Returns ``(fig, info)``: info has ``nfe`` (score evaluations), ``seconds`` and
-    ``energy_distance`` to 4000 true samples. Introduced in notebooks/06_sdes.ipynb.
+    Returns ``(fig, info)``: info has ``nfe`` (score evaluations), ``seconds``,
+    ``energy_distance`` to 4000 true samples and ``energy_floor`` (its noise floor, (mean, std)). Introduced in notebooks/06_sdes.ipynb.
     """
     _checks.choice("sampler", sampler, {"EM", "PC", "ODE"})
     _checks.choice("sde_name", sde_name, sdes.SDES)
@@ -388,14 +404,16 @@ def sde_view(sampler: str = "EM", n_steps: int = 100, snr: float = 0.16, sde_nam
         x, nfe = samplers.probability_flow_ode(sde, score_fn, shape, rtol=1e-4, atol=1e-4, generator=gen)
     seconds = time.perf_counter() - start
     ed = metrics.energy_distance(x, p.sample(4000, generator=gen), generator=gen)
+    floor = energy_floor(target, n_samples)
     bounds = p.bounds()
     fig, ax = plt.subplots(figsize=(3.8, 3.8))
     plot.density(ax, p.log_prob, bounds)
     plot.samples(ax, x, bounds=bounds)
-    ax.set_title(f"{sde_name} SDE, {sampler} ({score}): NFE {nfe}\nenergy distance {ed:.4f}, {seconds:.2f} s", fontsize=9)
+    ax.set_title(f"{sde_name} SDE, {sampler} ({score}): NFE {nfe}, {seconds:.2f} s\nenergy distance {ed:.4f} "
+                 f"(noise floor {floor[0]:.4f} +- {floor[1]:.4f})", fontsize=9)
     fig.tight_layout()
     return fig, {"sampler": sampler, "sde": sde_name, "score": score, "nfe": nfe, "seconds": seconds,
-                 "energy_distance": ed, "n_steps": n_steps, "snr": snr}
+                 "energy_distance": ed, "energy_floor": floor, "n_steps": n_steps, "snr": snr}
 
 
 def sde_explorer(nets: dict | None = None, target: str = "ring of 8", n_samples: int = 2000) -> W.interactive:

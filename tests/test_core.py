@@ -98,3 +98,26 @@ def test_course_timings_on_a_small_notebook(tmp_path):
     assert res.returncode == 0, res.stderr
     table = out.read_text()
     assert table.startswith("| notebook | mode | seconds | device |") and "| 01_tiny | quick |" in table
+
+
+def test_results_tables_render_committed_files():
+    """The GPU table shows every committed run with its device (known values from h200_run2.json), and the
+    README's result blocks are exactly what the committed files render (no hand-typed numbers)."""
+    from scoregen_lite import results
+
+    table = results.gpu_benchmark_table()
+    assert "NVIDIA H200, run1, reference" in table and "NVIDIA H200, run2, ours" in table
+    assert "| Frechet distance, 10k EM-500 samples | 69.0 | 22.0 | 79.7 | 25.3 |" in table
+    res = subprocess.run([sys.executable, "-m", "scoregen_lite.results", "readme", "--check"], capture_output=True,
+                         text=True, cwd=REPO, timeout=120)
+    assert res.returncode == 0, res.stderr
+
+
+def test_results_readme_check_catches_a_typed_number(tmp_path, monkeypatch):
+    from scoregen_lite import results
+
+    text = "a\n<!-- results:gpu-benchmark -->\n| typed by hand | 12.3 |\n<!-- /results:gpu-benchmark -->\nb\n"
+    rendered = results.render_readme(text)
+    assert "typed by hand" not in rendered and "NVIDIA H200" in rendered and rendered.startswith("a\n")
+    with pytest.raises(ValueError, match="results:nope is unknown"):
+        results.render_readme("<!-- results:nope -->\n<!-- /results:nope -->")

@@ -33,18 +33,101 @@ def test_checks_pass_on_solutions(capsys):
     assert capsys.readouterr().out.count("passed") == 3
 
 
+def _inv(c):
+    return torch.linalg.inv(c)
+
+
+def prior_weight_gmm_score(x, weights, means, covs):
+    """The classic slip: prior weights where the responsibilities belong."""
+    diff = x[:, None, :] - means[None]
+    comp = -torch.linalg.solve(covs[None], diff[..., None])[..., 0]
+    return (weights[None, :, None] * comp).sum(1)
+
+
+def _em(x, t, dt, s, sde, z, *, noise="sqrt", half=False, sign=-1):
+    tv = torch.full((x.shape[0],), t, dtype=x.dtype)
+    g = sde.diffusion(tv)[:, None]
+    drift = sde.drift(x, tv) + sign * (0.5 if half else 1.0) * g**2 * s
+    scale = {"sqrt": math.sqrt(-dt), "none": 1.0, "dt": -dt, "drop": 0.0}[noise]
+    return x + drift * dt + g * scale * z
+
+
+def _ve(t, smin, smax, kind):
+    sig = smin * (smax / smin) ** t
+    return {"var": sig**2 - smin**2, "sigma": sig, "diff": sig - smin}[kind]
+
+
+# (check, a wrong answer as a student would write it, the words only its hint contains)
+CATALOGUE = [
+    ("check_gaussian_score", lambda x, m, c: (x - m) @ _inv(c).T, "sign is flipped"),
+    ("check_gaussian_score", lambda x, m, c: -(x - m) @ c.T, "Sigma appears where its inverse belongs"),
+    ("check_gaussian_score", lambda x, m, c: -(x - m), "covariance is missing"),
+    ("check_gmm_score", naive_gmm_score, "log-sum-exp"),
+    ("check_gmm_score", prior_weight_gmm_score, "weights must depend on x"),
+    ("check_gmm_score", lambda x, w, m, c: -good_gmm_score(x, w, m, c), "each component pulls x towards its mean"),
+    ("check_langevin_step", lambda x, s, eps, z: x + eps * s + math.sqrt(eps) * z, "score term is eps * score"),
+    ("check_langevin_step", lambda x, s, eps, z: x + eps / 2 * s + eps * z, "the noise is eps * z"),
+    ("check_langevin_step", lambda x, s, eps, z: x + eps / 2 * s + math.sqrt(2 * eps) * z, "NCSN code's"),
+    ("check_langevin_step", lambda x, s, eps, z: x + eps / 2 * s, "gradient ascent"),
+    ("check_dsm_target", lambda xt, x, sigma: (xt - x) / sigma**2, "points from the noisy point back"),
+    ("check_dsm_target", lambda xt, x, sigma: -(xt - x) / sigma, "divides by sigma^2"),
+    ("check_dsm_target", lambda xt, x, sigma: (xt - x) / sigma, "that is the noise z"),
+    ("check_sigma_max", lambda x: torch.pdist(x.double()).mean(), "mean pairwise distance"),
+    ("check_sigma_max", lambda x: x.norm(dim=1).max(), "distance from the origin"),
+    ("check_sigma_max", lambda x: (x.max(0).values - x.min(0).values).max(), "range of one coordinate"),
+    ("check_step_sizes", lambda sig, eps: eps * sig / sig[-1], "is not squared"),
+    ("check_step_sizes", lambda sig, eps: eps * sig[-1] ** 2 / sig**2, "upside down"),
+    ("check_step_sizes", lambda sig, eps: eps * sig**2 / sig[0] ** 2, "reference level is sigma_1"),
+    ("check_em_step", lambda *a: _em(*a, noise="none"), "the noise is g z"),
+    ("check_em_step", lambda *a: _em(*a, noise="dt"), "scaled by |dt|"),
+    ("check_em_step", lambda *a: _em(*a, half=True), "probability-flow ODE's"),
+    ("check_em_step", lambda *a: _em(*a, sign=+1), "wrong sign"),
+    ("check_em_step", lambda *a: _em(*a, noise="drop"), "noise term is missing"),
+    ("check_ve_std", lambda t, a, b: _ve(t, a, b, "var"), "that is the variance"),
+    ("check_ve_std", lambda t, a, b: _ve(t, a, b, "sigma"), "that is sigma(t) itself"),
+    ("check_ve_std", lambda t, a, b: _ve(t, a, b, "diff"), "variances add"),
+]
+
+
+@pytest.mark.parametrize("check, wrong, key", CATALOGUE, ids=[f"{c[0]}-{c[2][:24]}" for c in CATALOGUE])
+def test_each_catalogued_mistake_gets_its_own_hint(check, wrong, key):
+    """A catalogued mistake, written as a student would, triggers its own hint and no other of that check's."""
+    with pytest.raises(ExerciseFailed) as info:
+        getattr(sg.exercises, check)(wrong)
+    msg = str(info.value)
+    assert key in msg, msg
+    others = [k for c, _, k in CATALOGUE if c == check and k != key]
+    assert not any(k in msg for k in others), msg
+    assert "expected" in msg or "NaN" in msg      # the message names the input and the values there
+
+
+def test_every_check_recognises_at_least_two_mistakes():
+    checks = {c for c, _, _ in CATALOGUE} | {"check_hutchinson_trace"}
+    assert checks == {n for n in sg.exercises.__all__ if n.startswith("check_")}
+    assert all(sum(c == name for c, _, _ in CATALOGUE) >= 2 for name in checks - {"check_hutchinson_trace"})
+
+
+def test_underflow_hint_names_the_far_point():
+    with pytest.raises(ExerciseFailed, match=r"NaN/inf at \d+ points, all far from every mode \(e.g. at x = \(") as info:
+        sg.exercises.check_gmm_score(naive_gmm_score)
+    assert "from the nearest mean" in str(info.value)
+
+
 @pytest.mark.parametrize(
     "check, wrong, match",
     [
-        ("check_gmm_score", naive_gmm_score, "max abs error"),
-        ("check_gmm_score", lambda x, w, m, c: x, "max abs error"),
+        ("check_gmm_score", lambda x, w, m, c: x, r"rows are wrong; largest error .* at x = \(.*\): expected \("),
         ("check_gmm_score", lambda x, w, m, c: x.numpy(), "expected a torch.Tensor"),
-        ("check_gaussian_score", lambda x, m, c: -(x - m), "max abs error"),
-        ("check_langevin_step", lambda x, s, eps, z: x + eps * s + math.sqrt(eps) * z, "eq. \\(1\\)"),
+        ("check_gaussian_score", lambda x, m, c: 2 * x, r"50 of 50 rows are wrong; largest error"),
         ("check_langevin_step", lambda x, s, eps, z: x[:3], "shape"),
+        ("check_step_sizes", lambda sig, eps: eps + 0 * sig, r"at level \d+, sigma = .*: expected"),
+        ("check_ve_std", lambda t, a, b: t, r"at t = .*: expected"),
+        ("check_sigma_max", lambda x: 1.0, r"the value is wrong; largest error .* expected"),
     ],
 )
-def test_checks_fail_on_wrong_answers(check, wrong, match):
+def test_generic_message_says_where(check, wrong, match):
+    """An answer outside the catalogue gets the generic message, with the input, the expected and the
+    received value at the worst point."""
     with pytest.raises(ExerciseFailed, match=match):
         getattr(sg.exercises, check)(wrong)
 
@@ -120,3 +203,11 @@ def test_hutchinson_check_with_several_probes(capsys):
         sg.exercises.check_hutchinson_trace(lambda f, x, k: _hutchinson(f, x, k, divide=False))
     with pytest.raises(ExerciseFailed, match="fresh v"):
         sg.exercises.check_hutchinson_trace(lambda f, x, k: _hutchinson(f, x, k, fresh=False))
+
+    def exact_trace(f, x, k):
+        x = x.detach().requires_grad_(True)
+        y = f(x)
+        return sum(torch.autograd.grad(y[:, i].sum(), x, retain_graph=True)[0][:, i] for i in range(x.shape[1]))
+
+    with pytest.raises(ExerciseFailed, match="do not vary"):
+        sg.exercises.check_hutchinson_trace(exact_trace)

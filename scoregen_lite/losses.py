@@ -143,16 +143,19 @@ def ncsn_loss(score_net, x: torch.Tensor, sigmas: torch.Tensor, weighting=2.0, p
             sig_n = sig.expand(n)
             z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
             s = _check_out(score_net(x + sig * z, sig_n), x)
-            out.append(0.5 * (s + z / sig).pow(2).reshape(n, -1).sum(1).mean())
+            out.append(_ncsn_per_point(s, z, sig.expand(view)).mean())
         return torch.stack(out)
     idx = torch.randint(len(sigmas), (n,), generator=generator, device=x.device)
     sig = sigmas[idx]
     z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     x_tilde = x + sig.view(view) * z
     s = _check_out(score_net(x_tilde, sig), x)
-    # target -(x~ - x)/sigma^2 = -z/sigma                                           eq. (4)
-    per_point = 0.5 * (s + z / sig.view(view)).pow(2).reshape(n, -1).sum(1)
-    return (lam(sig) * per_point).mean()                                           # eq. (5)
+    return (lam(sig) * _ncsn_per_point(s, z, sig.view(view))).mean()              # eq. (5)
+
+
+def _ncsn_per_point(s, z, sig):
+    """(1/2) ||s + z / sigma||^2 per point: eq. (4) with x~ = x + sigma z, whose target -(x~ - x)/sigma^2 = -z/sigma."""
+    return 0.5 * (s + z / sig).pow(2).reshape(len(s), -1).sum(1)
 
 
 def sde_dsm(score_net, x0: torch.Tensor, sde, eps: float = 1e-5, generator: torch.Generator | None = None, *,

@@ -62,6 +62,14 @@ def test_sample_moments(gen):
     assert torch.allclose(x.mean(0), mean, atol=0.05)
     assert torch.allclose(torch.cov(x.T), cov, rtol=0.02, atol=0.05)
     assert abs(p.mode_weights(x)[0].item() - 0.2) < 0.005
+    # correlated covariances (a transposed Cholesky factor would give L^T L instead of L L^T)
+    separated = sg.densities.GaussianMixture(torch.tensor([0.3, 0.7], dtype=torch.float64),
+                                             torch.tensor([[-8.0, 0.0], [8.0, 1.0]], dtype=torch.float64),
+                                             torch.tensor([[[2.0, 1.2], [1.2, 1.0]], [[1.0, -0.6], [-0.6, 0.8]]],
+                                                          dtype=torch.float64))
+    for q in (sg.densities.anisotropic_gaussian(dtype=torch.float64), separated):
+        z = sg.metrics.moment_z(q.sample(50_000, generator=gen), q)
+        assert z["max"] < 4, (q, z)
 
 
 def test_perturb_matches_monte_carlo_convolution(gen):

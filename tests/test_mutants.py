@@ -36,8 +36,8 @@ MUTANTS = [
      "alpha**2 * self.covs + std * eye",
      "tests/test_densities.py::test_perturb_matches_monte_carlo_convolution"),
     ("losses-dsm-target-sign", "losses.py",
-     "    per_point = 0.5 * (s + z / sig.view(view)).pow(2)",
-     "    per_point = 0.5 * (s - z / sig.view(view)).pow(2)",
+     "    return 0.5 * (s + z / sig).pow(2)",
+     "    return 0.5 * (s - z / sig).pow(2)",
      "tests/test_ncsn.py::test_ncsn_loss_is_lowest_at_exact_score"),
     ("losses-explicit-sm-missing-half", "losses.py",
      "        return (trace + 0.5 * s.pow(2).sum(1)).mean()",
@@ -112,9 +112,12 @@ def test_mutant_is_killed(mutant, tmp_path):
     (pkg / filename).write_text(src.replace(old, new) + EXTRA.get(name, ""))
     env = dict(os.environ, PYTHONPATH=str(tmp_path) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                SCOREGEN_QUICK="1", SCOREGEN_CACHE=str(tmp_path / "cache"), PYTHONDONTWRITEBYTECODE="1")
+    # run from the copy's folder: python puts the working directory first on sys.path, so the mutated
+    # package is the one imported (checked), and the tests are named by their absolute paths
     probe = subprocess.run([sys.executable, "-c", "import scoregen_lite; print(scoregen_lite.__file__)"], env=env,
-                           capture_output=True, text=True, cwd=REPO, timeout=120)
+                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert probe.stdout.strip() == str(pkg / "__init__.py"), probe.stdout + probe.stderr
-    res = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests.split()],
-                         env=env, capture_output=True, text=True, cwd=REPO, timeout=600)
+    res = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--rootdir", str(REPO),
+                          *(str(REPO / t) for t in tests.split())],
+                         env=env, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert res.returncode == 1, f"mutant {name} survived (or the run broke, rc={res.returncode}):\n" + res.stdout[-2000:]

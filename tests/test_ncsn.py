@@ -72,9 +72,22 @@ def test_ncsn_loss_is_lowest_at_exact_score():
     sig = sg.schedules.geometric_sigmas(10.0, 0.5, 4, dtype=torch.float64)
     fast = lambda v, s: p.perturbed_score(v, float(s[0]))  # noqa: E731  (per_level passes one sigma at a time)
     base = sg.losses.ncsn_loss(fast, x, sig, per_level=True, generator=torch.Generator().manual_seed(1))
-    worse = sg.losses.ncsn_loss(lambda v, s: 1.2 * fast(v, s), x, sig, per_level=True,
-                                generator=torch.Generator().manual_seed(1))
-    assert (worse > base).all()
+    for scale in (0.8, 1.2):   # a target with the wrong sign would prefer the smaller scale
+        worse = sg.losses.ncsn_loss(lambda v, s: scale * fast(v, s), x, sig, per_level=True,
+                                    generator=torch.Generator().manual_seed(1))
+        assert (worse > base).all(), scale
+    # the weighted scalar loss, eq. (5), too (same noise for each network)
+    def exact(v, s):   # a different sigma per row
+        out = torch.empty_like(v)
+        for level in sig:
+            rows = s == level
+            out[rows] = p.perturbed_score(v[rows], float(level))
+        return out
+
+    small = x[:3000]
+    loss = {c: sg.losses.ncsn_loss(lambda v, s, c=c: c * exact(v, s), small, sig,
+                                   generator=torch.Generator().manual_seed(2)).item() for c in (0.8, 1.0, 1.2)}
+    assert loss[1.0] < loss[0.8] and loss[1.0] < loss[1.2], loss
 
 
 def test_ncsn_loss_weighting_powers():
@@ -144,6 +157,13 @@ def test_annealed_langevin_update_and_path():
     out2 = sg.samplers.annealed_langevin(lambda x, s: torch.ones_like(x), x0, [0.5], 0.2, 1, final_denoise=True,
                                          generator=torch.Generator().manual_seed(0))
     assert torch.allclose(out2, out + 0.25)
+    # two levels: the first step is alpha_1 = eps sigma_1^2 / sigma_L^2 = 0.2 * 16 (sigma, not sigma^2, gives 0.8)
+    g = torch.Generator().manual_seed(3)
+    out3 = sg.samplers.annealed_langevin(lambda x, s: torch.ones_like(x), x0, [2.0, 0.5], 0.2, 1, generator=g)
+    g = torch.Generator().manual_seed(3)
+    z1, z2 = torch.randn(3, 2, generator=g), torch.randn(3, 2, generator=g)
+    a1, a2 = 0.2 * 16, 0.2
+    assert torch.allclose(out3, a1 / 2 + math.sqrt(a1) * z1 + a2 / 2 + math.sqrt(a2) * z2)
 
 
 def test_annealed_langevin_works_with_network_and_images():

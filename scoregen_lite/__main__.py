@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     sh.add_argument("--steps", type=int, default=500, help="Euler-Maruyama steps")
     sh.add_argument("--root", help="folder with the MNIST IDX files")
     sh.add_argument("--device")
+    sh.add_argument("--note", help="how the run went, in words, stored in the manifest")
     return p
 
 
@@ -82,7 +83,7 @@ def main(argv=None) -> int:
             print(f"{len(x)} samples ({args.sampler}, {nfe} evaluations) in {seconds:.1f} s -> {Path(args.out) / 'samples.png'}")
         elif args.command == "ship":
             info = mnist.ship(args.checkpoint, args.name, n=args.n, n_steps=args.steps, root=args.root,
-                              device=args.device)
+                              device=args.device, note=args.note)
             print(json.dumps({k: v for k, v in info.items() if k != "metrics"}, indent=2))
             print(json.dumps({k: v for k, v in info["metrics"].items() if "histogram" not in k or k == "histogram_ok"},
                              indent=2))

@@ -17,10 +17,11 @@ from pathlib import Path
 __all__ = ["run_notebook", "timings", "main"]
 
 
-def run_notebook(path, quick: bool, timeout: int = 3600) -> float:
+def run_notebook(path, quick: bool, timeout: int = 3600, write: bool = False) -> float:
     """Execute a notebook in a fresh kernel (``SCOREGEN_QUICK`` set accordingly, working directory =
-    the notebook's folder, nothing written back) and return the wall time in seconds. Raises
-    ``nbclient.exceptions.CellExecutionError`` if a cell fails."""
+    the notebook's folder) and return the wall time in seconds; with ``write`` the executed notebook
+    replaces the file, cleaned by ``scoregen_lite.nbclean`` (how the committed outputs are made).
+    Raises ``nbclient.exceptions.CellExecutionError`` if a cell fails."""
     import nbclient
     import nbformat
 
@@ -32,7 +33,15 @@ def run_notebook(path, quick: bool, timeout: int = 3600) -> float:
         start = time.perf_counter()
         nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
                                 resources={"metadata": {"path": str(path.parent)}}).execute()
-        return time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        if write:
+            import json
+
+            from .nbclean import clean_notebook
+
+            cleaned = clean_notebook(json.loads(nbformat.writes(nb)))
+            path.write_text(json.dumps(cleaned, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        return seconds
     finally:
         if old is None:
             os.environ.pop("SCOREGEN_QUICK", None)
@@ -40,15 +49,16 @@ def run_notebook(path, quick: bool, timeout: int = 3600) -> float:
             os.environ["SCOREGEN_QUICK"] = old
 
 
-def timings(notebooks, full: bool = False, log=print) -> list[dict]:
+def timings(notebooks, full: bool = False, log=print, write: bool = False) -> list[dict]:
     """Run each notebook in quick mode (and full mode with ``full``); one row per run:
-    {"notebook", "mode", "seconds", "device"}."""
+    {"notebook", "mode", "seconds", "device"}. With ``write`` (and ``full``) the full-mode outputs are
+    written back into the notebooks."""
     from . import device
 
     rows = []
     for nb in notebooks:
         for quick in ([True, False] if full else [True]):
-            seconds = run_notebook(nb, quick)
+            seconds = run_notebook(nb, quick, write=write and not quick)
             rows.append({"notebook": Path(nb).stem, "mode": "quick" if quick else "full", "seconds": seconds,
                          "device": str(device())})
             log(f"{Path(nb).stem:<32} {rows[-1]['mode']:<6} {seconds:7.1f} s")
@@ -70,12 +80,13 @@ def main(argv=None) -> int:
     t.add_argument("--full", action="store_true", help="also run full mode (slow: what a student runs)")
     t.add_argument("--out", default="course-timings.md")
     t.add_argument("--json", help="also write the rows, the device and the date as JSON (the README renders it)")
+    t.add_argument("--write", action="store_true", help="with --full: write the full-mode outputs into the notebooks")
     args = parser.parse_args(argv)
     notebooks = args.notebooks or sorted(str(p) for p in Path("notebooks").glob("*.ipynb"))
     if not notebooks:
         print("error: no notebooks given and none in ./notebooks; run from the repository root.", file=sys.stderr)
         return 2
-    rows = timings(notebooks, full=args.full)
+    rows = timings(notebooks, full=args.full, write=args.write)
     table = to_markdown(rows)
     Path(args.out).write_text(table)
     if args.json:

@@ -113,7 +113,7 @@ def train_model(out_dir, config: ImageConfig, *, root=None, device=None, resume:
 
 def sample_model(checkpoint, n: int, *, sampler: str = "em", n_steps: int = 500, batch_size: int | None = None,
                  seed: int = 0, device=None, use_ema: bool = True, out_dir=None, progress: bool = False,
-                 compile: bool = False, timings: dict | None = None, label: int | None = None):
+                 compile: bool = False, timings: dict | None = None, label: int | None = None, log=print):
     """Load a checkpoint and draw ``n`` samples (``label``: a class-conditional checkpoint's digit);
     with ``out_dir`` write samples.npy and samples.png. ``compile`` compiles the network first on
     CUDA (time reported in ``timings``). Returns (samples in [0, 1] (clamped), nfe, seconds)."""
@@ -122,11 +122,11 @@ def sample_model(checkpoint, n: int, *, sampler: str = "em", n_steps: int = 500,
     device = torch.device(device) if device is not None else default_device()
     net, sde, _ = train.load_score_model(checkpoint, device=device, use_ema=use_ema)
     return _sample(net, sde, n, sampler=sampler, n_steps=n_steps, batch_size=batch_size, seed=seed, device=device,
-                   out_dir=out_dir, progress=progress, compile=compile, timings=timings, label=label)
+                   out_dir=out_dir, progress=progress, compile=compile, timings=timings, label=label, log=log)
 
 
 def _sample(net, sde, n, *, sampler, n_steps, batch_size, seed, device, out_dir=None, progress=False,
-            compile=False, timings=None, label=None):
+            compile=False, timings=None, label=None, log=None):
     """Sample an already loaded network (shared by ``sample_model`` and ``evaluate_model``)."""
     gen = torch.Generator(device=device).manual_seed(seed)
     score_fn = net
@@ -139,7 +139,7 @@ def _sample(net, sde, n, *, sampler, n_steps, batch_size, seed, device, out_dir=
         raise ValueError(f"label={label!r} needs a class-conditional checkpoint (e.g. pretrained('mnist_cond')).")
     x, nfe, seconds = samplers.sample_batched(score_fn, sde, n, sampler=sampler, n_steps=n_steps,
                                               batch_size=batch_size, generator=gen, device=device, progress=progress,
-                                              compile=compile, timings=timings)
+                                              compile=compile, timings=timings, log=log)
     x = x.clamp(0, 1)
     if out_dir is not None:
         out = Path(out_dir)
@@ -284,11 +284,12 @@ def pretrained(name: str, device=None, *, log=print):
 
 
 def ship(checkpoint, name: str, *, n: int = 2000, n_steps: int = 500, n_likelihood: int = 64, root=None,
-         device=None, out_dir=None) -> dict:
+         device=None, out_dir=None, note: str | None = None) -> dict:
     """Turn a training run into a shipped checkpoint: EMA weights only, in float16, to
     ``checkpoints/NAME.pt`` (at most 3 MB), then evaluate it on held-out digits (EM, ``n_steps``), and
     the run's last (non-EMA) weights on the same noise, and write ``checkpoints/NAME.json``: the training
-    command, commit, device, steps, batch, wall time, sha256 and the metrics. Returns the manifest."""
+    command, commit, device, steps, batch, wall time, sha256, the metrics and ``note`` (how the run went,
+    in words, e.g. that it was resumed). Returns the manifest."""
     if name not in SHIPPED:
         raise ValueError(f"name={name!r} is not in SHIPPED {sorted(SHIPPED)}; add it there with one line saying what it is.")
     state = train.load_checkpoint(checkpoint)
@@ -323,7 +324,7 @@ def ship(checkpoint, name: str, *, n: int = 2000, n_steps: int = 500, n_likeliho
             "seconds": run_info.get("seconds"), "images_per_s": run_info.get("images_per_s"),
             "precision": run_info.get("precision"), "heldout": small["meta"].get("heldout"),
             "n_train": small["meta"].get("n_train"), "stored": "EMA weights, float16", "size_mb": round(size_mb, 3),
-            "sha256": sha256(target),
+            "sha256": sha256(target), "note": note,
             "metrics": {k: v for k, v in result.items()}}
     (checkpoints_dir() / f"{name}.json").write_text(json.dumps(info, indent=2) + "\n")
     return info

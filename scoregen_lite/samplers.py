@@ -532,13 +532,14 @@ def bits_per_dim(log_likelihood_nats: torch.Tensor, dim: int, offset: float = 0.
 def sample_batched(score_fn, sde, n: int, shape=(1, 28, 28), *, sampler: str = "em", n_steps: int = 500,
                    snr: float = 0.16, rtol: float = 1e-5, atol: float = 1e-5, batch_size: int | None = None,
                    amp: bool = True, compile: bool = False, generator: torch.Generator | None = None, device=None,
-                   progress: bool = False, timings: dict | None = None):
+                   progress: bool = False, timings: dict | None = None, log=None):
     """Draw ``n`` samples of shape ``shape`` with ``sampler`` in {"em", "pc", "ode"}, ``batch_size`` at a time.
 
     With ``amp`` the score network runs in the precision ``sg.precision(device)`` picks (bfloat16
     autocast on Ampere and newer GPUs, float16 on older ones, float32 on MPS and the CPU; the
     sampler's state stays float32); with ``compile`` it is wrapped in ``torch.compile`` and compiled once on a batch of
     the right shape before the clock starts (the compile time goes to ``timings["compile_seconds"]``).
+    ``log`` (e.g. ``print``) is told the precision chosen; ``timings["precision"]`` records it.
     Returns (samples (n, *shape) on the CPU, score evaluations per sample, sampling seconds).
     Introduced in notebooks/07_mnist_score_sde.ipynb.
     """
@@ -548,8 +549,12 @@ def sample_batched(score_fn, sde, n: int, shape=(1, 28, 28), *, sampler: str = "
     n = _checks.count("n", n)
     device = torch.device(device) if device is not None else default_device()
     batch_size = batch_size or n
-    amp_dtype = precision(device)[0] if amp else torch.float32
+    amp_dtype, why = precision(device) if amp else (torch.float32, "fp32 (amp=False)")
     use_amp = amp_dtype != torch.float32
+    if log is not None:
+        log(f"sampling precision: {why}")
+    if timings is not None:
+        timings["precision"] = why
     net = score_fn
     compile_start = time.perf_counter()
     if compile and device.type == "cuda" and hasattr(torch, "compile"):

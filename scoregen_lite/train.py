@@ -532,5 +532,6 @@ def train_images(data: torch.Tensor, config: ImageConfig = FAST, *, labels: torc
     info = {"losses": losses, "steps": step, "seconds": seconds, "compiled": compiled, "device": str(device),
             "compile_seconds": compile_seconds, "precision": str(amp_dtype).replace("torch.", ""),
             "images_per_s": (step - start_step) * config.batch_size / max(seconds, 1e-9), "lr": lr,
+            "resumed_from_step": start_step,
             "config": replace(config)}
     return net, ema, info

@@ -39,3 +39,10 @@ def shared_mnist():
             pytest.fail(msg + "; SCOREGEN_REQUIRE_DATA=1 makes this an error")
         pytest.skip(msg)
     return folder
+
+
+@pytest.fixture(scope="session")
+def classifier_cache(tmp_path_factory):
+    """One cache folder for the whole test session: the MNIST metrics classifier (keyed by a hash of its
+    training data) is trained once and reused by every test that needs it, without touching ~/.cache."""
+    return tmp_path_factory.mktemp("scoregen-cache")

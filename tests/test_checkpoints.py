@@ -86,10 +86,10 @@ def test_load_order(tmp_path, monkeypatch):
         sgm.find_checkpoint("mnist_vp")
 
 
-def test_shipped_model_beats_a_handful_of_steps(shared_mnist, tmp_path, monkeypatch):
+def test_shipped_model_beats_a_handful_of_steps(shared_mnist, classifier_cache, monkeypatch):
     """On 64 EM-100 samples the shipped model's Frechet distance is far below that of the same network
     after 30 training steps, and its class histogram is not collapsed onto a few digits."""
-    monkeypatch.setenv("SCOREGEN_CACHE", str(tmp_path))
+    monkeypatch.setenv("SCOREGEN_CACHE", str(classifier_cache))
     split = sg.data.mnist_split(root=shared_mnist, download=False)
     classifier = sg.metrics.mnist_classifier(split.x_train, split.y_train, device="cpu")
     net, sde, config = sgm.pretrained("mnist_ve", device="cpu", log=lambda m: None)

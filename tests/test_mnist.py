@@ -256,8 +256,8 @@ def test_classifier_and_evaluation_on_tiny_data(tmp_path, monkeypatch):
     assert res["frechet"] < 5 and res["histogram_ok"]
 
 
-def test_cli_quick_train_sample_evaluate(tmp_path, shared_mnist):
-    env = dict(os.environ, SCOREGEN_DATA=str(shared_mnist.parent), SCOREGEN_CACHE=str(tmp_path / "cache"), SCOREGEN_QUICK="1")
+def test_cli_quick_train_sample_evaluate(tmp_path, shared_mnist, classifier_cache):
+    env = dict(os.environ, SCOREGEN_DATA=str(shared_mnist.parent), SCOREGEN_CACHE=str(classifier_cache), SCOREGEN_QUICK="1")
     run = lambda *a: subprocess.run([sys.executable, "-m", "scoregen_lite", *a], env=env, capture_output=True,  # noqa: E731
                                     text=True, timeout=600)
     r = run("train-mnist", "--out", str(tmp_path), "--steps", "30", "--limit", "500")
@@ -323,12 +323,12 @@ def test_evaluate_refuses_digits_the_model_trained_on():
             sgm.check_heldout(meta, split)
 
 
-def test_classifier_has_learned_and_frechet_grows_with_corruption(shared_mnist, tmp_path, monkeypatch):
+def test_classifier_has_learned_and_frechet_grows_with_corruption(shared_mnist, classifier_cache, monkeypatch):
     """The metrics classifier must have learned (an untrained one scores ~10 % and passed the old tests):
     held-out accuracy > 96 % (97.6 % measured; an untrained one gets 4 %); and the Frechet distance of held-out digits to training digits grows under
     known corruptions: a 2-pixel shift, a blur, noise of std 0.1 and then 0.3 (measured: 5.9 clean; 44, 120,
     12.6, 126)."""
-    monkeypatch.setenv("SCOREGEN_CACHE", str(tmp_path))
+    monkeypatch.setenv("SCOREGEN_CACHE", str(classifier_cache))
     split = sgd.mnist_split(root=shared_mnist, download=False)
     clf = sg.metrics.mnist_classifier(split.x_train, split.y_train, device="cpu")   # the default 5 epochs
     acc = sg.metrics.accuracy(clf, split.x_held, split.y_held)
@@ -421,3 +421,35 @@ def test_training_runs_in_each_precision_branch(tiny_data, monkeypatch):
     logs = []
     sg.train.train_images(tiny_data, tiny_config(n_steps=1), device="cpu", progress=False, log=logs.append)
     assert logs[0].startswith("precision: fp32")
+
+
+def test_cpu_benchmark_script_runs_tiny(tmp_path, shared_mnist, classifier_cache):
+    """The CPU benchmark's own code path at toy size (no timing claims): it writes the JSON the README
+    renders, with the target read from the committed GPU run."""
+    env = dict(os.environ, SCOREGEN_DATA=str(shared_mnist.parent), SCOREGEN_CACHE=str(classifier_cache))
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "mnist_cpu.py"
+    out = tmp_path / "cpu.json"
+    r = subprocess.run([sys.executable, str(script), "--tiny", "--out", str(out)], env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert res["target_frechet"] == pytest.approx(79.746, abs=1e-3) and res["heldout"] == "train[-500:]"
+    assert res["quality"]["n_samples"] == 64 and res["train"]["steps"] == 20 and "CPU" in res["device"]
+
+
+def test_sampling_says_its_precision(monkeypatch):
+    """sample_batched runs the network under the autocast dtype sg.precision picks and says so (forced
+    here to the float16 branch an older GPU gets: autocast on this CPU with bfloat16 standing in)."""
+    net = lambda x, t: -x  # noqa: E731
+    said, timings = [], {}
+    sg.samplers.sample_batched(net, sg.sde.VESDE.tutorial(25.0), 2, n_steps=2, device="cpu", log=said.append,
+                               timings=timings)
+    assert said == ["sampling precision: fp32 (CPU)"] and timings["precision"] == "fp32 (CPU)"
+    seen = []
+    spy = lambda x, t: seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu"))) or -x  # noqa: E731
+    sg.samplers.sample_batched(spy, sg.sde.VESDE.tutorial(25.0), 2, n_steps=2, device="cpu")
+    assert {e for e, _ in seen} == {False}
+    seen.clear()
+    monkeypatch.setattr(sg, "precision", lambda device=None, requested="auto": (torch.bfloat16, "bf16 (patched)"))
+    sg.samplers.sample_batched(spy, sg.sde.VESDE.tutorial(25.0), 2, n_steps=2, device="cpu", log=said.append)
+    assert said[-1] == "sampling precision: bf16 (patched)" and set(seen) == {(True, torch.bfloat16)}

@@ -89,7 +89,7 @@ def cpu_benchmark_table(folder=None) -> str:
         r = json.loads(path.read_text())
         lines.append(
             f"| {path.stem} | {r['device']} | {_fmt(_get(r, 'train', 'images_per_s'), ',.0f')} | "
-            f"{_get(r, 'train', 'steps')} in {_fmt(_get(r, 'train', 'seconds'), '.0f')} s | "
+            f"{_fmt(_get(r, 'train', 'steps'), ',')} in {_fmt(_get(r, 'train', 'seconds'), '.0f')} s | "
             f"{_fmt(_get(r, 'quality', 'frechet'), '.1f')} on {_get(r, 'quality', 'n_samples')} samples | "
             f"<= {_fmt(r.get('target_frechet'), '.2f')} | "
             f"{ {True: 'yes', False: 'no'}.get(_get(r, 'quality', 'histogram_ok_3pts'), 'n/a') } "
@@ -125,7 +125,7 @@ def checkpoints_table(folder=None) -> str:
     manifests = sorted(folder.glob("*.json"))
     if not manifests:
         raise FileNotFoundError(f"no checkpoint manifests in {folder}.")
-    lines = ["| checkpoint | what | trained on | steps x batch | time | Frechet distance (held-out scale) | "
+    lines = ["| checkpoint | what | trained on | steps x batch | time | Frechet distance (held-out digits) | "
              "bits/dim | size |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for path in manifests:
         m = json.loads(path.read_text())

@@ -76,7 +76,7 @@ def test_ci_fails_clearly_without_shared_data(tmp_path):
 
 def test_every_module_documented():
     for name in ["densities", "samplers", "plot", "widgets", "exercises", "nbclean", "sde", "metrics", "mnist", "train",
-                 "data", "losses", "nets", "schedules"]:
+                 "data", "losses", "nets", "schedules", "results", "course"]:
         mod = importlib.import_module(f"scoregen_lite.{name}")
         assert mod.__doc__ and len(mod.__doc__) > 40, name
         for attr in getattr(mod, "__all__", []):
@@ -121,3 +121,22 @@ def test_results_readme_check_catches_a_typed_number(tmp_path, monkeypatch):
     assert "typed by hand" not in rendered and "NVIDIA H200" in rendered and rendered.startswith("a\n")
     with pytest.raises(ValueError, match="results:nope is unknown"):
         results.render_readme("<!-- results:nope -->\n<!-- /results:nope -->")
+
+
+def test_course_timings_write_full_outputs(tmp_path):
+    """--full --write stores the full-mode outputs in the notebook, cleaned, and --json the rows."""
+    import json
+
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import os\nprint('mode', os.environ['SCOREGEN_QUICK'])")])
+    path = tmp_path / "02_tiny.ipynb"
+    nbformat.write(nb, path)
+    res = subprocess.run([sys.executable, "-m", "scoregen_lite.course", "timings", str(path), "--full", "--write",
+                          "--out", str(tmp_path / "t.md"), "--json", str(tmp_path / "t.json")],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    written = json.loads(path.read_text())
+    assert written["cells"][0]["outputs"][0]["text"] == "mode 0\n" and written["cells"][0]["execution_count"] == 1
+    rows = json.loads((tmp_path / "t.json").read_text())
+    assert [r["mode"] for r in rows["rows"]] == ["quick", "full"] and "cores" in rows["device"]

@@ -42,7 +42,7 @@ def geometric_sigmas(sigma_max: float, sigma_min: float, n_levels: int, dtype=to
 def _positive_in(sigmas: torch.Tensor, dtype, sigma_min: float) -> torch.Tensor:
     """Cast a float64 ladder to ``dtype``, refusing levels that underflow or overflow there."""
     out = sigmas.to(dtype)
-    if not torch.isfinite(out).all() or (out <= 0).any():
+    if not torch.isfinite(out).all() or (out < torch.finfo(dtype).tiny).any():   # zero or subnormal there
         raise ValueError(f"sigma_min={sigma_min!r} (or sigma_max) is outside the range of {dtype}; "
                          f"use dtype=torch.float64 or a less extreme ladder.")
     return out

@@ -394,8 +394,8 @@ def train_images(data: torch.Tensor, config: ImageConfig = FAST, *, labels: torc
     class-conditional config (``n_classes > 0``). ``meta`` (e.g. which digits were held out) is stored
     in the checkpoint. The precision (``sg.precision``) is printed through ``log`` before training.
 
-    Returns (net, ema, info) with info = {losses, steps, seconds (wall time, compilation included),
-    compile_seconds, images_per_s, compiled, device, lr}.
+    Returns (net, ema, info) with info = {losses, steps, seconds (wall time of this call, compilation
+    included), compile_seconds, images_per_s, compiled, device, lr, precision, resumed_from_step}.
     Introduced in notebooks/07_mnist_score_sde.ipynb; used by the CLI and benchmarks/mnist_gpu.py.
     """
     from . import device as default_device, precision as default_precision

@@ -137,6 +137,6 @@ def test_course_timings_write_full_outputs(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     written = json.loads(path.read_text())
-    assert written["cells"][0]["outputs"][0]["text"] == "mode 0\n" and written["cells"][0]["execution_count"] == 1
+    assert "".join(written["cells"][0]["outputs"][0]["text"]) == "mode 0\n" and written["cells"][0]["execution_count"] == 1
     rows = json.loads((tmp_path / "t.json").read_text())
     assert [r["mode"] for r in rows["rows"]] == ["quick", "full"] and "cores" in rows["device"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from dataclasses import asdict, replace
@@ -54,8 +53,7 @@ def main(argv=None) -> int:
         n_samples, em_steps = 64, 10
     gpu = sg.results.results_dir() / "h200_run2.json"
     target = json.loads(gpu.read_text())["reference"]["em"]["frechet"] if gpu.exists() else None
-    res = {"device": f"CPU, {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
-                     f"torch {torch.__version__}, {torch.get_num_threads()} threads",
+    res = {"device": f"{sg.device_name(device)}, torch {torch.__version__}",
            "command": "python benchmarks/mnist_cpu.py " + " ".join(sys.argv[1:] if argv is None else argv),
            "config": {**asdict(config), "lr": config.learning_rate()}, "heldout": split.heldout,
            "n_train": len(split.x_train), "target_frechet": target,

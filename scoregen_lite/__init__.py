@@ -54,6 +54,17 @@ def device() -> torch.device:
     return torch.device("cpu")
 
 
+def device_name(device=None) -> str:
+    """The device in words, for manifests and result files: the GPU's name, or the CPU with its cores
+    and torch threads (the numbers a CPU timing depends on)."""
+    dev = torch.device(device) if device is not None else globals()["device"]()
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    if dev.type == "cpu":
+        return f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+    return str(dev)
+
+
 def precision(device=None, requested: str = "auto") -> tuple[torch.dtype, str]:
     """The compute precision for training and sampling on ``device``: (dtype, a sentence saying why).
 
@@ -133,6 +144,7 @@ __all__ = [
     "quick",
     "device",
     "precision",
+    "device_name",
     "seed_everything",
     "setup_notebook",
     "densities",

@@ -9,7 +9,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -90,11 +89,9 @@ def main(argv=None) -> int:
     table = to_markdown(rows)
     Path(args.out).write_text(table)
     if args.json:
-        from . import device
+        from . import device_name
 
-        dev = str(device())
-        name = f"{dev}, {os.cpu_count()} cores, {platform.machine()}" if dev == "cpu" else dev
-        Path(args.json).write_text(json.dumps({"device": name, "date": datetime.date.today().isoformat(),
+        Path(args.json).write_text(json.dumps({"device": device_name(), "date": datetime.date.today().isoformat(),
                                                "rows": rows}, indent=2) + "\n")
     print(f"\n{table}\nwritten to {args.out}")
     return 0

@@ -276,8 +276,7 @@ def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
 @torch.no_grad()
 def accuracy(classifier, images: torch.Tensor, labels: torch.Tensor) -> float:
     """Fraction of ``images`` the classifier labels as ``labels`` (use held-out digits)."""
-    dev = next(classifier.parameters()).device
-    preds = torch.cat([classifier(images[i:i + 1000].to(dev)).argmax(1).cpu() for i in range(0, len(images), 1000)])
+    _, preds = _features_and_classes(classifier, images)
     return (preds == labels.cpu()).double().mean().item()
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from . import data as data_mod
-from . import metrics, plot, samplers, train
+from . import device_name, metrics, plot, samplers, train
 from .train import CPU, FAST, QUICK_CPU, ImageConfig
 
 __all__ = ["train_model", "sample_model", "evaluate_model", "bits_per_dim", "config_for", "SHIPPED",
@@ -75,14 +75,6 @@ def _commit() -> str:
         return "unknown"
 
 
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    if device.type == "cpu":
-        return f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
-    return str(device)
-
-
 def train_model(out_dir, config: ImageConfig, *, root=None, device=None, resume: bool = True, progress: bool = True,
                 log=print, limit: int | None = None, command: str | None = None):
     """Train on the training digits of ``sg.data.mnist_split`` (never the held-out ones) and write
@@ -99,7 +91,7 @@ def train_model(out_dir, config: ImageConfig, *, root=None, device=None, resume:
     if limit:
         x, y = x[:limit], y[:limit]
     meta = {"heldout": split.heldout, "n_train": len(x), "command": command, "commit": _commit(),
-            "device": _device_name(device)}
+            "device": device_name(device)}
     log(f"training on {len(x):,} digits; held out: {split.heldout} ({len(split.x_held):,} digits)")
     net, ema, info = train.train_images(x, config, labels=y if config.n_classes else None,
                                         checkpoint=out / "checkpoint.pt", resume=resume, device=device,
@@ -185,13 +177,15 @@ def check_heldout(checkpoint_meta: dict, split) -> None:
 
 def evaluate_model(checkpoint, *, n: int = 10_000, sampler: str = "em", n_steps: int = 500, root=None, device=None,
                    batch_size: int | None = None, n_likelihood: int = 64, out_dir=None, seed: int = 0,
-                   classifier_epochs: int = 5, label: int | None = None) -> dict:
+                   classifier_epochs: int = 5, label: int | None = None, last_weights=None) -> dict:
     """Sample ``n`` digits and measure them on the package's classifier: Frechet distance of the samples
     to training digits, the real-vs-real scale (held-out digits vs training digits), the class histogram,
     the classifier's held-out accuracy, sampling time, and bits/dim of ``n_likelihood`` held-out digits.
 
     Refuses (``HeldoutError``) a checkpoint whose training data may contain the held-out digits.
-    Writes ``metrics.json`` (and the samples) to ``out_dir``."""
+    ``last_weights``: a run's checkpoint whose last (non-EMA) weights are sampled with the same noise and
+    scored as ``frechet_last_weights`` (what the EMA changes). Writes ``metrics.json`` (and the samples)
+    to ``out_dir``."""
     from . import device as default_device
 
     device = torch.device(device) if device is not None else default_device()
@@ -204,6 +198,11 @@ def evaluate_model(checkpoint, *, n: int = 10_000, sampler: str = "em", n_steps:
     reference = split.x_train[: max(n, 1000)]
     result = metrics.evaluate_images(samples, reference, classifier)
     real = metrics.evaluate_images(split.x_held, reference, classifier)
+    if last_weights is not None:
+        raw, raw_sde, _ = train.load_score_model(last_weights, device=device, use_ema=False)
+        raw_samples, _, _ = _sample(raw, raw_sde, n, sampler=sampler, n_steps=n_steps, batch_size=batch_size,
+                                    seed=seed, device=device, label=label)
+        result["frechet_last_weights"] = metrics.evaluate_images(raw_samples, reference, classifier)["frechet"]
     start = time.perf_counter()
     likelihood = bits_per_dim(net, sde, split.x_held[:n_likelihood], device=device,
                               generator=torch.Generator().manual_seed(seed))
@@ -211,7 +210,7 @@ def evaluate_model(checkpoint, *, n: int = 10_000, sampler: str = "em", n_steps:
                   frechet_real_heldout=real["frechet"], n_heldout=len(split.x_held),
                   classifier_heldout_accuracy=metrics.accuracy(classifier, split.x_held, split.y_held),
                   bits_per_dim=likelihood, likelihood_seconds=time.perf_counter() - start,
-                  n_likelihood=min(n_likelihood, len(split.x_held)), device=_device_name(device))
+                  n_likelihood=min(n_likelihood, len(split.x_held)), device=device_name(device))
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         (Path(out_dir) / "metrics.json").write_text(json.dumps(result, indent=2))
@@ -307,17 +306,7 @@ def ship(checkpoint, name: str, *, n: int = 2000, n_steps: int = 500, n_likeliho
     if run_json.exists():
         run_info = json.loads(run_json.read_text())
     result = evaluate_model(target, n=n, n_steps=n_steps, n_likelihood=n_likelihood, root=root, device=device,
-                            out_dir=out_dir)
-    if state.get("ema"):  # what the EMA changes: the last weights, same noise, same classifier
-        from . import device as default_device
-
-        dev = torch.device(device) if device is not None else default_device()
-        split = data_mod.mnist_split(root=root)
-        raw, sde, _ = train.load_score_model(checkpoint, device=dev, use_ema=False)
-        samples, _, _ = _sample(raw, sde, n, sampler="em", n_steps=n_steps, batch_size=None, seed=0, device=dev)
-        classifier = metrics.mnist_classifier(split.x_train, split.y_train, device=dev)
-        result["frechet_last_weights"] = metrics.evaluate_images(samples, split.x_train[: max(n, 1000)],
-                                                                 classifier)["frechet"]
+                            out_dir=out_dir, last_weights=checkpoint if state.get("ema") else None)
     info = {"name": name, "what": SHIPPED[name], "command": small["meta"].get("command"),
             "commit": small["meta"].get("commit"), "device": small["meta"].get("device"),
             "steps": state["step"], "batch_size": state["config"]["batch_size"],

@@ -48,13 +48,13 @@ def gpu_benchmark_table(folder=None) -> str:
     """Markdown table of every committed GPU benchmark run (``benchmarks/mnist_gpu.py``): one column per
     run and recipe, the device in the header."""
     folder = Path(folder) if folder else results_dir()
-    runs = sorted(p for p in folder.glob("*_run*.json") if "reference" in json.loads(p.read_text())
-                  or "ours" in json.loads(p.read_text()))
+    loaded = {p: json.loads(p.read_text()) for p in sorted(folder.glob("*_run*.json"))}
+    runs = [p for p, res in loaded.items() if "reference" in res or "ours" in res]
     if not runs:
         raise FileNotFoundError(f"no GPU benchmark results (*_run*.json) in {folder}; run benchmarks/mnist_gpu.py.")
     cols = []
     for path in runs:
-        res = json.loads(path.read_text())
+        res = loaded[path]
         for recipe in ("reference", "ours"):
             if recipe in res:
                 cols.append((f"{res['device']}, {path.stem.split('_')[-1]}, {recipe}", res[recipe], res))

@@ -11,6 +11,10 @@ import sys
 from pathlib import Path
 
 
+#: Steps per sampler when ``--steps`` is not given (the settings notebooks 07 and 08 use).
+DEFAULT_STEPS = {"em": 500, "pc": 500, "ode": 500, "edm": 18, "dpm": 20}
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m scoregen_lite", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -37,8 +41,12 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--checkpoint", default="runs/mnist/checkpoint.pt")
         s.add_argument("--out", default="runs/mnist", help="folder for samples.npy, samples.png (and metrics.json)")
         s.add_argument("--n", type=int, default=64 if name == "sample" else 10_000)
-        s.add_argument("--sampler", choices=["em", "pc", "ode"], default="em")
-        s.add_argument("--steps", type=int, default=500)
+        s.add_argument("--sampler", choices=["em", "pc", "ode", "edm", "dpm"], default="em",
+                       help="em/pc: reverse SDE; ode: RK45; edm: Heun in sigma (Karras et al. 2022); "
+                            "dpm: DPM-Solver++(2M)")
+        s.add_argument("--steps", type=int, help="default: 500 (em, pc), 18 (edm: 35 evaluations), 20 (dpm)")
+        s.add_argument("--rho", type=float, default=7.0, help="edm/dpm: the Karras schedule's rho")
+        s.add_argument("--churn", type=float, default=0.0, help="edm: EDM's S_churn (0: deterministic)")
         s.add_argument("--batch-size", type=int)
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--device")
@@ -65,6 +73,8 @@ def main(argv=None) -> int:
     from . import QUICK, mnist
     from .data import MNISTNotFound
 
+    if args.command in ("sample", "evaluate") and args.steps is None:
+        args.steps = DEFAULT_STEPS[args.sampler]
     try:
         if args.command == "train-mnist":
             config = mnist.config_for(args.quick or QUICK, cpu=args.cpu, conditional=args.conditional,
@@ -79,7 +89,7 @@ def main(argv=None) -> int:
         elif args.command == "sample":
             x, nfe, seconds = mnist.sample_model(args.checkpoint, args.n, sampler=args.sampler, n_steps=args.steps,
                                                  batch_size=args.batch_size, seed=args.seed, device=args.device,
-                                                 out_dir=args.out, label=args.label)
+                                                 out_dir=args.out, label=args.label, rho=args.rho, churn=args.churn)
             print(f"{len(x)} samples ({args.sampler}, {nfe} evaluations) in {seconds:.1f} s -> {Path(args.out) / 'samples.png'}")
         elif args.command == "ship":
             info = mnist.ship(args.checkpoint, args.name, n=args.n, n_steps=args.steps, root=args.root,
@@ -91,7 +101,7 @@ def main(argv=None) -> int:
             result = mnist.evaluate_model(args.checkpoint, n=args.n, sampler=args.sampler, n_steps=args.steps,
                                           root=args.root, device=args.device, batch_size=args.batch_size,
                                           n_likelihood=args.n_likelihood, out_dir=args.out, seed=args.seed,
-                                          label=args.label)
+                                          label=args.label, rho=args.rho, churn=args.churn)
             print(json.dumps({k: v for k, v in result.items() if "histogram" not in k or k == "histogram_ok"}, indent=2))
     except (MNISTNotFound, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

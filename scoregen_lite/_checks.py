@@ -81,3 +81,56 @@ def choice(name: str, value, options) -> str:
     if value not in options:
         raise ValueError(f"{name}={value!r} is invalid: choose one of {sorted(options)}.")
     return value
+
+
+# ---------------------------------------------------------------------------
+# Checks shared by the sampler modules (sg.mcmc and sg.solvers)
+# ---------------------------------------------------------------------------
+
+class SamplerDiverged(FloatingPointError):
+    """The chains left the floating-point range (NaN/inf): the step size is too large for the score.
+    Raised by every sampler; reachable as ``sg.samplers.SamplerDiverged``."""
+
+
+def check_finite(x, where: str, step_size: float) -> None:
+    """Raise SamplerDiverged, saying how many chains and where, when x holds NaN/inf."""
+    if not torch.isfinite(x).all():
+        bad = int((~torch.isfinite(x).reshape(len(x), -1).all(1)).sum())
+        raise SamplerDiverged(f"{bad} of {len(x)} chains diverged (NaN/inf) {where}; step_size={step_size:g} is too "
+                              f"large for this score: try a step size 10x smaller.")
+
+
+def call_score(score_fn, x, *args, where: str = "", step_size: float = 0.0):
+    """score_fn(x, *args); if it rejects x because chains overflowed, say so (SamplerDiverged)."""
+    try:
+        return score_fn(x, *args)
+    except ValueError as err:
+        if not torch.isfinite(x).all():
+            check_finite(x, where, step_size)
+        raise err
+
+
+def progress_steps(n_steps: int, progress: bool, desc: str):
+    """range(n_steps), with a tqdm bar when ``progress``."""
+    from tqdm.auto import tqdm
+
+    return tqdm(range(n_steps), desc=desc, disable=not progress, leave=False, mininterval=0.5)
+
+
+def check_callable(name, fn):
+    if not callable(fn):
+        raise TypeError(f"{name}={fn!r} must be callable, e.g. density.score or a trained network.")
+    return fn
+
+
+def check_score_output(s, x):
+    """The first score a sampler computes must have x's shape."""
+    if not isinstance(s, torch.Tensor) or s.shape != x.shape:
+        shape = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
+        raise ValueError(f"score_fn returned {shape}; expected a tensor of x's shape {tuple(x.shape)}.")
+    return s
+
+
+def randn_like(x, generator):
+    """Standard normal noise of x's shape, device and dtype, drawn from ``generator``."""
+    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)

@@ -105,8 +105,10 @@ def train_model(out_dir, config: ImageConfig, *, root=None, device=None, resume:
 
 def sample_model(checkpoint, n: int, *, sampler: str = "em", n_steps: int = 500, batch_size: int | None = None,
                  seed: int = 0, device=None, use_ema: bool = True, out_dir=None, progress: bool = False,
-                 compile: bool = False, timings: dict | None = None, label: int | None = None, log=print):
-    """Load a checkpoint and draw ``n`` samples (``label``: a class-conditional checkpoint's digit);
+                 compile: bool = False, timings: dict | None = None, label: int | None = None, rho: float = 7.0,
+                 churn: float = 0.0, log=print):
+    """Load a checkpoint and draw ``n`` samples (``label``: a class-conditional checkpoint's digit) with a
+    sampler of ``sg.samplers.SAMPLERS`` (``rho``, ``churn``: the "edm"/"dpm" schedule and EDM's churn);
     with ``out_dir`` write samples.npy and samples.png. ``compile`` compiles the network first on
     CUDA (time reported in ``timings``). Returns (samples in [0, 1] (clamped), nfe, seconds)."""
     from . import device as default_device
@@ -114,11 +116,12 @@ def sample_model(checkpoint, n: int, *, sampler: str = "em", n_steps: int = 500,
     device = torch.device(device) if device is not None else default_device()
     net, sde, _ = train.load_score_model(checkpoint, device=device, use_ema=use_ema)
     return _sample(net, sde, n, sampler=sampler, n_steps=n_steps, batch_size=batch_size, seed=seed, device=device,
-                   out_dir=out_dir, progress=progress, compile=compile, timings=timings, label=label, log=log)
+                   out_dir=out_dir, progress=progress, compile=compile, timings=timings, label=label, rho=rho,
+                   churn=churn, log=log)
 
 
 def _sample(net, sde, n, *, sampler, n_steps, batch_size, seed, device, out_dir=None, progress=False,
-            compile=False, timings=None, label=None, log=None):
+            compile=False, timings=None, label=None, rho=7.0, churn=0.0, log=None):
     """Sample an already loaded network (shared by ``sample_model`` and ``evaluate_model``)."""
     gen = torch.Generator(device=device).manual_seed(seed)
     score_fn = net
@@ -129,8 +132,8 @@ def _sample(net, sde, n, *, sampler, n_steps, batch_size, seed, device, out_dir=
         score_fn = lambda x, t: net(x, t, y)  # noqa: E731
     elif label is not None:
         raise ValueError(f"label={label!r} needs a class-conditional checkpoint (e.g. pretrained('mnist_cond')).")
-    x, nfe, seconds = samplers.sample_batched(score_fn, sde, n, sampler=sampler, n_steps=n_steps,
-                                              batch_size=batch_size, generator=gen, device=device, progress=progress,
+    x, nfe, seconds = samplers.sample_batched(score_fn, sde, n, sampler=sampler, n_steps=n_steps, rho=rho,
+                                              churn=churn, batch_size=batch_size, generator=gen, device=device, progress=progress,
                                               compile=compile, timings=timings, log=log)
     x = x.clamp(0, 1)
     if out_dir is not None:
@@ -177,7 +180,8 @@ def check_heldout(checkpoint_meta: dict, split) -> None:
 
 def evaluate_model(checkpoint, *, n: int = 10_000, sampler: str = "em", n_steps: int = 500, root=None, device=None,
                    batch_size: int | None = None, n_likelihood: int = 64, out_dir=None, seed: int = 0,
-                   classifier_epochs: int = 5, label: int | None = None, last_weights=None) -> dict:
+                   classifier_epochs: int = 5, label: int | None = None, last_weights=None, rho: float = 7.0,
+                   churn: float = 0.0) -> dict:
     """Sample ``n`` digits and measure them on the package's classifier: Frechet distance of the samples
     to training digits, the real-vs-real scale (held-out digits vs training digits), the class histogram,
     the classifier's held-out accuracy, sampling time, and bits/dim of ``n_likelihood`` held-out digits.
@@ -194,14 +198,14 @@ def evaluate_model(checkpoint, *, n: int = 10_000, sampler: str = "em", n_steps:
     classifier = metrics.mnist_classifier(split.x_train, split.y_train, epochs=classifier_epochs, device=device)
     net, sde, _ = train.load_score_model(checkpoint, device=device)
     samples, nfe, seconds = _sample(net, sde, n, sampler=sampler, n_steps=n_steps, batch_size=batch_size,
-                                    seed=seed, device=device, out_dir=out_dir, label=label)
+                                    seed=seed, device=device, out_dir=out_dir, label=label, rho=rho, churn=churn)
     reference = split.x_train[: max(n, 1000)]
     result = metrics.evaluate_images(samples, reference, classifier)
     real = metrics.evaluate_images(split.x_held, reference, classifier)
     if last_weights is not None:
         raw, raw_sde, _ = train.load_score_model(last_weights, device=device, use_ema=False)
         raw_samples, _, _ = _sample(raw, raw_sde, n, sampler=sampler, n_steps=n_steps, batch_size=batch_size,
-                                    seed=seed, device=device, label=label)
+                                    seed=seed, device=device, label=label, rho=rho, churn=churn)
         result["frechet_last_weights"] = metrics.evaluate_images(raw_samples, reference, classifier)["frechet"]
     start = time.perf_counter()
     likelihood = bits_per_dim(net, sde, split.x_held[:n_likelihood], device=device,

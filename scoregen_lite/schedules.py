@@ -5,7 +5,8 @@ models", for choosing it.
 The VE SDE of notebook 06 uses the same parameterisation in continuous time,
 sigma(t) = sigma_min (sigma_max / sigma_min)^t, so ``geometric_sigmas(smax,
 smin, L)`` is sigma(t) sampled at L evenly spaced times from t = 1 down to 0.
-Introduced in notebooks/04_ncsn.ipynb.
+Introduced in notebooks/04_ncsn.ipynb. ``karras_sigmas``, the sampling schedule of
+Karras et al. (2022, EDM), is introduced in notebooks/08_fast_sampling.ipynb.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from . import _checks
 __all__ = [
     "geometric_sigmas",
     "linear_sigmas",
+    "karras_sigmas",
     "sigma_max_from_data",
     "ratio_for_dimension",
     "n_levels_for",
@@ -52,6 +54,32 @@ def linear_sigmas(sigma_max: float, sigma_min: float, n_levels: int, dtype=torch
     """An evenly spaced (arithmetic) ladder, for comparison with the geometric one in the widgets."""
     geometric_sigmas(sigma_max, sigma_min, n_levels, dtype=torch.float64)  # same validation
     return _positive_in(torch.linspace(sigma_max, sigma_min, n_levels, dtype=torch.float64), dtype, sigma_min)
+
+
+def karras_sigmas(sigma_max: float, sigma_min: float, n_steps: int, rho: float = 7.0,
+                  dtype=torch.float32) -> torch.Tensor:
+    """The sampling schedule of Karras et al. (2022, "Elucidating the design space of diffusion-based
+    generative models", EDM, eq. (5)): N noise levels, descending, evenly spaced in sigma^(1/rho),
+
+        sigma_i = (sigma_max^(1/rho) + i/(N-1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho,   i = 0..N-1,
+
+    so sigma_0 = sigma_max and sigma_{N-1} = sigma_min. The samplers of ``sg.samplers`` append
+    sigma_N = 0. rho = 1 is uniform in sigma (``linear_sigmas``); as rho grows the schedule
+    approaches the geometric ladder of NCSN (``geometric_sigmas``): sigma^(1/rho) = exp(log(sigma)/rho)
+    ~ 1 + log(sigma)/rho is then evenly spaced in log sigma. EDM's choice rho = 7 spends more steps
+    at small sigma, where the ODE's curvature and the network's error matter most.
+
+    Raises ValueError unless sigma_max > sigma_min > 0, n_steps >= 2 and rho > 0.
+    Introduced in notebooks/08_fast_sampling.ipynb.
+    """
+    sigma_min, sigma_max = _checks.ordered("sigma_min", sigma_min, "sigma_max", sigma_max, " (a descending schedule)")
+    n_steps = _checks.count("n_steps", n_steps, minimum=2)
+    rho = _checks.positive("rho", rho)
+    frac = torch.arange(n_steps, dtype=torch.float64) / (n_steps - 1)
+    lo, hi = sigma_min ** (1.0 / rho), sigma_max ** (1.0 / rho)
+    sigmas = (hi + frac * (lo - hi)) ** rho
+    sigmas[0], sigmas[-1] = sigma_max, sigma_min   # exact ends, whatever the rounding of the powers
+    return _positive_in(sigmas, dtype, sigma_min)
 
 
 def sigma_max_from_data(x: torch.Tensor, max_points: int = 5000, generator: torch.Generator | None = None) -> float:

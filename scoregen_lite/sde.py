@@ -6,7 +6,8 @@ All three have affine drift, so the transition kernel p_0t(x(t) | x(0)) is
 Gaussian, N(alpha_t x(0), std_t^2 I), given by ``marginal_prob``; that is what
 eq. (8) and the exact mixture marginals of ``sg.densities.SDEMarginal`` use.
 Introduced in notebooks/06_sdes.ipynb and reused on MNIST in
-07_mnist_score_sde.ipynb.
+07_mnist_score_sde.ipynb. The noise-level view (``sigma_of_t``, ``t_of_sigma``, ``denoiser``)
+that the samplers of Karras et al. (2022, EDM) work in is introduced in 08_fast_sampling.ipynb.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import torch
 
 from . import _checks
 
-__all__ = ["SDE", "VESDE", "VPSDE", "SubVPSDE", "SDES", "as_time", "per_sample"]
+__all__ = ["SDE", "VESDE", "VPSDE", "SubVPSDE", "SDES", "as_time", "per_sample", "denoiser"]
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -139,6 +140,36 @@ class SDE:
         x = _checks.batch("x", x)
         return self._reverse_drift_raw(x, as_time(t, x), score, ode)
 
+    # -- the noise-level view (notebook 08) -------------------------------------
+    def sigma_of_t(self, t) -> torch.Tensor:
+        """The noise level sigma(t) = std_t / alpha_t, same shape as t.
+
+        x(t) = alpha_t (x(0) + sigma(t) z): the scaled state x(t) / alpha_t is the data plus Gaussian
+        noise of std sigma(t), whichever SDE made it. Karras et al. (2022, EDM, section 2 and
+        table 1) write every SDE this way, with s(t) = alpha_t; VE has alpha_t = 1 and sigma(t) = std_t.
+        Increasing in t from sigma_of_t(0) = 0."""
+        alpha, std = self.marginal_coeffs(t)
+        return std / alpha
+
+    def t_of_sigma(self, sigma) -> torch.Tensor:
+        """The inverse of ``sigma_of_t``: the time t in [0, 1] at which the noise level is sigma.
+
+        ``sigma``: a float or a tensor in [0, sigma_of_t(1)], computed in float64 and returned in
+        sigma's floating dtype (float32 for a Python float). Raises ValueError, naming the SDE's
+        largest level, for sigma above it."""
+        sig = _checks.tensor("sigma", torch.as_tensor(sigma, dtype=torch.float64)
+                             if not isinstance(sigma, torch.Tensor) else sigma)
+        out_dtype = sig.dtype if isinstance(sigma, torch.Tensor) else torch.float32
+        s64 = sig.double()
+        top = float(self.sigma_of_t(torch.tensor(1.0, dtype=torch.float64)))
+        if (s64 < 0).any() or (s64 > top * (1 + 1e-6)).any():
+            raise ValueError(f"sigma={_checks._show(sigma)} is outside [0, {top:.6g}], the noise levels of "
+                             f"{self!r} (sigma_of_t(0) to sigma_of_t(1)); pass sigma_max <= {top:.6g}.")
+        return self._t_of_sigma(s64).clamp(0.0, 1.0).to(out_dtype)
+
+    def _t_of_sigma(self, sigma: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v:g}" for k, v in vars(self).items() if isinstance(v, float) and not k.startswith("_"))
         return f"{type(self).__name__}({args})"
@@ -185,6 +216,10 @@ class VESDE(SDE):
         std = self.sigma_min * torch.sqrt(torch.expm1(2 * t * self._log_ratio))
         return torch.ones_like(t), std
 
+    def _t_of_sigma(self, sigma):
+        # sigma^2 = sigma_min^2 (exp(2 t log r) - 1)  =>  t = log(1 + sigma^2 / sigma_min^2) / (2 log r)
+        return torch.log1p((sigma / self.sigma_min) ** 2) / (2 * self._log_ratio)
+
     def prior_std(self) -> float:
         return self.sigma_max
 
@@ -216,6 +251,16 @@ class VPSDE(SDE):
         log_alpha = self._log_alpha(t)
         return torch.exp(log_alpha), torch.sqrt(-torch.expm1(2 * log_alpha))
 
+    def _log_alpha_of_sigma(self, sigma):
+        # sigma^2 = (1 - alpha^2) / alpha^2  =>  log alpha = -(1/2) log(1 + sigma^2)
+        return -0.5 * torch.log1p(sigma**2)
+
+    def _t_of_sigma(self, sigma):
+        # log alpha = -(1/4) t^2 (beta_max - beta_min) - (1/2) t beta_min: the positive root in t
+        la = self._log_alpha_of_sigma(sigma)
+        a, b = 0.25 * (self.beta_max - self.beta_min), 0.5 * self.beta_min
+        return 2 * (-la) / (b + torch.sqrt(b * b - 4 * a * la))   # (-b + sqrt(b^2 - 4a la)) / 2a, stably
+
     def prior_std(self) -> float:
         return 1.0
 
@@ -233,6 +278,48 @@ class SubVPSDE(VPSDE):
     def _coeffs(self, t):
         log_alpha = self._log_alpha(t)
         return torch.exp(log_alpha), -torch.expm1(2 * log_alpha)
+
+    def _log_alpha_of_sigma(self, sigma):
+        # sigma = (1 - alpha^2) / alpha  =>  alpha^2 + sigma alpha - 1 = 0  =>  alpha = 2 / (sigma + sqrt(sigma^2 + 4))
+        return torch.log(2.0 / (sigma + torch.sqrt(sigma**2 + 4.0)))
+
+
+def denoiser(sde: SDE, score_fn):
+    """The denoiser D(x; sigma) of a score model, by Tweedie's formula (notes, eq. (3)'s optimum;
+    Karras et al. 2022, EDM, eq. (3)):
+
+        D(x; sigma) = x + sigma^2 grad_x log p(x; sigma),
+
+    where p(x; sigma) is the data blurred by noise of std sigma, the density of the scaled state
+    x = x(t) / alpha_t at t = t_of_sigma(sigma). From a ``score_fn(x, t)`` of the SDE:
+    grad_x log p(x; sigma) = alpha_t score_fn(alpha_t x, t), so
+
+        D(x; sigma) = x + sigma^2 alpha_t score_fn(alpha_t x, t).
+
+    D is the posterior mean E[x(0) | x(0) + sigma z = x]: what the network "sees" at noise sigma.
+    Returns ``D(x, sigma)`` with x of shape (n, ...) and sigma a float or a tensor (n,) in
+    (0, sigma_of_t(1)]. Introduced in notebooks/08_fast_sampling.ipynb; the EDM and DPM-Solver
+    samplers of ``sg.samplers`` call it."""
+    if not callable(score_fn):
+        raise TypeError(f"score_fn={score_fn!r} must be callable: score_fn(x, t) -> a tensor of x's shape.")
+
+    def D(x: torch.Tensor, sigma) -> torch.Tensor:
+        if isinstance(sigma, torch.Tensor) and sigma.dim() == 1:
+            sig = sigma.to(torch.float64).cpu()
+        else:
+            sig = torch.tensor(float(sigma), dtype=torch.float64)
+        if (sig <= 0).any():
+            raise ValueError(f"sigma={_checks._show(sigma)} is invalid: D(x; sigma) needs sigma > 0 (at sigma = 0 "
+                             f"it is x itself).")
+        t = sde.t_of_sigma(sig)
+        alpha = sde.marginal_coeffs(t, check=False)[0]
+        tv = t.to(device=x.device, dtype=x.dtype).expand(x.shape[0]) if t.dim() == 0 else \
+            t.to(device=x.device, dtype=x.dtype)
+        a = per_sample(alpha.to(device=x.device, dtype=x.dtype), x)
+        k = per_sample((sig**2 * alpha).to(device=x.device, dtype=x.dtype), x)
+        return x + k * _checks.check_score_output(score_fn(a * x, tv), x)
+
+    return D
 
 
 #: Name -> a default-configured SDE for 2D toy data (used by the widgets).

@@ -1,0 +1,217 @@
+"""Part 6 (notebook 08): the Karras schedule, the noise-level view of the SDEs, the denoiser, and the
+samplers in sigma (EDM's Heun/Euler, DPM-Solver++(2M)), checked against exact answers."""
+import math
+
+import pytest
+import torch
+
+import scoregen_lite as sg
+from scoregen_lite.densities import SDEMarginal
+
+SDES = {"VE": sg.sde.VESDE(0.01, 10.0), "VP": sg.sde.VPSDE(), "sub-VP": sg.sde.SubVPSDE()}
+
+
+# --- schedule -----------------------------------------------------------------------------------
+
+def test_karras_sigmas_formula_and_limits():
+    sig = sg.schedules.karras_sigmas(80.0, 0.002, 5, rho=7.0, dtype=torch.float64)
+    # by hand: sigma_i = (80^(1/7) + (i/4) (0.002^(1/7) - 80^(1/7)))^7
+    hand = [(80 ** (1 / 7) + i / 4 * (0.002 ** (1 / 7) - 80 ** (1 / 7))) ** 7 for i in range(5)]
+    assert torch.allclose(sig, torch.tensor(hand, dtype=torch.float64), rtol=1e-12)
+    # the middle level: ((1.8704 + 0.4116) / 2)^7 = 1.1410^7 = 2.5152 (80^(1/7) = 1.8704, 0.002^(1/7) = 0.4116)
+    assert sig[2].item() == pytest.approx(2.5152, rel=1e-3)
+    assert sig.dtype == torch.float64 and len(sig) == 5 and (sig[:-1] > sig[1:]).all()
+    # rho = 1 is uniform in sigma; large rho approaches the geometric ladder of NCSN
+    assert torch.allclose(sg.schedules.karras_sigmas(10.0, 0.1, 7, rho=1.0, dtype=torch.float64),
+                          sg.schedules.linear_sigmas(10.0, 0.1, 7, dtype=torch.float64), rtol=1e-12)
+    geo = sg.schedules.geometric_sigmas(10.0, 0.1, 7, dtype=torch.float64)
+    gaps = [(sg.schedules.karras_sigmas(10.0, 0.1, 7, rho=r, dtype=torch.float64) / geo - 1).abs().max().item()
+            for r in (3.0, 30.0, 3000.0)]
+    assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 1e-3 and gaps[0] > 0.1
+
+
+@pytest.mark.parametrize("args, err, match", [
+    ((10.0, 0.1, 1), ValueError, "n_steps=1"),
+    ((10.0, 0.1, 2.5), TypeError, "n_steps"),
+    ((0.1, 10.0, 5), ValueError, "sigma_max=0.1 must be larger"),
+    ((10.0, 0.0, 5), ValueError, "sigma_min=0.0"),
+    ((float("nan"), 0.1, 5), ValueError, "sigma_max=nan"),
+])
+def test_karras_sigmas_validation(args, err, match):
+    with pytest.raises(err, match=match):
+        sg.schedules.karras_sigmas(*args)
+    with pytest.raises(ValueError, match="rho=0.0"):
+        sg.schedules.karras_sigmas(10.0, 0.1, 5, rho=0.0)
+
+
+# --- the noise-level view and the denoiser --------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(SDES))
+def test_sigma_of_t_and_its_inverse(name):
+    sde = SDES[name]
+    t = torch.linspace(1e-4, 1.0, 50, dtype=torch.float64)
+    alpha, std = sde.marginal_coeffs(t)
+    sig = sde.sigma_of_t(t)
+    assert torch.allclose(sig, std / alpha) and (sig[1:] > sig[:-1]).all()
+    assert torch.allclose(sde.t_of_sigma(sig), t, rtol=1e-10, atol=1e-12)
+    top = sde.sigma_of_t(1.0).item()
+    with pytest.raises(ValueError, match=r"outside \[0, "):
+        sde.t_of_sigma(top * 1.01)
+    with pytest.raises(ValueError, match="outside"):
+        sde.t_of_sigma(-0.1)
+
+
+def test_sigma_of_t_known_values():
+    ve, vp = SDES["VE"], SDES["VP"]
+    # VE: alpha = 1, sigma(t) = std_t = sqrt(sigma_min^2 ((smax/smin)^(2t) - 1))
+    assert ve.sigma_of_t(0.5).item() == pytest.approx(math.sqrt(0.01**2 * (1000.0 - 1)), rel=1e-5)
+    # VP at t = 1: log alpha = -(beta_max - beta_min)/4 - beta_min/2 = -5.025, sigma = sqrt(exp(10.05) - 1)
+    assert vp.sigma_of_t(1.0).item() == pytest.approx(math.sqrt(math.exp(10.05) - 1), rel=1e-5)
+
+
+@pytest.mark.parametrize("name", list(SDES))
+def test_denoiser_is_the_posterior_mean_for_a_gaussian(name):
+    """Data N(m, s0^2 I): D(x; sigma) = (s0^2 x + sigma^2 m) / (s0^2 + sigma^2), exactly (Tweedie)."""
+    sde, m, s0 = SDES[name], torch.tensor([1.0, -2.0], dtype=torch.float64), 0.7
+
+    def score(x, t):   # the exact score of the SDE's marginal at t
+        a, std = (v[:, None] for v in sde.marginal_coeffs(t))
+        return -(x - a * m) / (a**2 * s0**2 + std**2)
+
+    D = sg.sde.denoiser(sde, score)
+    x = torch.randn(64, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 3
+    for sigma in (0.05, 0.7, 5.0):
+        expected = (s0**2 * x + sigma**2 * m) / (s0**2 + sigma**2)
+        assert torch.allclose(D(x, sigma), expected, rtol=1e-6, atol=1e-8)
+    per_row = torch.linspace(0.1, 3.0, 64, dtype=torch.float64)          # one sigma per row
+    expected = (s0**2 * x + per_row[:, None] ** 2 * m) / (s0**2 + per_row[:, None] ** 2)
+    assert torch.allclose(D(x, per_row), expected, rtol=1e-6, atol=1e-8)
+    with pytest.raises(ValueError, match="sigma > 0"):
+        D(x, 0.0)
+
+
+# --- convergence order with an exact score --------------------------------------------------------
+
+def _gaussian_case(sde, s0=0.5):
+    def score(x, t):
+        a, std = (v[:, None] for v in sde.marginal_coeffs(t))
+        return -x / (a**2 * s0**2 + std**2)
+
+    def exact(z, sigmas):
+        """The exact flow from sigma_max * z to sigma_min, then the sampler's own last step to 0 (x -> D)."""
+        smax, smin = float(sigmas[0]), float(sigmas[-2])
+        x_min = smax * z * math.sqrt(s0**2 + smin**2) / math.sqrt(s0**2 + smax**2)
+        return x_min * s0**2 / (s0**2 + smin**2)
+    return score, exact
+
+
+def _errors(sde, method, ns, solver="heun"):
+    score, exact = _gaussian_case(sde)
+    z = torch.randn(500, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    errs = []
+    for n in ns:
+        if method == "edm":
+            x, _ = sg.samplers.edm_sampler(sde, score, None, n, noise=z, solver=solver, dtype=torch.float64)
+        else:
+            x, _ = sg.samplers.dpm_solver_2m(sde, score, None, n, noise=z, dtype=torch.float64)
+        errs.append((x - exact(z, sg.samplers.sigma_schedule(sde, n))).abs().mean().item())
+    return errs
+
+
+@pytest.mark.parametrize("name", ["VE", "VP"])
+def test_convergence_order_euler_heun_dpm(name):
+    """Doubling N divides the error by about 2 (Euler, first order) or 4 (Heun, DPM-Solver++(2M)).
+    Measured ratios at N = 32 -> 64: Euler 2.00 / 1.99, Heun 4.1-4.3, DPM 4.2-4.4 (VE / VP)."""
+    sde = SDES[name]
+    e = _errors(sde, "edm", [32, 64], solver="euler")
+    h = _errors(sde, "edm", [32, 64])
+    d = _errors(sde, "dpm", [32, 64])
+    assert 1.8 < e[0] / e[1] < 2.2
+    assert 3.6 < h[0] / h[1] < 4.8
+    assert 3.6 < d[0] / d[1] < 4.8
+    assert h[1] < e[1] / 10 and d[1] < e[1] / 10
+
+
+# --- the target reached, with moments --------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["VE", "VP"])
+def test_edm_and_dpm_reach_the_ring_with_exact_scores(name):
+    """Energy distance at the noise floor (mean 0.001, std 0.002 for 4000 vs 4000) and moments within 4
+    standard errors. Measured max |z|: Heun-40 1.5-1.7, DPM-40 1.6-2.2, churn 2.1; Euler-40 4.3-5.3 fails."""
+    sde, p = SDES[name], sg.densities.ring()
+    score = SDEMarginal(p, sde).score
+    g = torch.Generator().manual_seed(0)
+    ref = p.sample(4000, generator=g)
+    runs = {"heun": sg.samplers.edm_sampler(sde, score, (4000, 2), 40, generator=g),
+            "dpm": sg.samplers.dpm_solver_2m(sde, score, (4000, 2), 40, generator=g)}
+    if name == "VE":
+        runs["churn"] = sg.samplers.edm_sampler(sde, score, (4000, 2), 40, churn=10.0, generator=g)
+    for label, (x, nfe) in runs.items():
+        assert sg.metrics.energy_distance(x, ref) < 0.008, label
+        assert sg.metrics.moment_z(x, p)["max"] < 4, label
+        assert (p.mode_weights(x) - p.weights).abs().max() < 0.03, label
+    assert runs["heun"][1] == 2 * 40 - 1 and runs["dpm"][1] == 40
+
+
+def test_nfe_determinism_and_churn():
+    sde = SDES["VE"]
+    score, _ = _gaussian_case(sde)
+    z = torch.randn(200, 2, generator=torch.Generator().manual_seed(1))
+    a, nfe_h = sg.samplers.edm_sampler(sde, score, None, 10, noise=z, generator=torch.Generator().manual_seed(2))
+    b, _ = sg.samplers.edm_sampler(sde, score, None, 10, noise=z, generator=torch.Generator().manual_seed(3))
+    assert nfe_h == 19 and torch.equal(a, b)                       # churn = 0: deterministic given the noise
+    _, nfe_e = sg.samplers.edm_sampler(sde, score, None, 10, noise=z, solver="euler")
+    assert nfe_e == 10
+    c, nfe_c = sg.samplers.edm_sampler(sde, score, None, 10, noise=z, churn=5.0,
+                                       generator=torch.Generator().manual_seed(2))
+    d, _ = sg.samplers.edm_sampler(sde, score, None, 10, noise=z, churn=5.0,
+                                   generator=torch.Generator().manual_seed(3))
+    assert nfe_c == 19 and not torch.allclose(c, d) and not torch.allclose(a, c)
+    # s_tmin/s_tmax outside every level: no churn at all
+    e, _ = sg.samplers.edm_sampler(sde, score, None, 10, noise=z, churn=5.0, s_tmin=100.0, s_tmax=200.0)
+    assert torch.equal(e, a)
+
+
+def test_image_shape_with_a_dummy_score():
+    sde = sg.sde.VESDE.tutorial()
+
+    def score(x, t):
+        assert x.shape == (3, 1, 28, 28) and t.shape == (3,)
+        return -x / (1.0 + sde.marginal_coeffs(t, check=False)[1][:, None, None, None] ** 2)
+
+    g = torch.Generator().manual_seed(0)
+    for fn in (sg.samplers.edm_sampler, sg.samplers.dpm_solver_2m):
+        x, nfe = fn(sde, score, (3, 1, 28, 28), 6, generator=g)
+        assert x.shape == (3, 1, 28, 28) and torch.isfinite(x).all() and nfe in (6, 11)
+
+
+def test_fast_sampler_validation():
+    sde = SDES["VE"]
+    score = SDEMarginal(sg.densities.ring(), sde).score
+    with pytest.raises(ValueError, match="solver='rk4'"):
+        sg.samplers.edm_sampler(sde, score, (4, 2), solver="rk4")
+    with pytest.raises(ValueError, match="sigma_max=50.0 is above the largest noise level"):
+        sg.samplers.edm_sampler(sde, score, (4, 2), sigma_max=50.0)
+    with pytest.raises(ValueError, match="n_steps=1"):
+        sg.samplers.dpm_solver_2m(sde, score, (4, 2), 1)
+    with pytest.raises(ValueError, match="churn=-1"):
+        sg.samplers.edm_sampler(sde, score, (4, 2), churn=-1.0)
+    with pytest.raises(ValueError, match="s_tmax=0.5 must be a number larger than s_tmin=1.0"):
+        sg.samplers.edm_sampler(sde, score, (4, 2), s_tmin=1.0, s_tmax=0.5)
+    with pytest.raises(ValueError, match=r"score_fn returned \(4,\)"):
+        sg.samplers.edm_sampler(sde, lambda x, t: t, (4, 2))
+    with pytest.raises(TypeError, match="must be callable"):
+        sg.samplers.dpm_solver_2m(sde, None, (4, 2))
+    with pytest.raises(ValueError, match="sampler='heun'"):
+        sg.samplers.sample_batched(score, sde, 4, (2,), sampler="heun")
+
+
+@pytest.mark.parametrize("sampler, nfe", [("edm", 2 * 8 - 1), ("dpm", 8)])
+def test_sample_batched_fast_samplers(sampler, nfe):
+    sde = SDES["VP"]
+    p = sg.densities.ring()
+    x, got, seconds = sg.samplers.sample_batched(SDEMarginal(p, sde).score, sde, 300, (2,), sampler=sampler,
+                                                 n_steps=8, batch_size=128, device="cpu",
+                                                 generator=torch.Generator().manual_seed(0))
+    assert x.shape == (300, 2) and got == nfe and seconds > 0
+    assert (p.mode_weights(x) - p.weights).abs().max() < 0.1

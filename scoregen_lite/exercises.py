@@ -37,6 +37,8 @@ __all__ = [
     "check_step_sizes",
     "check_em_step",
     "check_ve_std",
+    "check_karras_sigmas",
+    "check_heun_step",
     "strip_source",
     "strip_notebook",
     "strip_folder",
@@ -336,6 +338,66 @@ def check_ve_std(fn) -> None:
         _compare("ve_std", fn(t, smin, smax), want, 1e-6 * smax, f"sigma_min={smin}, sigma_max={smax}",
                  mistakes=mistakes, where=lambda i: f"t = {float(t[i]):.3g}")
     _passed("ve_std", "the VE marginal std at four times for two ladders")
+
+
+def check_karras_sigmas(fn) -> None:
+    """Check ``fn(sigma_max, sigma_min, n_steps, rho) -> (N,)``: Karras et al.'s schedule,
+    sigma_i = (sigma_max^(1/rho) + i/(N-1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho (notebook 08).
+
+    Recognised mistakes: the powers swapped (interpolating sigma^rho), i/N instead of i/(N-1), the
+    schedule in ascending order, and interpolating sigma itself (rho ignored)."""
+    for smax, smin, n, rho in ((80.0, 0.002, 6, 7.0), (10.0, 0.05, 9, 3.0)):
+        i = torch.arange(n, dtype=torch.float64)
+        lo, hi = smin ** (1 / rho), smax ** (1 / rho)
+        want = (hi + i / (n - 1) * (lo - hi)) ** rho
+        mistakes = [((smax**rho + i / (n - 1) * (smin**rho - smax**rho)) ** (1 / rho),
+                     "the powers are swapped: interpolate evenly in sigma^(1/rho), then raise to the power rho"),
+                    ((hi + i / n * (lo - hi)) ** rho, "the last level must be sigma_min itself: step i runs over "
+                                                      "i/(N-1), not i/N"),
+                    (want.flip(0), "the schedule runs from sigma_max down to sigma_min (a sampler starts at the "
+                                   "largest noise)"),
+                    (smax + i / (n - 1) * (smin - smax), "that is uniform in sigma (rho = 1) whatever rho is: "
+                                                         "interpolate sigma^(1/rho)")]
+        got = fn(smax, smin, n, rho)
+        got = torch.as_tensor(got, dtype=torch.float64) if not isinstance(got, torch.Tensor) else got
+        _compare("karras_sigmas", got, want, 1e-6 * smax, f"N={n} levels from {smax} to {smin}, rho={rho}",
+                 mistakes=mistakes, where=lambda k: f"i = {k}")
+    _passed("karras_sigmas", "two schedules, ends and interior")
+
+
+def check_heun_step(fn) -> None:
+    """Check ``fn(x, sigma, sigma_next, denoise) -> x_next``: one Heun step of the ODE in sigma,
+    dx/dsigma = (x - D(x; sigma)) / sigma (EDM, Algorithm 1): d = (x - D(x; sigma)) / sigma, the Euler
+    prediction x' = x + (sigma_next - sigma) d, d' = (x' - D(x'; sigma_next)) / sigma_next, and
+    x_next = x + (sigma_next - sigma) (d + d') / 2 (notebook 08). ``denoise(x, sigma)`` is D.
+
+    Recognised mistakes: Euler's step alone, the slope with the wrong sign, the second slope at x
+    instead of at the prediction x', and the two slopes added instead of averaged."""
+    gen = torch.Generator().manual_seed(8)
+    x = 3 * torch.randn(16, 2, generator=gen, dtype=torch.float64)
+    m, s0 = torch.tensor([1.0, -0.5], dtype=torch.float64), 0.6
+
+    def denoise(v, sigma):   # the exact denoiser of N(m, s0^2 I) data, Tweedie's formula
+        return (s0**2 * v + sigma**2 * m) / (s0**2 + sigma**2)
+
+    for sigma, sigma_next in ((2.0, 1.2), (0.5, 0.3)):
+        h = sigma_next - sigma
+        d = (x - denoise(x, sigma)) / sigma
+        x_e = x + h * d
+        d2 = (x_e - denoise(x_e, sigma_next)) / sigma_next
+        want = x + h * (d + d2) / 2
+        wrong_sign_d = (denoise(x, sigma) - x) / sigma
+        x_w = x + h * wrong_sign_d
+        mistakes = [(x_e, "that is Euler's step: Heun also evaluates the slope at the prediction x' and averages "
+                          "the two"),
+                    (x + h * (wrong_sign_d + (denoise(x_w, sigma_next) - x_w) / sigma_next) / 2,
+                     "the slope has the wrong sign: dx/dsigma = (x - D(x; sigma)) / sigma, and sigma decreases"),
+                    (x + h * (d + (x - denoise(x, sigma_next)) / sigma_next) / 2,
+                     "the second slope is taken at x; take it at the Euler prediction x' = x + (sigma_next - sigma) d"),
+                    (x + h * (d + d2), "the slopes are added: Heun's step uses their average, (d + d') / 2")]
+        _compare("heun_step", fn(x, sigma, sigma_next, denoise), want, 1e-9,
+                 f"from sigma={sigma} to {sigma_next}", mistakes=mistakes, where=lambda i: _point(x, i))
+    _passed("heun_step", "two Heun steps of dx/dsigma = (x - D) / sigma")
 
 
 # ---------------------------------------------------------------------------

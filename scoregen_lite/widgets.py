@@ -35,6 +35,8 @@ __all__ = [
     "annealed_explorer",
     "sde_view",
     "sde_explorer",
+    "fast_sampling_view",
+    "fast_sampling_explorer",
 ]
 
 
@@ -430,4 +432,71 @@ def sde_explorer(nets: dict | None = None, target: str = "ring of 8", n_samples:
         target=W.fixed(target),
         n_samples=W.fixed(n_samples),
         seed=W.fixed(0),
+    )
+
+
+def fast_sampling_view(net, sde, n_steps: int = 18, sigma_max: float = 9.0, sigma_min: float = 0.03, rho: float = 7.0,
+                       churn: float = 0.0, solver: str = "heun", noise: torch.Tensor | None = None, seed: int = 0):
+    """A sampling schedule on MNIST: the schedule and the digits it gives, from fixed noise.
+
+    Left: ``karras_sigmas(sigma_max, sigma_min, n_steps, rho)`` on a log axis, beside the geometric
+    NCSN ladder of notebook 04 with the same ends and length (the rho -> infinity limit) and the
+    uniform one (rho = 1). Right: the digits ``solver`` draws from ``noise`` ((16, 1, 28, 28) N(0, I),
+    fixed so that a change of settings is all that changes the picture): "heun" or "euler"
+    (``sg.samplers.edm_sampler``, with ``churn``) or "dpm" (``sg.samplers.dpm_solver_2m``; churn unused).
+    ``net``: a score network ``net(x, t)`` trained for ``sde``.
+
+    Returns ``(fig, info)`` with ``sigmas`` (the schedule before 0), ``nfe``, ``seconds`` and ``samples``.
+    Introduced in notebooks/08_fast_sampling.ipynb.
+    """
+    _checks.choice("solver", solver, {"heun", "euler", "dpm"})
+    sig = schedules.karras_sigmas(sigma_max, sigma_min, n_steps, rho=rho, dtype=torch.float64)  # checks first
+    if noise is None:
+        noise = torch.randn((16, 1, 28, 28), generator=torch.Generator().manual_seed(seed))
+    device = next(net.parameters()).device if hasattr(net, "parameters") else noise.device
+    start = time.perf_counter()
+    with torch.no_grad():
+        if solver == "dpm":
+            x, nfe = samplers.dpm_solver_2m(sde, net, None, n_steps, rho=rho, sigma_min=sigma_min, sigma_max=sigma_max,
+                                            noise=noise.to(device))
+        else:
+            x, nfe = samplers.edm_sampler(sde, net, None, n_steps, rho=rho, sigma_min=sigma_min, sigma_max=sigma_max,
+                                          churn=churn, solver=solver, noise=noise.to(device),
+                                          generator=torch.Generator(device).manual_seed(seed))
+    seconds = time.perf_counter() - start
+    x = x.float().cpu().clamp(0, 1)
+
+    fig, (ax, ax_img) = plt.subplots(1, 2, figsize=(8.6, 3.6), gridspec_kw={"width_ratios": [1.25, 1]})
+    i = range(len(sig))
+    ax.semilogy(i, schedules.geometric_sigmas(sigma_max, sigma_min, n_steps), "--", color="0.55", lw=1.2,
+                label="geometric (NCSN, rho -> inf)")
+    ax.semilogy(i, schedules.linear_sigmas(sigma_max, sigma_min, n_steps), ":", color="0.55", lw=1.2,
+                label="uniform (rho = 1)")
+    ax.semilogy(i, sig, "o-", color="#7c3aed", ms=4, label=f"Karras, rho = {rho:g}")
+    ax.set_xlabel("step i"); ax.set_ylabel("sigma_i")
+    ax.legend(frameon=False, fontsize=8, loc="lower left")
+    ax.set_title(f"{n_steps} levels from {sigma_max:.3g} to {sigma_min:.3g}, then 0", fontsize=9)
+    plot.image_grid(ax_img, x, nrow=4)
+    what = "DPM-Solver++(2M)" if solver == "dpm" else f"EDM {solver}" + (f", churn {churn:g}" if churn else "")
+    ax_img.set_title(f"{what}: NFE {nfe}, {seconds:.2f} s", fontsize=9)
+    fig.tight_layout()
+    return fig, {"sigmas": sig.tolist(), "nfe": nfe, "seconds": seconds, "samples": x, "solver": solver}
+
+
+def fast_sampling_explorer(net, sde, seed: int = 0) -> W.interactive:
+    """Sliders for ``fast_sampling_view``: N, sigma_max, sigma_min, rho, churn and the solver, on 16 digits
+    from fixed noise (notebook 08)."""
+    top = float(sde.sigma_of_t(1.0))
+    noise = torch.randn((16, 1, 28, 28), generator=torch.Generator().manual_seed(seed))
+    return interactive_view(
+        fast_sampling_view,
+        n_steps=W.IntSlider(value=18, min=2, max=60, description="N", continuous_update=False),
+        sigma_max=W.FloatLogSlider(value=min(9.0, top), base=10, min=0, max=float(torch.log10(torch.tensor(top))),
+                                   step=0.02, description="sigma_max", continuous_update=False),
+        sigma_min=W.FloatLogSlider(value=0.03, base=10, min=-2.5, max=-0.5, step=0.05, description="sigma_min",
+                                   continuous_update=False),
+        rho=W.FloatSlider(value=7.0, min=1.0, max=20.0, step=0.5, description="rho", continuous_update=False),
+        churn=W.FloatSlider(value=0.0, min=0.0, max=40.0, step=1.0, description="churn", continuous_update=False),
+        solver=W.ToggleButtons(options=["heun", "euler", "dpm"], value="heun", description="solver"),
+        net=W.fixed(net), sde=W.fixed(sde), noise=W.fixed(noise), seed=W.fixed(seed),
     )

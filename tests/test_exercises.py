@@ -30,7 +30,15 @@ def test_checks_pass_on_solutions(capsys):
     sg.exercises.check_gmm_score(good_gmm_score)
     sg.exercises.check_gaussian_score(lambda x, m, c: sg.densities.Gaussian(m, c).score(x))
     sg.exercises.check_langevin_step(lambda x, s, eps, z: x + eps / 2 * s + math.sqrt(eps) * z)
-    assert capsys.readouterr().out.count("passed") == 3
+    sg.exercises.check_karras_sigmas(lambda a, b, n, r: sg.schedules.karras_sigmas(a, b, n, r, torch.float64))
+    sg.exercises.check_heun_step(lambda x, s, sn, D: _heun(x, s, sn, lambda v, a: (v - D(v, a)) / a))
+    assert capsys.readouterr().out.count("passed") == 5
+
+
+def _heun(x, s, sn, slope, weight=0.5):
+    d = slope(x, s)
+    x_e = x + (sn - s) * d
+    return x + (sn - s) * weight * (d + slope(x_e, sn))
 
 
 def _inv(c):
@@ -59,6 +67,20 @@ def _ve(t, smin, smax, kind):
 
 # (check, a wrong answer as a student would write it, the words only its hint contains)
 CATALOGUE = [
+    ("check_karras_sigmas", lambda a, b, n, r: torch.tensor(
+        [(a**r + i / (n - 1) * (b**r - a**r)) ** (1 / r) for i in range(n)], dtype=torch.float64), "powers are swapped"),
+    ("check_karras_sigmas", lambda a, b, n, r: torch.tensor(
+        [(a ** (1 / r) + i / n * (b ** (1 / r) - a ** (1 / r))) ** r for i in range(n)], dtype=torch.float64),
+     "i/(N-1), not i/N"),
+    ("check_karras_sigmas", lambda a, b, n, r: sg.schedules.karras_sigmas(a, b, n, r, torch.float64).flip(0),
+     "runs from sigma_max down"),
+    ("check_karras_sigmas", lambda a, b, n, r: torch.linspace(a, b, n, dtype=torch.float64), "uniform in sigma"),
+    ("check_heun_step", lambda x, s, sn, D: x + (sn - s) * (x - D(x, s)) / s, "that is Euler's step"),
+    ("check_heun_step", lambda x, s, sn, D: _heun(x, s, sn, lambda v, a: (D(v, a) - v) / a), "wrong sign"),
+    ("check_heun_step", lambda x, s, sn, D: x + (sn - s) * ((x - D(x, s)) / s + (x - D(x, sn)) / sn) / 2,
+     "second slope is taken at x"),
+    ("check_heun_step", lambda x, s, sn, D: _heun(x, s, sn, lambda v, a: (v - D(v, a)) / a, weight=1.0),
+     "slopes are added"),
     ("check_gaussian_score", lambda x, m, c: (x - m) @ _inv(c).T, "sign is flipped"),
     ("check_gaussian_score", lambda x, m, c: -(x - m) @ c.T, "Sigma appears where its inverse belongs"),
     ("check_gaussian_score", lambda x, m, c: -(x - m), "covariance is missing"),

@@ -81,3 +81,38 @@ def test_dsm_view_and_explorer(dsm_nets):
     assert w.result["sigma"] == 1.0
     # the large-sigma net is the better fit of its own target where q is low
     assert w.result["error_low"] < sg.widgets.dsm_view(nets, p, 0.1)[1]["error_low"]
+
+
+def test_fast_sampling_explorer_driven_by_values():
+    """The notebook-08 widget with the shipped MNIST checkpoint: each control changes what it names, the
+    digits come from fixed noise (same settings, same digits), and the NFE follows the solver."""
+    import torch
+
+    net, sde, _ = sg.train.load_score_model(sg.mnist.find_checkpoint("mnist_ve", log=lambda *a: None), device="cpu")
+    w = sg.widgets.fast_sampling_explorer(net, sde)
+    controls = {c.description: c for c in w.children[:-1]}
+    assert set(controls) >= {"N", "sigma_max", "sigma_min", "rho", "churn", "solver"}
+    first = w.result
+    assert first["nfe"] == 2 * 18 - 1 and len(first["sigmas"]) == 18 and first["samples"].shape == (16, 1, 28, 28)
+    assert first["sigmas"][0] == pytest.approx(controls["sigma_max"].value)
+    controls["N"].value = 8
+    assert w.result["nfe"] == 15 and len(w.result["sigmas"]) == 8
+    controls["solver"].value = "euler"
+    assert w.result["nfe"] == 8
+    controls["solver"].value = "dpm"
+    assert w.result["nfe"] == 8 and w.result["solver"] == "dpm"
+    controls["rho"].value = 1.0
+    sig = torch.tensor(w.result["sigmas"])
+    assert torch.allclose(sig[:-1] - sig[1:], sig[0:1] - sig[1:2], rtol=1e-6)     # rho = 1: uniform steps
+    controls["solver"].value = "heun"
+    controls["churn"].value = 10.0
+    stochastic = w.result["samples"]
+    controls["churn"].value = 0.0
+    controls["N"].value = 18
+    controls["rho"].value = 7.0
+    assert torch.equal(w.result["samples"], first["samples"])      # fixed noise: the same digits again
+    assert not torch.equal(stochastic, first["samples"])
+    controls["sigma_min"].value = 0.1
+    assert w.result["sigmas"][-1] == pytest.approx(0.1, rel=1e-3)
+    with pytest.raises(ValueError, match="sigma_max=0.01 must be larger than sigma_min=0.1"):
+        sg.widgets.fast_sampling_view(net, sde, sigma_max=0.01, sigma_min=0.1)

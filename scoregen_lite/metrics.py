@@ -18,7 +18,7 @@ from . import _checks
 
 __all__ = ["score_mse", "fisher_divergence", "score_error_map", "error_by_density", "energy_distance",
            "MNISTClassifier", "mnist_classifier", "frechet_distance", "class_histogram", "histogram_ok",
-           "evaluate_images", "accuracy", "moment_z", "energy_noise_floor"]
+           "evaluate_images", "accuracy", "moment_z", "energy_noise_floor", "cache_dir"]
 
 
 @torch.no_grad()
@@ -191,7 +191,8 @@ class MNISTClassifier(nn.Module):
         return self.head(self.body(x))
 
 
-def _cache_dir() -> Path:
+def cache_dir() -> Path:
+    """Where trained helper networks are cached: ``$SCOREGEN_CACHE``, else ``~/.cache/scoregen-lite``."""
     return Path(os.environ.get("SCOREGEN_CACHE", Path.home() / ".cache" / "scoregen-lite")).expanduser()
 
 
@@ -215,7 +216,7 @@ def mnist_classifier(images: torch.Tensor, labels: torch.Tensor, *, epochs: int 
     h.update(labels.detach().cpu().contiguous().numpy().tobytes())
     h.update(f"{tuple(images.shape)}-{epochs}-{seed}-v2".encode())
     key = h.hexdigest()[:16]
-    path = _cache_dir() / f"mnist_classifier_{key}.pt"
+    path = cache_dir() / f"mnist_classifier_{key}.pt"
     with torch.random.fork_rng(devices=[]):  # seeded init; the caller's global RNG state is left alone
         torch.manual_seed(seed)
         net = MNISTClassifier()

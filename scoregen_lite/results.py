@@ -17,8 +17,8 @@ import re
 import sys
 from pathlib import Path
 
-__all__ = ["results_dir", "gpu_benchmark_table", "cpu_benchmark_table", "course_timings_table", "checkpoints_table",
-           "TABLES", "render_readme", "main"]
+__all__ = ["results_dir", "gpu_benchmark_table", "cpu_benchmark_table", "fast_sampling_table", "course_timings_table",
+           "checkpoints_table", "TABLES", "render_readme", "main"]
 
 
 def _course_dir() -> Path:
@@ -65,6 +65,12 @@ def gpu_benchmark_table(folder=None) -> str:
         ("Frechet distance, 10k EM-500 samples", lambda r, _: _fmt(_get(r, "em", "frechet"), ".1f")),
         ("class histogram within 10 % +- 2 pts", lambda r, _: {True: "yes", False: "no"}.get(_get(r, "em", "histogram_ok"), "n/a")),
         ("10k EM-500 samples, s", lambda r, _: _fmt(_get(r, "em", "seconds"), ".1f")),
+        ("10k EDM Heun-18 samples (35 NFE), s", lambda r, _: _fmt(_get(r, "edm", "seconds"), ".1f")),
+        ("Frechet distance, EDM Heun-18", lambda r, _: _fmt(_get(r, "edm", "frechet"), ".1f")),
+        ("10k EDM Heun-18 + churn samples, s", lambda r, _: _fmt(_get(r, "edm_churn", "seconds"), ".1f")),
+        ("Frechet distance, EDM Heun-18 + churn", lambda r, _: _fmt(_get(r, "edm_churn", "frechet"), ".1f")),
+        ("10k DPM-Solver++(2M)-20 samples, s", lambda r, _: _fmt(_get(r, "dpm", "seconds"), ".1f")),
+        ("Frechet distance, DPM-Solver++(2M)-20", lambda r, _: _fmt(_get(r, "dpm", "frechet"), ".1f")),
         ("bits/dim", lambda r, _: _fmt(_get(r, "bits_per_dim"), ".2f")),
         ("Frechet scale: real vs real digits", lambda _, res: _fmt(res.get("frechet_real_vs_real"), ".2f")),
     ]
@@ -98,6 +104,35 @@ def cpu_benchmark_table(folder=None) -> str:
     lines.append("")
     lines.append("Source: " + ", ".join(f"`benchmarks/results/{p.name}`" for p in runs) + ".")
     return "\n".join(lines) + "\n"
+
+
+def fast_sampling_table(folder=None) -> str:
+    """Markdown table of every committed fast-sampling benchmark run (``benchmarks/fast_sampling_cpu.py``): one
+    row per sampler with NFE, time per 1,000 digits and the Frechet distance to held-out digits, the device
+    and sample count in the heading. Introduced in notebooks/08_fast_sampling.ipynb."""
+    folder = Path(folder) if folder else results_dir()
+    runs = sorted(folder.glob("fast_sampling_cpu*.json"))
+    if not runs:
+        raise FileNotFoundError(f"no fast-sampling results (fast_sampling_cpu*.json) in {folder}; "
+                                f"run benchmarks/fast_sampling_cpu.py.")
+    out = []
+    for path in runs:
+        r = json.loads(path.read_text())
+        out += [f"`{path.stem}`: {r['n_samples']:,} digits per sampler from `{r['checkpoint']}` on {r['device']}; "
+                f"Frechet distance to the {r['n_heldout']} held-out digits (training digits score "
+                f"{_fmt(r.get('frechet_real'), '.1f')}).", "",
+                "| sampler | NFE | seconds per 1,000 digits | Frechet distance |", "| --- | --- | --- | --- |"]
+        for row in r["rows"]:
+            out.append(f"| {row['label']} | {row['nfe']} | {_fmt(row['seconds_per_1000'], '.1f')} | "
+                       f"{_fmt(row['frechet'], '.1f')} |")
+        claim = r.get("claim")
+        if claim:
+            out += ["", f"EDM Heun + churn at 35 NFE / EM-500: Frechet ratio "
+                        f"{_fmt(claim['frechet_ratio_edm_churn_to_em500'], '.2f')}, "
+                        f"{_fmt(claim['speedup_edm_churn_vs_em500'], '.1f')}x faster."]
+        out.append("")
+    out.append("Source: " + ", ".join(f"`benchmarks/results/{p.name}`" for p in runs) + ".")
+    return "\n".join(out) + "\n"
 
 
 def course_timings_table(folder=None) -> str:
@@ -142,6 +177,7 @@ def checkpoints_table(folder=None) -> str:
 
 #: README block name -> the function that renders it.
 TABLES = {"gpu-benchmark": gpu_benchmark_table, "cpu-benchmark": cpu_benchmark_table,
+          "fast-sampling": fast_sampling_table,
           "course-timings": course_timings_table, "checkpoints": checkpoints_table}
 
 

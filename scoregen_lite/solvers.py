@@ -29,6 +29,7 @@ __all__ = [
     "log_likelihood",
     "bits_per_dim",
     "rk45",
+    "reverse_step",
     "sigma_schedule",
     "edm_sampler",
     "dpm_solver_2m",
@@ -116,6 +117,39 @@ def euler_maruyama(sde, score_fn, shape, n_steps: int, eps: float = 1e-3, *, x_T
     return (x, torch.stack(path)) if return_path else x
 
 
+def _corrector(sde, score_fn, x, tv, t: float, dt: float, snr: float, n_corrector: int, generator):
+    """``n_corrector`` Langevin steps at time t, the step set by the target ``snr`` (see predictor_corrector)."""
+    from .sde import VESDE
+
+    # DDPM's alpha_i = 1 - beta_i, written exp(-beta(t) |dt|) so it stays positive for coarse grids
+    alpha = 1.0 if isinstance(sde, VESDE) else math.exp(-float(sde.beta(t)) * -dt)
+    flat = lambda v: v.reshape(v.shape[0], -1)  # noqa: E731
+    for _ in range(n_corrector):
+        s = call_score(score_fn, x, tv, where=f"at t={t:.3g}", step_size=-dt)
+        z = randn_like(x, generator)
+        a = 2 * alpha * (snr * flat(z).norm(dim=1).mean() / flat(s).norm(dim=1).mean().clamp(min=1e-12)) ** 2
+        x = x + a * s + torch.sqrt(2 * a) * z            # Langevin corrector, eq. (1) with eps = 2a
+    return x
+
+
+@torch.no_grad()
+def reverse_step(sde, score_fn, x: torch.Tensor, t: float, t_next: float, *, sampler: str = "em", snr: float = 0.16,
+                 last: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One step of the reverse-time SDE, eq. (7), from time ``t`` down to ``t_next`` < t: Euler-Maruyama
+    ("em", one score evaluation), or one Langevin corrector at ``snr`` then Euler-Maruyama ("pc", two); with
+    ``last`` no noise is added (the samplers' final step). It is the step ``euler_maruyama`` and
+    ``predictor_corrector`` repeat, public for loops that change the state between steps (inpainting,
+    ``sg.guidance.inpaint``). A fast path: apart from the sampler's name nothing is validated (x a batch,
+    0 <= t_next < t <= 1). Introduced in notebooks/09_controllable_generation.ipynb."""
+    _checks.choice("sampler", sampler, {"em", "pc"})
+    dt = t_next - t
+    tv = _tvec(x, t)
+    if sampler == "pc":
+        x = _corrector(sde, score_fn, x, tv, t, dt, snr, 1, generator)
+    s = call_score(score_fn, x, tv, where=f"at t={t:.3g}", step_size=-dt)
+    return _em_step(sde, x, tv, s, dt, last, generator)
+
+
 @torch.no_grad()
 def predictor_corrector(sde, score_fn, shape, n_steps: int, snr: float = 0.16, n_corrector: int = 1,
                         eps: float = 1e-3, *, x_T: torch.Tensor | None = None, generator: torch.Generator | None = None,
@@ -130,8 +164,6 @@ def predictor_corrector(sde, score_fn, shape, n_steps: int, snr: float = 0.16, n
 
     Introduced in notebooks/06_sdes.ipynb.
     """
-    from .sde import VESDE
-
     check_callable("score_fn", score_fn)
     n_steps = _checks.count("n_steps", n_steps)
     n_corrector = _checks.count("n_corrector", n_corrector, minimum=0)
@@ -139,17 +171,10 @@ def predictor_corrector(sde, score_fn, shape, n_steps: int, snr: float = 0.16, n
     eps = _check_eps(eps)
     x = _start(sde, shape, x_T, generator, device, dtype)
     ts = torch.linspace(1.0, eps, n_steps + 1, dtype=torch.float64).tolist()
-    flat = lambda v: v.reshape(v.shape[0], -1)  # noqa: E731
     for k in progress_steps(n_steps, progress, "predictor-corrector"):
         t, dt = ts[k], ts[k + 1] - ts[k]
         tv = _tvec(x, t)
-        # DDPM's alpha_i = 1 - beta_i, written exp(-beta(t) |dt|) so it stays positive for coarse grids
-        alpha = 1.0 if isinstance(sde, VESDE) else math.exp(-float(sde.beta(t)) * -dt)
-        for _ in range(n_corrector):
-            s = call_score(score_fn, x, tv, where=f"at t={t:.3g}", step_size=-dt)
-            z = randn_like(x, generator)
-            a = 2 * alpha * (snr * flat(z).norm(dim=1).mean() / flat(s).norm(dim=1).mean().clamp(min=1e-12)) ** 2
-            x = x + a * s + torch.sqrt(2 * a) * z            # Langevin corrector, eq. (1) with eps = 2a
+        x = _corrector(sde, score_fn, x, tv, t, dt, snr, n_corrector, generator)
         s = call_score(score_fn, x, tv, where=f"at t={t:.3g}", step_size=-dt)
         if k == 0:
             check_score_output(s, x)

@@ -91,6 +91,18 @@ MUTANTS = [
      "            x = x + math.sqrt(s_hat**2 - s_cur**2) * s_noise * randn_like(x, generator)",
      "            x = x + 0.0 * randn_like(x, generator)",
      "tests/test_fast_sampling.py::test_edm_and_dpm_reach_the_ring_with_exact_scores"),
+    ("guidance-cfg-scale-on-wrong-term", "guidance.py",
+     "        return s_u + scale * (cond_score_fn(x, t) - s_u)",
+     "        return cond_score_fn(x, t) + scale * (cond_score_fn(x, t) - s_u)",
+     "tests/test_guidance.py::test_guided_score_arithmetic"),
+    ("guidance-repaint-backup-without-noise", "guidance.py",
+     "                x = ratio * x + math.sqrt(max(s0**2 - (ratio * s1) ** 2, 0.0)) * _checks.randn_like(x, generator)",
+     "                x = ratio * x",
+     "tests/test_guidance.py::test_inpainting_against_the_exact_conditional"),
+    ("guidance-classifier-grad-sign", "guidance.py",
+     "        return self.class_marginal(y).score(x, t) - self.marginal.score(x, t)",
+     "        return self.marginal.score(x, t) - self.class_marginal(y).score(x, t)",
+     "tests/test_guidance.py::test_mixture_classifier_is_bayes"),
     ("sde-ode-missing-half", "sde.py",
      "(0.5 if ode else 1.0) * g2 * score",
      "(1.0 if ode else 1.0) * g2 * score",
@@ -123,7 +135,7 @@ EXTRA = {
 def test_mutants_are_listed_for_every_module():
     files = {m[1] for m in MUTANTS}
     assert {"densities.py", "losses.py", "schedules.py", "mcmc.py", "solvers.py", "sde.py", "metrics.py",
-            "train.py"} <= files
+            "train.py", "guidance.py"} <= files
     assert len(MUTANTS) >= 18
 
 

@@ -39,6 +39,8 @@ __all__ = [
     "check_ve_std",
     "check_karras_sigmas",
     "check_heun_step",
+    "check_guided_score",
+    "check_replacement_step",
     "strip_source",
     "strip_notebook",
     "strip_folder",
@@ -398,6 +400,57 @@ def check_heun_step(fn) -> None:
         _compare("heun_step", fn(x, sigma, sigma_next, denoise), want, 1e-9,
                  f"from sigma={sigma} to {sigma_next}", mistakes=mistakes, where=lambda i: _point(x, i))
     _passed("heun_step", "two Heun steps of dx/dsigma = (x - D) / sigma")
+
+
+def check_guided_score(fn) -> None:
+    """Check ``fn(s_cond, s_uncond, scale)``: classifier-free guidance, s_u + scale (s_c - s_u)
+    (notebook 09). Scale 0 must give s_u and scale 1 s_c.
+
+    Recognised mistakes: the scale applied around the conditional score (s_c + scale (s_c - s_u)), Ho &
+    Salimans' w used as the scale ((1 + scale) s_c - scale s_u), the difference the wrong way round, and
+    the unconditional score left out (scale s_c)."""
+    gen = torch.Generator().manual_seed(9)
+    s_c, s_u = (torch.randn(16, 2, generator=gen, dtype=torch.float64) for _ in range(2))
+    for scale in (2.5, 0.0, 1.0):        # 2.5 first: there every catalogued mistake differs from the others
+        want = s_u + scale * (s_c - s_u)
+        mistakes = [(s_c + scale * (s_c - s_u), "the guidance starts from the conditional score; it starts from the "
+                                                "unconditional one: s_u + scale (s_c - s_u), so scale 1 gives s_c"),
+                    ((1 + scale) * s_c - scale * s_u, "that is Ho & Salimans' form with w = scale; here scale = w + 1, "
+                                                      "so scale 1 must give s_c exactly"),
+                    (s_u + scale * (s_u - s_c), "the difference points the wrong way: guidance moves towards the "
+                                                "conditional score, s_c - s_u"),
+                    (scale * s_c, "the unconditional score is missing: s_u + scale (s_c - s_u)")]
+        mistakes = [(w, h) for w, h in mistakes if not torch.allclose(w, want)]   # at scale 0 or 1 some coincide
+        _compare("guided_score", fn(s_c, s_u, scale), want, 1e-9, f"scale={scale}", mistakes=mistakes,
+                 where=lambda i: f"row {i}")
+    _passed("guided_score", "scales 0, 1 and 2.5")
+
+
+def check_replacement_step(fn) -> None:
+    """Check ``fn(x, known, mask, alpha_t, std_t, z)``: the replacement step of inpainting (notebook 09):
+    where ``mask`` is 1 the state becomes the known values noised to time t, alpha_t known + std_t z;
+    elsewhere it stays x.
+
+    Recognised mistakes: the known values put in without noise, the noise without the scale alpha_t,
+    the mask the wrong way round, and the variance std_t^2 used as the std."""
+    gen = torch.Generator().manual_seed(10)
+    x, known, z = (torch.randn(8, 1, 4, 4, generator=gen, dtype=torch.float64) for _ in range(3))
+    mask = (torch.rand(1, 4, 4, generator=gen) < 0.5).double()
+    for alpha, std in ((0.6, 0.8), (1.0, 2.5)):
+        noisy = alpha * known + std * z
+        want = mask * noisy + (1 - mask) * x
+        mistakes = [(mask * known + (1 - mask) * x, "the known entries must look like a sample at time t: noise them, "
+                                                    "alpha_t known + std_t z, until the last step"),
+                    (mask * (known + std * z) + (1 - mask) * x, "the known values are not scaled by alpha_t: at time t "
+                                                                "the kernel's mean is alpha_t x(0)"),
+                    ((1 - mask) * noisy + mask * x, "the mask is the wrong way round: 1 marks a known entry"),
+                    (mask * (alpha * known + std**2 * z) + (1 - mask) * x, "std_t^2 is the variance; the noise is "
+                                                                           "std_t z")]
+        mistakes = [(w, h) for w, h in mistakes if not torch.allclose(w, want)]
+        _compare("replacement_step", fn(x, known, mask, alpha, std, z), want, 1e-9,
+                 f"alpha_t={alpha}, std_t={std}", mistakes=mistakes,
+                 where=lambda i: f"entry {i} of the flattened batch")
+    _passed("replacement_step", "two times, a random mask")
 
 
 # ---------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from .densities import GaussianMixture, SDEMarginal
 __all__ = [
     "classifier_guided",
     "classifier_free",
+    "classifier_free_net",
     "inpaint",
     "repaint",
     "MixtureClassifier",
@@ -469,3 +470,32 @@ def noisy_accuracy(classifier: NoisyClassifier, images: torch.Tensor, labels: to
     z = torch.randn(images.shape, generator=generator).to(dev)
     xt = alpha.reshape(-1, 1, 1, 1) * images.to(dev) + std.reshape(-1, 1, 1, 1) * z
     return (classifier(xt, tv).argmax(1).cpu() == labels.cpu()).float().mean().item()
+
+
+def classifier_free_net(net, y, scale: float = 1.0):
+    """``classifier_free`` for a class-conditional ``ScoreUNet`` (trained with label dropout, e.g.
+    ``sg.mnist.pretrained("mnist_cond")``): s_c = net(x, t, y), s_u = net(x, t, null_label), both in one
+    batched call. ``y``: a digit for the whole batch or a tensor (n,) of digits (one per sample).
+    Introduced in notebooks/09_controllable_generation.ipynb."""
+    n_classes = getattr(net, "n_classes", 0)
+    if not n_classes:
+        raise ValueError("classifier_free_net needs a class-conditional network (n_classes > 0), e.g. "
+                         "sg.mnist.pretrained('mnist_cond').")
+    labels = torch.as_tensor(y, dtype=torch.long)
+    if ((labels < 0) | (labels >= n_classes)).any():
+        raise ValueError(f"y={_checks._show(labels)} is invalid: expected digits 0..{n_classes - 1}.")
+    scale = _scale(scale)
+
+    def guided(x, t):
+        n = x.shape[0]
+        yc = labels.to(x.device).expand(n) if labels.dim() == 0 else labels.to(x.device)
+        if scale == 1.0:
+            return net(x, t, yc)
+        yu = torch.full((n,), net.null_label, dtype=torch.long, device=x.device)
+        if scale == 0.0:
+            return net(x, t, yu)
+        s = net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([yc, yu]))
+        s_c, s_u = s[:n], s[n:]
+        return s_u + scale * (s_c - s_u)          # classifier-free guidance, as in classifier_free
+
+    return guided

@@ -29,7 +29,7 @@ from .train import CPU, FAST, QUICK_CPU, ImageConfig
 
 __all__ = ["train_model", "sample_model", "evaluate_model", "bits_per_dim", "config_for", "SHIPPED",
            "checkpoints_dir", "course_dir", "find_checkpoint", "pretrained", "manifest", "ship", "sha256",
-           "ChecksumMismatch", "HeldoutError"]
+           "ChecksumMismatch", "HeldoutError", "inpaint_model"]
 
 #: The checkpoints that ship in ``checkpoints/``, and what each is.
 SHIPPED = {
@@ -106,9 +106,10 @@ def train_model(out_dir, config: ImageConfig, *, root=None, device=None, resume:
 def sample_model(checkpoint, n: int, *, sampler: str = "em", n_steps: int = 500, batch_size: int | None = None,
                  seed: int = 0, device=None, use_ema: bool = True, out_dir=None, progress: bool = False,
                  compile: bool = False, timings: dict | None = None, label: int | None = None, rho: float = 7.0,
-                 churn: float = 0.0, log=print):
+                 churn: float = 0.0, guidance: float = 1.0, log=print):
     """Load a checkpoint and draw ``n`` samples (``label``: a class-conditional checkpoint's digit) with a
-    sampler of ``sg.samplers.SAMPLERS`` (``rho``, ``churn``: the "edm"/"dpm" schedule and EDM's churn);
+    sampler of ``sg.samplers.SAMPLERS`` (``rho``, ``churn``: the "edm"/"dpm" schedule and EDM's churn;
+    ``guidance``: the classifier-free guidance scale for ``label``, ``sg.guidance.classifier_free_net``);
     with ``out_dir`` write samples.npy and samples.png. ``compile`` compiles the network first on
     CUDA (time reported in ``timings``). Returns (samples in [0, 1] (clamped), nfe, seconds)."""
     from . import device as default_device
@@ -117,21 +118,28 @@ def sample_model(checkpoint, n: int, *, sampler: str = "em", n_steps: int = 500,
     net, sde, _ = train.load_score_model(checkpoint, device=device, use_ema=use_ema)
     return _sample(net, sde, n, sampler=sampler, n_steps=n_steps, batch_size=batch_size, seed=seed, device=device,
                    out_dir=out_dir, progress=progress, compile=compile, timings=timings, label=label, rho=rho,
-                   churn=churn, log=log)
+                   churn=churn, guidance=guidance, log=log)
 
 
 def _sample(net, sde, n, *, sampler, n_steps, batch_size, seed, device, out_dir=None, progress=False,
-            compile=False, timings=None, label=None, rho=7.0, churn=0.0, log=None):
+            compile=False, timings=None, label=None, rho=7.0, churn=0.0, guidance=1.0, log=None):
     """Sample an already loaded network (shared by ``sample_model`` and ``evaluate_model``)."""
     gen = torch.Generator(device=device).manual_seed(seed)
     score_fn = net
     if getattr(net, "n_classes", 0):
         if label is not None and not 0 <= int(label) < net.n_classes:
             raise ValueError(f"label={label!r} is invalid: expected a digit 0..{net.n_classes - 1}.")
-        y = net.null_label if label is None else int(label)
-        score_fn = lambda x, t: net(x, t, y)  # noqa: E731
+        if label is None:
+            score_fn = lambda x, t: net(x, t, net.null_label)  # noqa: E731
+        else:
+            from .guidance import classifier_free_net
+
+            score_fn = classifier_free_net(net, int(label), guidance)
     elif label is not None:
         raise ValueError(f"label={label!r} needs a class-conditional checkpoint (e.g. pretrained('mnist_cond')).")
+    if guidance != 1.0 and label is None:
+        raise ValueError(f"guidance={guidance!r} needs a label (and a class-conditional checkpoint): "
+                         f"e.g. --label 7 --guidance 2.0.")
     x, nfe, seconds = samplers.sample_batched(score_fn, sde, n, sampler=sampler, n_steps=n_steps, rho=rho,
                                               churn=churn, batch_size=batch_size, generator=gen, device=device, progress=progress,
                                               compile=compile, timings=timings, log=log)
@@ -166,6 +174,46 @@ def bits_per_dim(net, sde, images: torch.Tensor, *, generator=None, rtol: float 
     return samplers.bits_per_dim(ll, x[0].numel(), offset=math.log2(256)).mean().item()
 
 
+def inpaint_model(checkpoint, mask: str = "top", *, n: int = 16, n_steps: int = 100, sampler: str = "em",
+                  resample: int = 1, seed: int = 0, root=None, device=None, out_dir=None, log=print) -> dict:
+    """Complete ``n`` held-out digits of which only the ``mask`` part is shown (``sg.guidance.make_mask``),
+    with the replacement method (``resample=1``) or RePaint (``resample`` > 1), and say how often the
+    package's classifier reads each completion as the original digit. With ``out_dir`` writes
+    inpainted.npy and inpainted.png (rows: originals, what was shown, completions). Returns a dict with
+    ``accuracy_as_original``, ``nfe``, ``seconds`` and the ``samples``. The command line's ``inpaint``.
+    Introduced in notebooks/09_controllable_generation.ipynb."""
+    from . import device as default_device
+    from . import guidance
+
+    device = torch.device(device) if device is not None else default_device()
+    split = data_mod.mnist_split(root=root)
+    net, sde, _ = train.load_score_model(checkpoint, device=device)
+    if getattr(net, "n_classes", 0):
+        uncond = lambda x, t: net(x, t, net.null_label)  # noqa: E731
+    else:
+        uncond = net
+    known, labels = split.x_held[:n].to(device), split.y_held[:n]
+    m = guidance.make_mask(mask, generator=torch.Generator().manual_seed(seed)).to(device)
+    start = time.perf_counter()
+    with torch.no_grad():
+        x, nfe = guidance.inpaint(sde, uncond, known, m, n_steps, sampler=sampler, resample=resample,
+                                  generator=torch.Generator(device).manual_seed(seed))
+    seconds = time.perf_counter() - start
+    x = x.clamp(0, 1).cpu()
+    classifier = metrics.mnist_classifier(split.x_train, split.y_train, device=device)
+    result = {"mask": mask, "n": n, "n_steps": n_steps, "sampler": sampler, "resample": resample, "nfe": nfe,
+              "seconds": seconds, "accuracy_as_original": metrics.accuracy(classifier, x, labels), "samples": x}
+    if out_dir is not None:
+        import numpy as np
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        np.save(out / "inpainted.npy", x.numpy())
+        shown = known.cpu() * m.cpu() + 0.3 * (1 - m.cpu())
+        plot.save_image_grid(torch.cat([known.cpu(), shown, x]), out / "inpainted.png", nrow=n)
+    return result
+
+
 def check_heldout(checkpoint_meta: dict, split) -> None:
     """Raise ``HeldoutError`` unless the checkpoint was trained with the same held-out digits as ``split``
     (so the held-out metrics are on digits the model never saw)."""
@@ -181,7 +229,7 @@ def check_heldout(checkpoint_meta: dict, split) -> None:
 def evaluate_model(checkpoint, *, n: int = 10_000, sampler: str = "em", n_steps: int = 500, root=None, device=None,
                    batch_size: int | None = None, n_likelihood: int = 64, out_dir=None, seed: int = 0,
                    classifier_epochs: int = 5, label: int | None = None, last_weights=None, rho: float = 7.0,
-                   churn: float = 0.0) -> dict:
+                   churn: float = 0.0, guidance: float = 1.0) -> dict:
     """Sample ``n`` digits and measure them on the package's classifier: Frechet distance of the samples
     to training digits, the real-vs-real scale (held-out digits vs training digits), the class histogram,
     the classifier's held-out accuracy, sampling time, and bits/dim of ``n_likelihood`` held-out digits.
@@ -198,7 +246,8 @@ def evaluate_model(checkpoint, *, n: int = 10_000, sampler: str = "em", n_steps:
     classifier = metrics.mnist_classifier(split.x_train, split.y_train, epochs=classifier_epochs, device=device)
     net, sde, _ = train.load_score_model(checkpoint, device=device)
     samples, nfe, seconds = _sample(net, sde, n, sampler=sampler, n_steps=n_steps, batch_size=batch_size,
-                                    seed=seed, device=device, out_dir=out_dir, label=label, rho=rho, churn=churn)
+                                    seed=seed, device=device, out_dir=out_dir, label=label, rho=rho, churn=churn,
+                                    guidance=guidance)
     reference = split.x_train[: max(n, 1000)]
     result = metrics.evaluate_images(samples, reference, classifier)
     real = metrics.evaluate_images(split.x_held, reference, classifier)

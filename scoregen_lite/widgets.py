@@ -37,6 +37,10 @@ __all__ = [
     "sde_explorer",
     "fast_sampling_view",
     "fast_sampling_explorer",
+    "guidance_view",
+    "guidance_explorer",
+    "inpainting_view",
+    "inpainting_explorer",
 ]
 
 
@@ -499,4 +503,99 @@ def fast_sampling_explorer(net, sde, seed: int = 0) -> W.interactive:
         churn=W.FloatSlider(value=0.0, min=0.0, max=40.0, step=1.0, description="churn", continuous_update=False),
         solver=W.ToggleButtons(options=["heun", "euler", "dpm"], value="heun", description="solver"),
         net=W.fixed(net), sde=W.fixed(sde), noise=W.fixed(noise), seed=W.fixed(seed),
+    )
+
+
+def guidance_view(net, sde, digit: int = 7, scale: float = 2.0, n_steps: int = 18, churn: float = 40.0,
+                  classifier=None, noise: torch.Tensor | None = None, seed: int = 0):
+    """Ask a class-conditional network for a digit: 16 samples of ``digit`` with classifier-free guidance at
+    ``scale`` (``sg.guidance.classifier_free_net``; 0 ignores the label, 1 is the conditional model), drawn
+    by notebook 08's EDM sampler (Heun, ``n_steps`` levels, ``churn``) from fixed ``noise``. With the
+    package's ``classifier`` the title says how many are read as ``digit``.
+
+    Returns ``(fig, info)`` with ``nfe``, ``seconds``, ``samples`` and ``accuracy`` (None without a classifier).
+    Introduced in notebooks/09_controllable_generation.ipynb."""
+    from . import guidance
+
+    score = guidance.classifier_free_net(net, digit, scale)     # checks the digit and the scale first
+    if noise is None:
+        noise = torch.randn((16, 1, 28, 28), generator=torch.Generator().manual_seed(seed))
+    device = next(net.parameters()).device
+    start = time.perf_counter()
+    with torch.no_grad():
+        x, nfe = samplers.edm_sampler(sde, score, None, n_steps, churn=churn, noise=noise.to(device),
+                                      generator=torch.Generator(device).manual_seed(seed))
+    seconds = time.perf_counter() - start
+    x = x.float().cpu().clamp(0, 1)
+    acc = metrics.accuracy(classifier, x, torch.full((len(x),), digit)) if classifier is not None else None
+    fig, ax = plt.subplots(figsize=(3.6, 3.9))
+    plot.image_grid(ax, x, nrow=4)
+    read = f"; {acc:.0%} read as {digit}" if acc is not None else ""
+    ax.set_title(f"'{digit}', guidance scale {scale:g}\nNFE {nfe} (x2 with guidance), {seconds:.2f} s{read}", fontsize=9)
+    fig.tight_layout()
+    return fig, {"digit": digit, "scale": scale, "nfe": nfe, "seconds": seconds, "samples": x, "accuracy": acc}
+
+
+def guidance_explorer(net, sde, classifier=None, seed: int = 0) -> W.interactive:
+    """Sliders for ``guidance_view``: digit, guidance scale and sampler levels (notebook 09)."""
+    noise = torch.randn((16, 1, 28, 28), generator=torch.Generator().manual_seed(seed))
+    return interactive_view(
+        guidance_view,
+        digit=W.IntSlider(value=7, min=0, max=9, description="digit", continuous_update=False),
+        scale=W.FloatSlider(value=2.0, min=0.0, max=6.0, step=0.25, description="scale", continuous_update=False),
+        n_steps=W.IntSlider(value=18, min=4, max=40, description="N", continuous_update=False),
+        net=W.fixed(net), sde=W.fixed(sde), churn=W.fixed(40.0), classifier=W.fixed(classifier),
+        noise=W.fixed(noise), seed=W.fixed(seed),
+    )
+
+
+def inpainting_view(net, sde, images: torch.Tensor, labels: torch.Tensor, digit: int = 3, mask: str = "top",
+                    method: str = "RePaint", n_steps: int = 50, resample: int = 5, classifier=None, seed: int = 0):
+    """Complete digits from part of them: the first 8 of ``images`` (held-out digits, please) whose label is
+    ``digit``, shown only where ``mask`` is 1 (``sg.guidance.make_mask``), completed by the unconditional
+    ``net`` with ``method`` "replacement" (``sg.guidance.inpaint``, Euler-Maruyama, ``n_steps``) or "RePaint"
+    (the same with ``resample`` passes per step). Rows: originals, what the sampler sees, completions.
+
+    Returns ``(fig, info)`` with ``nfe``, ``seconds``, ``samples`` and ``accuracy_as_original`` (how many
+    completions the package's ``classifier`` reads as the original digit; None without one).
+    Introduced in notebooks/09_controllable_generation.ipynb."""
+    from . import guidance
+
+    _checks.choice("method", method, {"replacement", "RePaint"})
+    m = guidance.make_mask(mask, generator=torch.Generator().manual_seed(seed))
+    idx = (labels == digit).nonzero().flatten()[:8]
+    if len(idx) == 0:
+        raise ValueError(f"digit={digit!r}: no image with that label among the {len(labels)} given.")
+    known = images[idx]
+    device = next(net.parameters()).device
+    start = time.perf_counter()
+    with torch.no_grad():
+        x, nfe = guidance.inpaint(sde, net, known.to(device), m.to(device), n_steps, sampler="em",
+                                  resample=resample if method == "RePaint" else 1,
+                                  generator=torch.Generator(device).manual_seed(seed))
+    seconds = time.perf_counter() - start
+    x = x.float().cpu().clamp(0, 1)
+    acc = metrics.accuracy(classifier, x, labels[idx]) if classifier is not None else None
+    shown = known * m + 0.3 * (1 - m)
+    fig, ax = plt.subplots(figsize=(6.4, 2.9))
+    plot.image_grid(ax, torch.cat([known, shown, x]), nrow=len(idx))
+    read = f"; {acc:.0%} read as the original" if acc is not None else ""
+    ax.set_title(f"{mask} shown, {method}: NFE {nfe}, {seconds:.2f} s{read}\n(rows: original, shown, completed)",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig, {"digit": digit, "mask": mask, "method": method, "nfe": nfe, "seconds": seconds, "samples": x,
+                 "known": known, "accuracy_as_original": acc}
+
+
+def inpainting_explorer(net, sde, images, labels, classifier=None) -> W.interactive:
+    """Controls for ``inpainting_view``: digit, mask and method (notebook 09)."""
+    from .guidance import MASKS
+
+    return interactive_view(
+        inpainting_view,
+        digit=W.IntSlider(value=3, min=0, max=9, description="digit", continuous_update=False),
+        mask=W.Dropdown(options=list(MASKS), value="top", description="mask"),
+        method=W.ToggleButtons(options=["replacement", "RePaint"], value="RePaint", description="method"),
+        net=W.fixed(net), sde=W.fixed(sde), images=W.fixed(images), labels=W.fixed(labels),
+        n_steps=W.fixed(50), resample=W.fixed(5), classifier=W.fixed(classifier), seed=W.fixed(0),
     )

@@ -32,7 +32,9 @@ def test_checks_pass_on_solutions(capsys):
     sg.exercises.check_langevin_step(lambda x, s, eps, z: x + eps / 2 * s + math.sqrt(eps) * z)
     sg.exercises.check_karras_sigmas(lambda a, b, n, r: sg.schedules.karras_sigmas(a, b, n, r, torch.float64))
     sg.exercises.check_heun_step(lambda x, s, sn, D: _heun(x, s, sn, lambda v, a: (v - D(v, a)) / a))
-    assert capsys.readouterr().out.count("passed") == 5
+    sg.exercises.check_guided_score(lambda c, u, g: u + g * (c - u))
+    sg.exercises.check_replacement_step(lambda x, k, m, a, s, z: torch.where(m.bool(), a * k + s * z, x))
+    assert capsys.readouterr().out.count("passed") == 7
 
 
 def _heun(x, s, sn, slope, weight=0.5):
@@ -67,6 +69,14 @@ def _ve(t, smin, smax, kind):
 
 # (check, a wrong answer as a student would write it, the words only its hint contains)
 CATALOGUE = [
+    ("check_guided_score", lambda c, u, g: c + g * (c - u), "starts from the conditional score"),
+    ("check_guided_score", lambda c, u, g: (1 + g) * c - g * u, "Ho & Salimans' form"),
+    ("check_guided_score", lambda c, u, g: u + g * (u - c), "points the wrong way"),
+    ("check_guided_score", lambda c, u, g: g * c, "unconditional score is missing"),
+    ("check_replacement_step", lambda x, k, m, a, s, z: m * k + (1 - m) * x, "look like a sample at time t"),
+    ("check_replacement_step", lambda x, k, m, a, s, z: m * (k + s * z) + (1 - m) * x, "not scaled by alpha_t"),
+    ("check_replacement_step", lambda x, k, m, a, s, z: (1 - m) * (a * k + s * z) + m * x, "wrong way round"),
+    ("check_replacement_step", lambda x, k, m, a, s, z: m * (a * k + s**2 * z) + (1 - m) * x, "variance"),
     ("check_karras_sigmas", lambda a, b, n, r: torch.tensor(
         [(a**r + i / (n - 1) * (b**r - a**r)) ** (1 / r) for i in range(n)], dtype=torch.float64), "powers are swapped"),
     ("check_karras_sigmas", lambda a, b, n, r: torch.tensor(

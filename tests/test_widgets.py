@@ -116,3 +116,61 @@ def test_fast_sampling_explorer_driven_by_values():
     assert w.result["sigmas"][-1] == pytest.approx(0.1, rel=1e-3)
     with pytest.raises(ValueError, match="sigma_max=0.01 must be larger than sigma_min=0.1"):
         sg.widgets.fast_sampling_view(net, sde, sigma_max=0.01, sigma_min=0.1)
+
+
+@pytest.fixture(scope="module")
+def mnist_models():
+    net, sde, _ = sg.train.load_score_model(sg.mnist.find_checkpoint("mnist_ve", log=lambda *a: None), device="cpu")
+    cond, cond_sde, _ = sg.train.load_score_model(sg.mnist.find_checkpoint("mnist_cond", log=lambda *a: None),
+                                                  device="cpu")
+    return net, sde, cond, cond_sde
+
+
+def test_guidance_explorer_driven_by_values(mnist_models, shared_mnist, classifier_cache, monkeypatch):
+    """Notebook 09's guidance widget: the digit asked for is the digit drawn (at scale 2 the package's
+    classifier reads at least 14 of 16 as it: measured 16/16 for 3 and 7), scale 0 ignores the label, and
+    the noise is fixed."""
+    import torch
+
+    monkeypatch.setenv("SCOREGEN_CACHE", str(classifier_cache))
+    _, _, cond, sde = mnist_models
+    split = sg.data.mnist_split(root=shared_mnist)
+    clf = sg.metrics.mnist_classifier(split.x_train, split.y_train)
+    w = sg.widgets.guidance_explorer(cond, sde, classifier=clf)
+    controls = {c.description: c for c in w.children[:-1]}
+    assert set(controls) >= {"digit", "scale", "N"}
+    assert w.result["digit"] == 7 and w.result["accuracy"] >= 14 / 16 and w.result["nfe"] == 35
+    controls["digit"].value = 3
+    assert w.result["digit"] == 3 and w.result["accuracy"] >= 14 / 16
+    first = w.result["samples"]
+    controls["scale"].value = 0.0
+    assert w.result["accuracy"] < 0.5          # no guidance: any digit (measured 2/16 read as 3)
+    controls["scale"].value = 2.0
+    assert torch.equal(w.result["samples"], first)
+    controls["N"].value = 10
+    assert w.result["nfe"] == 19
+    with pytest.raises(ValueError, match="y=tensor\\(\\[12\\]\\)|y=12|digits 0..9"):
+        sg.widgets.guidance_view(cond, sde, digit=12)
+
+
+def test_inpainting_explorer_driven_by_values(mnist_models, shared_mnist):
+    import torch
+
+    net, sde, _, _ = mnist_models
+    split = sg.data.mnist_split(root=shared_mnist)
+    w = sg.widgets.inpainting_explorer(net, sde, split.x_held, split.y_held)
+    controls = {c.description: c for c in w.children[:-1]}
+    assert set(controls) >= {"digit", "mask", "method"}
+    r = w.result
+    assert r["method"] == "RePaint" and r["nfe"] == 50 * 5 and r["samples"].shape == r["known"].shape
+    top = sg.guidance.make_mask("top").bool().expand_as(r["known"])
+    assert torch.equal(r["samples"][top], r["known"][top].clamp(0, 1))        # the shown half is kept
+    controls["method"].value = "replacement"
+    assert w.result["nfe"] == 50
+    controls["mask"].value = "left"
+    left = sg.guidance.make_mask("left").bool().expand_as(w.result["known"])
+    assert torch.equal(w.result["samples"][left], w.result["known"][left].clamp(0, 1))
+    controls["digit"].value = 8
+    assert (split.y_held[(split.y_held == 8).nonzero().flatten()[:8]] == 8).all() and w.result["digit"] == 8
+    with pytest.raises(ValueError, match="method='DPS'"):
+        sg.widgets.inpainting_view(net, sde, split.x_held, split.y_held, method="DPS")

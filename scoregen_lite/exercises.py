@@ -406,20 +406,21 @@ def check_guided_score(fn) -> None:
     """Check ``fn(s_cond, s_uncond, scale)``: classifier-free guidance, s_u + scale (s_c - s_u)
     (notebook 09). Scale 0 must give s_u and scale 1 s_c.
 
-    Recognised mistakes: the scale applied around the conditional score (s_c + scale (s_c - s_u)), Ho &
-    Salimans' w used as the scale ((1 + scale) s_c - scale s_u), the difference the wrong way round, and
-    the unconditional score left out (scale s_c)."""
+    Recognised mistakes: Ho & Salimans' w used as the scale ((1 + scale) s_c - scale s_u, which starts
+    from the conditional score), the difference the wrong way round, the unconditional score left out
+    (scale s_c), and the direction alone (scale (s_c - s_u))."""
     gen = torch.Generator().manual_seed(9)
     s_c, s_u = (torch.randn(16, 2, generator=gen, dtype=torch.float64) for _ in range(2))
     for scale in (2.5, 0.0, 1.0):        # 2.5 first: there every catalogued mistake differs from the others
         want = s_u + scale * (s_c - s_u)
-        mistakes = [(s_c + scale * (s_c - s_u), "the guidance starts from the conditional score; it starts from the "
-                                                "unconditional one: s_u + scale (s_c - s_u), so scale 1 gives s_c"),
-                    ((1 + scale) * s_c - scale * s_u, "that is Ho & Salimans' form with w = scale; here scale = w + 1, "
-                                                      "so scale 1 must give s_c exactly"),
+        mistakes = [(s_c + scale * (s_c - s_u), "that is Ho & Salimans' (1 + w) s_c - w s_u with w = scale, i.e. it "
+                                                "starts from the conditional score; here scale = w + 1 and the guidance "
+                                                "starts from the unconditional one: s_u + scale (s_c - s_u)"),
                     (s_u + scale * (s_u - s_c), "the difference points the wrong way: guidance moves towards the "
                                                 "conditional score, s_c - s_u"),
-                    (scale * s_c, "the unconditional score is missing: s_u + scale (s_c - s_u)")]
+                    (scale * s_c, "the unconditional score is missing: s_u + scale (s_c - s_u)"),
+                    (scale * (s_c - s_u), "that is only the guidance direction (the implied classifier's gradient); "
+                                          "add it to the unconditional score")]
         mistakes = [(w, h) for w, h in mistakes if not torch.allclose(w, want)]   # at scale 0 or 1 some coincide
         _compare("guided_score", fn(s_c, s_u, scale), want, 1e-9, f"scale={scale}", mistakes=mistakes,
                  where=lambda i: f"row {i}")

@@ -69,8 +69,8 @@ def _ve(t, smin, smax, kind):
 
 # (check, a wrong answer as a student would write it, the words only its hint contains)
 CATALOGUE = [
-    ("check_guided_score", lambda c, u, g: c + g * (c - u), "starts from the conditional score"),
-    ("check_guided_score", lambda c, u, g: (1 + g) * c - g * u, "Ho & Salimans' form"),
+    ("check_guided_score", lambda c, u, g: (1 + g) * c - g * u, "Ho & Salimans'"),
+    ("check_guided_score", lambda c, u, g: g * (c - u), "only the guidance direction"),
     ("check_guided_score", lambda c, u, g: u + g * (u - c), "points the wrong way"),
     ("check_guided_score", lambda c, u, g: g * c, "unconditional score is missing"),
     ("check_replacement_step", lambda x, k, m, a, s, z: m * k + (1 - m) * x, "look like a sample at time t"),

@@ -28,6 +28,7 @@ __all__ = [
     "classifier_free_net",
     "inpaint",
     "repaint",
+    "repaint_schedule",
     "MixtureClassifier",
     "tilted_log_density",
     "grid_probabilities",
@@ -116,10 +117,31 @@ def _check_known(known, mask):
     return known, m.expand_as(known).to(known.device)
 
 
+def repaint_schedule(n_steps: int, resample: int = 1, jump: int = 1) -> list[int]:
+    """The order in which ``inpaint`` visits the time grid t_0 = 1 > t_1 > ... > t_N = eps, as grid indices:
+    down one step at a time, and after every ``jump`` steps (before the last) back up ``jump`` steps,
+    ``resample - 1`` times (RePaint's schedule, Lugmayr et al. 2022, section 4.2 and their code). With
+    resample = 1 it is 0, 1, ..., N. Introduced in notebooks/09_controllable_generation.ipynb."""
+    n_steps = _checks.count("n_steps", n_steps)
+    resample = _checks.count("resample", resample)
+    jump = _checks.count("jump", jump)
+    left = {k: resample - 1 for k in range(jump, n_steps, jump)}
+    seq, i = [0], 0
+    while i < n_steps:
+        i += 1
+        seq.append(i)
+        if left.get(i, 0) > 0:
+            left[i] -= 1
+            for _ in range(jump):
+                i -= 1
+                seq.append(i)
+    return seq
+
+
 @torch.no_grad()
 def inpaint(sde, score_fn, known: torch.Tensor, mask: torch.Tensor, n_steps: int, *, sampler: str = "pc",
-            snr: float = 0.16, resample: int = 1, eps: float = 1e-3, generator: torch.Generator | None = None,
-            progress: bool = False):
+            snr: float = 0.16, resample: int = 1, jump: int = 1, eps: float = 1e-3,
+            generator: torch.Generator | None = None, progress: bool = False):
     """Fill in the entries where ``mask == 0`` given ``known`` where ``mask == 1``, by the replacement
     method (Song et al. 2021, appendix I): run the reverse-time SDE, eq. (7), on the whole state, and after
     every step overwrite the known entries with a fresh forward-noised copy of their values,
@@ -128,12 +150,14 @@ def inpaint(sde, score_fn, known: torch.Tensor, mask: torch.Tensor, n_steps: int
     that was redrawn independently of them, and one reverse step is too little to correlate them with it
     (notebook 09 measures the bias against the exact conditional).
 
-    ``resample = U > 1`` is RePaint (Lugmayr et al. 2022, section 4.2): after each step (and replacement),
-    go back up one step with the forward kernel p(x_{t_k} | x_{t_{k+1}}) and redo the step, U times in all.
-    The unknown entries get U chances per noise level to agree with the known ones; as U grows the result
-    approaches the exact conditional (measured in notebook 09). Cost: n_steps * U steps. The resampling also
-    repeats each step's own discretisation error U times: on a coarse grid with the VP SDE (100 steps, U = 10)
-    the conditional comes out too narrow; use more steps there (tests/test_guidance.py measures both).
+    ``resample = U > 1`` is RePaint (Lugmayr et al. 2022, section 4.2): every ``jump`` steps, go back up
+    ``jump`` steps with the forward kernel p(x_{t_k} | x_{t_{k+1}}) and redo them, U times in all
+    (``repaint_schedule``). The unknown entries get U chances per noise level to agree with the known
+    ones; as U grows the result approaches the exact conditional. A longer ``jump`` lets the state move
+    back to noise levels where modes are still connected, which a choice between distant modes needs
+    (notebook 09 measures both). Cost: about n_steps * U steps. The resampling also repeats each step's
+    own discretisation error: on a coarse grid with the VP SDE (100 steps, U = 10) the conditional comes
+    out too narrow; use more steps there (tests/test_guidance.py measures both).
 
     Args:
         sde, score_fn: as for ``sg.samplers.euler_maruyama``.
@@ -141,7 +165,7 @@ def inpaint(sde, score_fn, known: torch.Tensor, mask: torch.Tensor, n_steps: int
         mask: 0/1 of known's shape or of one sample's shape (shared by the batch); 1 = known.
         n_steps: reverse steps from t = 1 to ``eps``.
         sampler: "pc" (one Langevin corrector at ``snr``, then Euler-Maruyama) or "em".
-        resample: U >= 1 (1: plain replacement).
+        resample: U >= 1 (1: plain replacement); jump: RePaint's jump length j >= 1.
         generator, progress: as for the samplers.
 
     Returns:
@@ -152,9 +176,8 @@ def inpaint(sde, score_fn, known: torch.Tensor, mask: torch.Tensor, n_steps: int
 
     _checks.check_callable("score_fn", score_fn)
     known, m = _check_known(known, mask)
-    n_steps = _checks.count("n_steps", n_steps)
-    resample = _checks.count("resample", resample)
     _checks.choice("sampler", sampler, {"pc", "em"})
+    schedule = repaint_schedule(n_steps, resample, jump)
     snr = _checks.positive("snr", snr)
     eps = _checks.positive("eps", eps)
     if eps >= 1:
@@ -172,24 +195,25 @@ def inpaint(sde, score_fn, known: torch.Tensor, mask: torch.Tensor, n_steps: int
 
     x = replace(sde.prior_sample(known.shape, generator=generator, device=known.device, dtype=known.dtype), 1.0)
     nfe = 0
-    for k in _checks.progress_steps(n_steps, progress, "inpainting" if resample == 1 else "RePaint"):
-        t0, t1 = ts[k], ts[k + 1]
-        last = k + 1 == n_steps
-        for u in range(resample):
-            # one reverse step of eq. (7) from t0 to t1: the samplers' own step
+    moves = list(zip(schedule[:-1], schedule[1:]))
+    for k in _checks.progress_steps(len(moves), progress, "inpainting" if resample == 1 else "RePaint"):
+        i, j = moves[k]
+        t0, t1 = ts[i], ts[j]
+        if j > i:          # one reverse step of eq. (7) from t0 down to t1 (the samplers' own step), then replace
+            last = j == n_steps
             x = reverse_step(sde, score_fn, x, t0, t1, sampler=sampler, snr=snr, last=last, generator=generator)
             nfe += 1 if sampler == "em" else 2
             x = known.clone().where(m, x) if last else replace(x, t1)
-            if u + 1 < resample and not last:   # RePaint: back up to t0 with the forward kernel, and redo the step
-                (a0, s0), (a1, s1) = coeffs(t0), coeffs(t1)
-                ratio = a0 / a1
-                x = ratio * x + math.sqrt(max(s0**2 - (ratio * s1) ** 2, 0.0)) * _checks.randn_like(x, generator)
+        else:              # RePaint: back up from t0 to t1 > t0 with the forward kernel
+            (a0, s0), (a1, s1) = coeffs(t0), coeffs(t1)
+            ratio = a1 / a0
+            x = ratio * x + math.sqrt(max(s1**2 - (ratio * s0) ** 2, 0.0)) * _checks.randn_like(x, generator)
     return torch.where(m, known, x), nfe
 
 
-def repaint(sde, score_fn, known, mask, n_steps: int, *, resample: int = 10, **kwargs):
-    """RePaint (Lugmayr et al. 2022): ``inpaint`` with ``resample`` forward-backward passes per step."""
-    return inpaint(sde, score_fn, known, mask, n_steps, resample=resample, **kwargs)
+def repaint(sde, score_fn, known, mask, n_steps: int, *, resample: int = 10, jump: int = 1, **kwargs):
+    """RePaint (Lugmayr et al. 2022): ``inpaint`` with ``resample`` passes over every ``jump`` steps."""
+    return inpaint(sde, score_fn, known, mask, n_steps, resample=resample, jump=jump, **kwargs)
 
 
 #: The MNIST inpainting masks of notebook 09 (1 = known pixel).

@@ -162,7 +162,9 @@ def test_inpainting_explorer_driven_by_values(mnist_models, shared_mnist):
     controls = {c.description: c for c in w.children[:-1]}
     assert set(controls) >= {"digit", "mask", "method"}
     r = w.result
-    assert r["method"] == "RePaint" and r["nfe"] == 50 * 5 and r["samples"].shape == r["known"].shape
+    seq = sg.guidance.repaint_schedule(50, 5)
+    down = sum(b > a for a, b in zip(seq, seq[1:]))          # 50 + 4 x 49 = 246 reverse steps, one evaluation each
+    assert r["method"] == "RePaint" and r["nfe"] == down == 246 and r["samples"].shape == r["known"].shape
     top = sg.guidance.make_mask("top").bool().expand_as(r["known"])
     assert torch.equal(r["samples"][top], r["known"][top].clamp(0, 1))        # the shown half is kept
     controls["method"].value = "replacement"

@@ -1,5 +1,5 @@
 """Real-browser tests: JupyterLab on 127.0.0.1 with a token, driven by Debian's Chromium through
-Playwright (system executable, no browser download). Notebooks 01, 04, 05 and 08 run top to bottom in
+Playwright (system executable, no browser download). Notebooks 01, 04, 05, 08 and 09 run top to bottom in
 quick mode with no error output; each widget's slider is moved twice and its figure must change.
 Screenshots go to test-artifacts/browser/ (not committed).
 
@@ -45,7 +45,7 @@ def _free_port():
 def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
     for name in ("01_scores_and_langevin.ipynb", "04_ncsn.ipynb", "05_annealed_langevin.ipynb",
-                 "08_fast_sampling.ipynb"):
+                 "08_fast_sampling.ipynb", "09_controllable_generation.ipynb"):
         shutil.copy(REPO / "notebooks" / name, root / name)
     port = _free_port()
     env = dict(os.environ, SCOREGEN_QUICK="1")
@@ -128,7 +128,8 @@ def _move_slider_and_wait(page, interact, before):
 
 
 @pytest.mark.parametrize("name, n_widgets", [("01_scores_and_langevin.ipynb", 1), ("04_ncsn.ipynb", 0),
-                                             ("05_annealed_langevin.ipynb", 2), ("08_fast_sampling.ipynb", 1)])
+                                             ("05_annealed_langevin.ipynb", 2), ("08_fast_sampling.ipynb", 1),
+                                             ("09_controllable_generation.ipynb", 2)])
 def test_notebook_runs_and_widgets_respond(lab, browser, name, n_widgets):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})

@@ -2,6 +2,8 @@
 quick mode (and, with ``--full``, in full mode) and writes the table of seconds per notebook, mode
 and device; with ``--json benchmarks/results/course_timings.json`` it also writes the file that the
 README's timing table is rendered from (``sg.results.course_timings_table``).
+``python -m scoregen_lite.course site [--out site/]`` builds the course website from the committed,
+executed notebooks (``sg.site.build_site``; needs the ``site`` extra).
 """
 from __future__ import annotations
 
@@ -80,7 +82,14 @@ def main(argv=None) -> int:
     t.add_argument("--out", default="course-timings.md")
     t.add_argument("--json", help="also write the rows, the device and the date as JSON (the README renders it)")
     t.add_argument("--write", action="store_true", help="with --full: write the full-mode outputs into the notebooks")
+    w = sub.add_parser("site", help="build the course website from the committed notebooks (no execution)")
+    w.add_argument("--out", default="site", help="output folder (replaced; ignored by git)")
     args = parser.parse_args(argv)
+    if args.command == "site":
+        from .site import build_site
+
+        build_site(args.out)
+        return 0
     notebooks = args.notebooks or sorted(str(p) for p in Path("notebooks").glob("*.ipynb"))
     if not notebooks:
         print("error: no notebooks given and none in ./notebooks; run from the repository root.", file=sys.stderr)

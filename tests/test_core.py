@@ -140,3 +140,17 @@ def test_course_timings_write_full_outputs(tmp_path):
     assert "".join(written["cells"][0]["outputs"][0]["text"]) == "mode 0\n" and written["cells"][0]["execution_count"] == 1
     rows = json.loads((tmp_path / "t.json").read_text())
     assert [r["mode"] for r in rows["rows"]] == ["quick", "full"] and "cores" in rows["device"]
+
+
+def test_licences_and_citation():
+    """The MIT licence pyproject declares, the content licence, and a valid CITATION.cff for this version."""
+    import yaml
+    from pathlib import Path
+
+    repo = Path(REPO)
+    assert (repo / "LICENSE").read_text().startswith("MIT License")
+    assert 'license = { text = "MIT" }' in (repo / "pyproject.toml").read_text()
+    assert "CC BY 4.0" in (repo / "LICENSE-CONTENT").read_text()
+    cff = yaml.safe_load((repo / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["version"] == sg.__version__ and cff["license"] == "MIT"
+    assert cff["title"].startswith("scoregen-lite") and cff["authors"] and cff["message"]

@@ -437,22 +437,15 @@ def noisy_classifier(images: torch.Tensor, labels: torch.Tensor, sde, *, n_steps
     settings) a ``NoisyClassifier`` on digits diffused to a random time t ~ U(eps, 1): cross-entropy on
     x(t) = alpha_t x + std_t z. Adam, cosine decay. Returns it in eval mode on ``device``.
     Introduced in notebooks/09_controllable_generation.ipynb."""
-    import hashlib
-    import os
-
     from tqdm.auto import tqdm
 
     from . import device as default_device
-    from .metrics import cache_dir
+    from .metrics import cache_path, save_to_cache
 
     device = torch.device(device) if device is not None else default_device()
     images = _checks.batch("images", images)
     n_steps = _checks.count("n_steps", n_steps)
-    h = hashlib.sha1()
-    h.update(images.detach().cpu().contiguous().numpy().tobytes())
-    h.update(labels.detach().cpu().contiguous().numpy().tobytes())
-    h.update(f"{sde!r}-{n_steps}-{batch_size}-{lr}-{eps}-{seed}-v1".encode())
-    path = cache_dir() / f"noisy_classifier_{h.hexdigest()[:16]}.pt"
+    path = cache_path("noisy_classifier", images, labels, f"{sde!r}-{n_steps}-{batch_size}-{lr}-{eps}-{seed}-v1")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = NoisyClassifier(sde)
@@ -477,10 +470,7 @@ def noisy_classifier(images: torch.Tensor, labels: torch.Tensor, sde, *, n_steps
         sched.step()
     net.eval()
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        torch.save(net.state_dict(), tmp)
-        os.replace(tmp, path)
+        save_to_cache(net, path)
     return net
 
 

@@ -18,7 +18,8 @@ from . import _checks
 
 __all__ = ["score_mse", "fisher_divergence", "score_error_map", "error_by_density", "energy_distance",
            "MNISTClassifier", "mnist_classifier", "frechet_distance", "class_histogram", "histogram_ok",
-           "evaluate_images", "accuracy", "moment_z", "energy_noise_floor", "cache_dir"]
+           "evaluate_images", "accuracy", "moment_z", "energy_noise_floor", "cache_dir", "cache_path",
+           "save_to_cache"]
 
 
 @torch.no_grad()
@@ -196,6 +197,26 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SCOREGEN_CACHE", Path.home() / ".cache" / "scoregen-lite")).expanduser()
 
 
+def cache_path(name: str, images: torch.Tensor, labels: torch.Tensor, settings: str) -> Path:
+    """``cache_dir() / f"{name}_{key}.pt"`` with a key hashing every image and label and the ``settings``
+    string: two datasets that differ in one digit, or two settings, never share a cache file. Used by
+    ``mnist_classifier`` and ``sg.guidance.noisy_classifier``."""
+    h = hashlib.sha1()
+    h.update(images.detach().cpu().contiguous().numpy().tobytes())
+    h.update(labels.detach().cpu().contiguous().numpy().tobytes())
+    h.update(f"{tuple(images.shape)}-{settings}".encode())
+    return cache_dir() / f"{name}_{h.hexdigest()[:16]}.pt"
+
+
+def save_to_cache(net: nn.Module, path: Path) -> None:
+    """Write ``net``'s weights to ``path`` atomically (a temporary file, then a rename): a run killed
+    half-way never leaves a truncated cache file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(net.state_dict(), tmp)
+    os.replace(tmp, path)
+
+
 def mnist_classifier(images: torch.Tensor, labels: torch.Tensor, *, epochs: int = 5, cache: bool = True,
                      device=None, seed: int = 0, progress: bool = False) -> MNISTClassifier:
     """Train (or load from the cache) the evaluation classifier on ``images`` (n, 1, 28, 28) in [0, 1].
@@ -211,12 +232,7 @@ def mnist_classifier(images: torch.Tensor, labels: torch.Tensor, *, epochs: int 
 
     device = torch.device(device) if device is not None else default_device()
     images = _checks.batch("images", images)
-    h = hashlib.sha1()  # every image and label: two datasets that differ in one digit never share a cache file
-    h.update(images.detach().cpu().contiguous().numpy().tobytes())
-    h.update(labels.detach().cpu().contiguous().numpy().tobytes())
-    h.update(f"{tuple(images.shape)}-{epochs}-{seed}-v2".encode())
-    key = h.hexdigest()[:16]
-    path = cache_dir() / f"mnist_classifier_{key}.pt"
+    path = cache_path("mnist_classifier", images, labels, f"{epochs}-{seed}-v2")
     with torch.random.fork_rng(devices=[]):  # seeded init; the caller's global RNG state is left alone
         torch.manual_seed(seed)
         net = MNISTClassifier()
@@ -239,10 +255,7 @@ def mnist_classifier(images: torch.Tensor, labels: torch.Tensor, *, epochs: int 
         opt.step()
     net.eval()
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        torch.save(net.state_dict(), tmp)
-        os.replace(tmp, path)
+        save_to_cache(net, path)
     return net
 
 

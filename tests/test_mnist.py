@@ -275,6 +275,29 @@ def test_cli_quick_train_sample_evaluate(tmp_path, shared_mnist, classifier_cach
     assert r.returncode == 2 and "train first" in r.stderr
 
 
+def test_cli_fast_samplers_guidance_and_inpainting(tmp_path, shared_mnist, classifier_cache):
+    """The notebook-08/09 command lines on the shipped checkpoints: --sampler edm/dpm, --label with --guidance,
+    inpaint with RePaint; and the errors a user meets first."""
+    env = dict(os.environ, SCOREGEN_DATA=str(shared_mnist.parent), SCOREGEN_CACHE=str(classifier_cache))
+    run = lambda *a: subprocess.run([sys.executable, "-m", "scoregen_lite", *a], env=env, capture_output=True,  # noqa: E731
+                                    text=True, timeout=600)
+    ckpt = sg.mnist.checkpoints_dir()
+    r = run("sample", "--checkpoint", str(ckpt / "mnist_ve.pt"), "--sampler", "edm", "--churn", "40", "--n", "4",
+            "--out", str(tmp_path / "edm"))
+    assert r.returncode == 0 and "35 evaluations" in r.stdout, r.stderr
+    r = run("sample", "--checkpoint", str(ckpt / "mnist_cond.pt"), "--label", "7", "--guidance", "2", "--sampler", "dpm",
+            "--steps", "10", "--n", "4", "--out", str(tmp_path / "seven"))
+    assert r.returncode == 0 and "10 evaluations" in r.stdout, r.stderr
+    assert np.load(tmp_path / "seven" / "samples.npy").shape == (4, 1, 28, 28)
+    r = run("inpaint", "--mask", "left", "--n", "4", "--steps", "10", "--resample", "3", "--out", str(tmp_path / "ip"))
+    assert r.returncode == 0 and "RePaint x3" in r.stdout and "classified as the original" in r.stdout, r.stderr
+    assert np.load(tmp_path / "ip" / "inpainted.npy").shape == (4, 1, 28, 28) and (tmp_path / "ip" / "inpainted.png").exists()
+    r = run("sample", "--checkpoint", str(ckpt / "mnist_ve.pt"), "--guidance", "2", "--out", str(tmp_path / "x"))
+    assert r.returncode == 2 and "guidance=2.0 needs a label" in r.stderr
+    r = run("sample", "--checkpoint", str(ckpt / "mnist_ve.pt"), "--sampler", "edm", "--steps", "1", "--out", str(tmp_path))
+    assert r.returncode == 2 and "n_steps=1" in r.stderr
+
+
 def test_cli_offline_message(tmp_path):
     env = dict(os.environ, SCOREGEN_DATA=str(tmp_path), SCOREGEN_QUICK="1")
     r = subprocess.run([sys.executable, "-c", "import scoregen_lite.data as d; d.MNIST_MIRRORS[:] = ['file:///nonexistent/'];"
@@ -292,6 +315,8 @@ def test_benchmark_script_runs_tiny(tmp_path, shared_mnist):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     res = json.loads((tmp_path / "mnist_gpu.json").read_text())
     assert res["ours"]["em"]["n"] == 200 and "Frechet distance" in (tmp_path / "mnist_gpu.txt").read_text()
+    assert res["ours"]["edm"]["nfe"] == 35 and res["ours"]["edm_churn"]["churn"] == 40.0 and res["ours"]["dpm"]["nfe"] == 20
+    assert "vs_em" in res["ours"]["edm_churn"] and "EDM Heun-18 + churn" in (tmp_path / "mnist_gpu.txt").read_text()
 
 
 def test_split_holds_out_last_digits_without_test_files(tmp_path):

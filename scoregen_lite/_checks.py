@@ -77,6 +77,22 @@ def batch(name: str, x) -> torch.Tensor:
     return x
 
 
+def eps(value) -> float:
+    """The smallest time of a reverse-time sampler: 0 < eps < 1."""
+    value = positive("eps", value)
+    if value >= 1:
+        raise ValueError(f"eps={value!r} is invalid: expected 0 < eps < 1 (the smallest time, e.g. 1e-3).")
+    return value
+
+
+def shape(name: str, value) -> tuple:
+    """A tensor shape to draw: an int or a tuple of positive ints, batch first; returned as a tuple."""
+    value = tuple(value) if not isinstance(value, int) else (value,)
+    if not value or any((not isinstance(s, int)) or s < 1 for s in value):
+        raise ValueError(f"{name}={value!r} is invalid: expected positive ints, batch first, e.g. (1000, 2).")
+    return value
+
+
 def choice(name: str, value, options) -> str:
     if value not in options:
         raise ValueError(f"{name}={value!r} is invalid: choose one of {sorted(options)}.")

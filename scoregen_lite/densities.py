@@ -314,8 +314,9 @@ class SDEMarginal:
         return x, terms, sol
 
     @staticmethod
-    def _common_time(t):
-        """The single time shared by every row (what the samplers pass), else None."""
+    def common_time(t):
+        """The single time shared by every row of a batch (what the samplers pass) as a float, else None.
+        Used to evaluate the marginal as one ``GaussianMixture`` (``at``) instead of per row."""
         if not isinstance(t, torch.Tensor):
             return float(t)
         if t.dim() == 0 or bool((t == t.reshape(-1)[0]).all()):
@@ -324,7 +325,7 @@ class SDEMarginal:
 
     def log_prob(self, x: torch.Tensor, t) -> torch.Tensor:
         """log p_t(x), shape (n,)."""
-        common = self._common_time(t)
+        common = self.common_time(t)
         if common is not None:
             return self.at(common).log_prob(x)
         x, terms, _ = self._terms(x, t)
@@ -332,7 +333,7 @@ class SDEMarginal:
 
     def score(self, x: torch.Tensor, t) -> torch.Tensor:
         """grad_x log p_t(x), shape (n, D): the exact time-dependent score."""
-        common = self._common_time(t)
+        common = self.common_time(t)
         if common is not None:
             return self.at(common).score(x)
         x, terms, sol = self._terms(x, t)

@@ -90,6 +90,8 @@ def _compare(name: str, got, want, atol: float, what: str, *, mistakes=(), where
     row = (lambda v: v[i]) if diff.dim() else (lambda v: v)
     detail = f"at {at}: expected {_fmt(row(want))}, got {_fmt(row(got))}"
     for wrong, hint in mistakes:
+        if wrong.shape == want.shape and torch.allclose(wrong.double(), want.double()):
+            continue   # on these inputs this mistake gives the right answer: it cannot be told apart here
         if wrong.shape == want.shape and torch.isfinite(got).all() and \
                 float((got.double() - wrong.double()).abs().max()) <= max(atol, 1e-6 * float(wrong.abs().max())):
             raise ExerciseFailed(f"{name}: {hint} ({detail}; {what}).")
@@ -421,7 +423,6 @@ def check_guided_score(fn) -> None:
                     (scale * s_c, "the unconditional score is missing: s_u + scale (s_c - s_u)"),
                     (scale * (s_c - s_u), "that is only the guidance direction (the implied classifier's gradient); "
                                           "add it to the unconditional score")]
-        mistakes = [(w, h) for w, h in mistakes if not torch.allclose(w, want)]   # at scale 0 or 1 some coincide
         _compare("guided_score", fn(s_c, s_u, scale), want, 1e-9, f"scale={scale}", mistakes=mistakes,
                  where=lambda i: f"row {i}")
     _passed("guided_score", "scales 0, 1 and 2.5")
@@ -447,7 +448,6 @@ def check_replacement_step(fn) -> None:
                     ((1 - mask) * noisy + mask * x, "the mask is the wrong way round: 1 marks a known entry"),
                     (mask * (alpha * known + std**2 * z) + (1 - mask) * x, "std_t^2 is the variance; the noise is "
                                                                            "std_t z")]
-        mistakes = [(w, h) for w, h in mistakes if not torch.allclose(w, want)]
         _compare("replacement_step", fn(x, known, mask, alpha, std, z), want, 1e-9,
                  f"alpha_t={alpha}, std_t={std}", mistakes=mistakes,
                  where=lambda i: f"entry {i} of the flattened batch")

@@ -37,6 +37,7 @@ __all__ = [
     "conditional",
     "MASKS",
     "make_mask",
+    "masked_view",
     "NoisyClassifier",
     "noisy_classifier",
     "noisy_accuracy",
@@ -179,36 +180,38 @@ def inpaint(sde, score_fn, known: torch.Tensor, mask: torch.Tensor, n_steps: int
     _checks.choice("sampler", sampler, {"pc", "em"})
     schedule = repaint_schedule(n_steps, resample, jump)
     snr = _checks.positive("snr", snr)
-    eps = _checks.positive("eps", eps)
-    if eps >= 1:
-        raise ValueError(f"eps={eps!r} is invalid: expected 0 < eps < 1.")
-    ts = torch.linspace(1.0, eps, n_steps + 1, dtype=torch.float64).tolist()
+    eps = _checks.eps(eps)
+    grid = torch.linspace(1.0, eps, n_steps + 1, dtype=torch.float64)
+    ts = grid.tolist()
+    alphas, stds = (v.tolist() for v in sde.marginal_coeffs(grid))   # the kernel at every grid time, once
 
-    def coeffs(t):
-        a, s = sde.marginal_coeffs(torch.tensor(t, dtype=torch.float64))
-        return float(a), float(s)
-
-    def replace(x, t):
-        a, s = coeffs(t)
-        noisy = a * known + s * _checks.randn_like(known, generator)
+    def replace(x, i):     # the known entries, forward-noised to grid time i
+        noisy = alphas[i] * known + stds[i] * _checks.randn_like(known, generator)
         return torch.where(m, noisy, x)
 
-    x = replace(sde.prior_sample(known.shape, generator=generator, device=known.device, dtype=known.dtype), 1.0)
+    x = replace(sde.prior_sample(known.shape, generator=generator, device=known.device, dtype=known.dtype), 0)
     nfe = 0
     moves = list(zip(schedule[:-1], schedule[1:]))
     for k in _checks.progress_steps(len(moves), progress, "inpainting" if resample == 1 else "RePaint"):
         i, j = moves[k]
-        t0, t1 = ts[i], ts[j]
-        if j > i:          # one reverse step of eq. (7) from t0 down to t1 (the samplers' own step), then replace
+        if j > i:          # one reverse step of eq. (7) from t_i down to t_j (the samplers' own step), then replace
             last = j == n_steps
-            x = reverse_step(sde, score_fn, x, t0, t1, sampler=sampler, snr=snr, last=last, generator=generator)
+            x = reverse_step(sde, score_fn, x, ts[i], ts[j], sampler=sampler, snr=snr, last=last, generator=generator)
             nfe += 1 if sampler == "em" else 2
-            x = known.clone().where(m, x) if last else replace(x, t1)
-        else:              # RePaint: back up from t0 to t1 > t0 with the forward kernel
-            (a0, s0), (a1, s1) = coeffs(t0), coeffs(t1)
-            ratio = a1 / a0
-            x = ratio * x + math.sqrt(max(s1**2 - (ratio * s0) ** 2, 0.0)) * _checks.randn_like(x, generator)
+            if not last:   # after the last step the known values themselves go in, below
+                x = replace(x, j)
+        else:              # RePaint: back up from t_i to t_j > t_i with the forward kernel
+            ratio = alphas[j] / alphas[i]
+            std = math.sqrt(max(stds[j] ** 2 - (ratio * stds[i]) ** 2, 0.0))
+            x = ratio * x + std * _checks.randn_like(x, generator)
     return torch.where(m, known, x), nfe
+
+
+def masked_view(known: torch.Tensor, mask: torch.Tensor, fill: float = 0.3) -> torch.Tensor:
+    """What an inpainting sampler is shown: ``known`` where ``mask == 1`` and a flat grey ``fill`` elsewhere
+    (for figures: the hidden part is visibly hidden, not black like the background)."""
+    mask = mask.to(known.device, known.dtype)
+    return known * mask + fill * (1 - mask)
 
 
 def repaint(sde, score_fn, known, mask, n_steps: int, *, resample: int = 10, jump: int = 1, **kwargs):
@@ -292,7 +295,7 @@ class MixtureClassifier:
 
     def probs(self, x: torch.Tensor, t) -> torch.Tensor:
         """p_t(y | x) for every class, shape (n, C)."""
-        common = SDEMarginal._common_time(t)
+        common = SDEMarginal.common_time(t)
         if common is None:
             raise ValueError("probs needs one time for the whole batch (a float or a constant tensor).")
         resp = self.marginal.at(common).responsibilities(x)

@@ -125,13 +125,11 @@ def _sample(net, sde, n, *, sampler, n_steps, batch_size, seed, device, out_dir=
             compile=False, timings=None, label=None, rho=7.0, churn=0.0, guidance=1.0, log=None):
     """Sample an already loaded network (shared by ``sample_model`` and ``evaluate_model``)."""
     gen = torch.Generator(device=device).manual_seed(seed)
-    score_fn = net
+    score_fn = net   # a class-conditional net called as net(x, t) uses its null label: the unconditional score
     if getattr(net, "n_classes", 0):
         if label is not None and not 0 <= int(label) < net.n_classes:
             raise ValueError(f"label={label!r} is invalid: expected a digit 0..{net.n_classes - 1}.")
-        if label is None:
-            score_fn = lambda x, t: net(x, t, net.null_label)  # noqa: E731
-        else:
+        if label is not None:
             from .guidance import classifier_free_net
 
             score_fn = classifier_free_net(net, int(label), guidance)
@@ -187,16 +185,12 @@ def inpaint_model(checkpoint, mask: str = "top", *, n: int = 16, n_steps: int = 
 
     device = torch.device(device) if device is not None else default_device()
     split = data_mod.mnist_split(root=root)
-    net, sde, _ = train.load_score_model(checkpoint, device=device)
-    if getattr(net, "n_classes", 0):
-        uncond = lambda x, t: net(x, t, net.null_label)  # noqa: E731
-    else:
-        uncond = net
+    net, sde, _ = train.load_score_model(checkpoint, device=device)   # net(x, t): unconditional either way
     known, labels = split.x_held[:n].to(device), split.y_held[:n]
     m = guidance.make_mask(mask, generator=torch.Generator().manual_seed(seed)).to(device)
     start = time.perf_counter()
     with torch.no_grad():
-        x, nfe = guidance.inpaint(sde, uncond, known, m, n_steps, sampler=sampler, resample=resample,
+        x, nfe = guidance.inpaint(sde, net, known, m, n_steps, sampler=sampler, resample=resample,
                                   generator=torch.Generator(device).manual_seed(seed))
     seconds = time.perf_counter() - start
     x = x.clamp(0, 1).cpu()
@@ -209,7 +203,7 @@ def inpaint_model(checkpoint, mask: str = "top", *, n: int = 16, n_steps: int = 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         np.save(out / "inpainted.npy", x.numpy())
-        shown = known.cpu() * m.cpu() + 0.3 * (1 - m.cpu())
+        shown = guidance.masked_view(known, m).cpu()
         plot.save_image_grid(torch.cat([known.cpu(), shown, x]), out / "inpainted.png", nrow=n)
     return result
 

@@ -118,9 +118,7 @@ class SDE:
 
     def prior_sample(self, shape, generator: torch.Generator | None = None, device=None, dtype=torch.float32):
         """x(T) ~ p_T = N(0, prior_std^2 I), the tractable prior the reverse samplers start from."""
-        shape = tuple(shape) if not isinstance(shape, int) else (shape,)
-        if not shape or any((not isinstance(s, int)) or s < 1 for s in shape):
-            raise ValueError(f"shape={shape!r} is invalid: expected positive ints, batch first, e.g. (1000, 2).")
+        shape = _checks.shape("shape", shape)
         return self.prior_std() * torch.randn(shape, generator=generator, device=device, dtype=dtype)
 
     def prior_log_prob(self, x: torch.Tensor) -> torch.Tensor:
@@ -151,6 +149,10 @@ class SDE:
         alpha, std = self.marginal_coeffs(t)
         return std / alpha
 
+    def max_noise_level(self) -> float:
+        """sigma_of_t(1), the largest noise level of the SDE (where the reverse samplers start)."""
+        return float(self.sigma_of_t(torch.tensor(1.0, dtype=torch.float64)))
+
     def t_of_sigma(self, sigma) -> torch.Tensor:
         """The inverse of ``sigma_of_t``: the time t in [0, 1] at which the noise level is sigma.
 
@@ -161,7 +163,7 @@ class SDE:
                              if not isinstance(sigma, torch.Tensor) else sigma)
         out_dtype = sig.dtype if isinstance(sigma, torch.Tensor) else torch.float32
         s64 = sig.double()
-        top = float(self.sigma_of_t(torch.tensor(1.0, dtype=torch.float64)))
+        top = self.max_noise_level()
         if (s64 < 0).any() or (s64 > top * (1 + 1e-6)).any():
             raise ValueError(f"sigma={_checks._show(sigma)} is outside [0, {top:.6g}], the noise levels of "
                              f"{self!r} (sigma_of_t(0) to sigma_of_t(1)); pass sigma_max <= {top:.6g}.")
@@ -300,8 +302,7 @@ def denoiser(sde: SDE, score_fn):
     Returns ``D(x, sigma)`` with x of shape (n, ...) and sigma a float or a tensor (n,) in
     (0, sigma_of_t(1)]. Introduced in notebooks/08_fast_sampling.ipynb; the EDM and DPM-Solver
     samplers of ``sg.samplers`` call it."""
-    if not callable(score_fn):
-        raise TypeError(f"score_fn={score_fn!r} must be callable: score_fn(x, t) -> a tensor of x's shape.")
+    _checks.check_callable("score_fn", score_fn)
 
     def D(x: torch.Tensor, sigma) -> torch.Tensor:
         if isinstance(sigma, torch.Tensor) and sigma.dim() == 1:

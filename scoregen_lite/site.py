@@ -88,15 +88,6 @@ def notebook_map(readme) -> dict:
     return rows
 
 
-def _is_widget_output(output) -> bool:
-    data = output.get("data", {})
-    if "application/vnd.jupyter.widget-view+json" in data:
-        return True
-    text = data.get("text/plain", "")
-    text = "".join(text) if isinstance(text, list) else text
-    return output.get("output_type") == "execute_result" and text.startswith("interactive(children=")
-
-
 def _nav(i: int, pages: list, title: str) -> str:
     stem = pages[i][0]
     prev = f'<a href="{pages[i - 1][0]}.html">&larr; {html.escape(pages[i - 1][1])}</a>' if i > 0 else ""
@@ -152,13 +143,11 @@ def build_site(out="site", *, course=None, log=print) -> dict:
                 cell.source = re.sub(r"\]\((\d\d_\w+)\.ipynb\)", r"](\1.html)", cell.source)
             if cell.cell_type != "code":
                 continue
-            note = nbformat.v4.new_output("display_data", data={
-                "text/html": _WIDGET_NOTE.format(nb=f"notebooks/{path.name}"), "text/plain": "widget"})
-            kept = [o for o in cell.get("outputs", []) if not _is_widget_output(o)]
-            if len(kept) < len(cell.get("outputs", [])) or re.search(r"sg\.widgets\.\w+_explorer\(", cell.source):
-                kept.append(note)        # the stored notebook keeps no widget view: it needs a live kernel
+            # a committed notebook stores no widget view (nbclean drops them): the explorer cell's output is empty
+            if re.search(r"sg\.widgets\.\w+_explorer\(", cell.source):
+                cell.outputs = list(cell.outputs) + [nbformat.v4.new_output("display_data", data={
+                    "text/html": _WIDGET_NOTE.format(nb=f"notebooks/{path.name}"), "text/plain": "widget"})]
                 n_widgets += 1
-            cell.outputs = kept
         title = pages[i][1]
         body, _ = exporter.from_notebook_node(nb, resources={
             "metadata": {"name": title}, "scoregen_css": _CSS, "scoregen_nav": _nav(i, pages, title)})

@@ -44,13 +44,6 @@ def _start(sde, shape, x_T, generator, device, dtype):
     return sde.prior_sample(shape, generator=generator, device=device, dtype=dtype)
 
 
-def _check_eps(eps):
-    eps = _checks.positive("eps", eps)
-    if eps >= 1:
-        raise ValueError(f"eps={eps!r} is invalid: expected 0 < eps < 1 (the smallest time, e.g. 1e-3).")
-    return eps
-
-
 def _tvec(x, t: float):
     return torch.full((x.shape[0],), t, device=x.device, dtype=x.dtype)
 
@@ -100,7 +93,7 @@ def euler_maruyama(sde, score_fn, shape, n_steps: int, eps: float = 1e-3, *, x_T
     """
     check_callable("score_fn", score_fn)
     n_steps = _checks.count("n_steps", n_steps)
-    eps = _check_eps(eps)
+    eps = _checks.eps(eps)
     x = _start(sde, shape, x_T, generator, device, dtype)
     ts = torch.linspace(1.0, eps, n_steps + 1, dtype=torch.float64).tolist()
     path = [x.clone()] if return_path else None
@@ -168,7 +161,7 @@ def predictor_corrector(sde, score_fn, shape, n_steps: int, snr: float = 0.16, n
     n_steps = _checks.count("n_steps", n_steps)
     n_corrector = _checks.count("n_corrector", n_corrector, minimum=0)
     snr = _checks.positive("snr", snr)
-    eps = _check_eps(eps)
+    eps = _checks.eps(eps)
     x = _start(sde, shape, x_T, generator, device, dtype)
     ts = torch.linspace(1.0, eps, n_steps + 1, dtype=torch.float64).tolist()
     for k in progress_steps(n_steps, progress, "predictor-corrector"):
@@ -251,7 +244,7 @@ def probability_flow_ode(sde, score_fn, shape, *, rtol: float = 1e-5, atol: floa
     Introduced in notebooks/06_sdes.ipynb.
     """
     check_callable("score_fn", score_fn)
-    eps = _check_eps(eps)
+    eps = _checks.eps(eps)
     x = _start(sde, shape, x_T, generator, device, dtype)
 
     def f(t, y):
@@ -277,7 +270,7 @@ def log_likelihood(sde, score_fn, x: torch.Tensor, *, rtol: float = 1e-5, atol: 
     """
     check_callable("score_fn", score_fn)
     x = _checks.batch("x", x)
-    eps = _check_eps(eps)
+    eps = _checks.eps(eps)
     _checks.choice("divergence", divergence, {"auto", "exact", "hutchinson"})
     n, shape = x.shape[0], x.shape
     d = x[0].numel()
@@ -325,8 +318,8 @@ def sigma_schedule(sde, n_steps: int, *, rho: float = 7.0, sigma_min: float | No
     sigma_of_t(eps), the smallest level a network trained on t in [eps, 1] has seen), with
     sigma_N = 0 appended: float64, length n_steps + 1. Raises ValueError, before any work, for
     levels outside the SDE's range. Introduced in notebooks/08_fast_sampling.ipynb."""
-    eps = _check_eps(eps)
-    top = float(sde.sigma_of_t(torch.tensor(1.0, dtype=torch.float64)))
+    eps = _checks.eps(eps)
+    top = sde.max_noise_level()
     smax = top if sigma_max is None else _checks.positive("sigma_max", sigma_max)
     smin = float(sde.sigma_of_t(torch.tensor(eps, dtype=torch.float64))) if sigma_min is None \
         else _checks.positive("sigma_min", sigma_min)
@@ -340,10 +333,7 @@ def sigma_schedule(sde, n_steps: int, *, rho: float = 7.0, sigma_min: float | No
 def _sigma_start(sigmas, shape, noise, generator, device, dtype):
     """x at sigma_max: sigma_max * noise, noise ~ N(0, I) (or the given ``noise``, e.g. fixed for a widget)."""
     if noise is None:
-        shape = tuple(shape) if not isinstance(shape, int) else (shape,)
-        if not shape or any((not isinstance(s, int)) or s < 1 for s in shape):
-            raise ValueError(f"shape={shape!r} is invalid: expected positive ints, batch first, e.g. (1000, 2).")
-        noise = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+        noise = torch.randn(_checks.shape("shape", shape), generator=generator, device=device, dtype=dtype)
     else:
         noise = _checks.batch("noise", noise)
     return float(sigmas[0]) * noise
@@ -395,7 +385,7 @@ def edm_sampler(sde, score_fn, shape, n_steps: int = 18, *, rho: float = 7.0, si
     if not (isinstance(s_tmax, (int, float)) and s_tmax > s_tmin):
         raise ValueError(f"s_tmax={s_tmax!r} must be a number larger than s_tmin={s_tmin!r} (float('inf') for all levels).")
     sigmas = sigma_schedule(sde, n_steps, rho=rho, sigma_min=sigma_min, sigma_max=sigma_max)
-    top = float(sde.sigma_of_t(torch.tensor(1.0, dtype=torch.float64)))
+    top = sde.max_noise_level()
     D = denoiser(sde, score_fn)
     x = _sigma_start(sigmas, shape, noise, generator, device, dtype)
     n = len(sigmas) - 1

@@ -439,6 +439,21 @@ def sde_explorer(nets: dict | None = None, target: str = "ring of 8", n_samples:
     )
 
 
+def _digit_noise(seed: int) -> torch.Tensor:
+    """The fixed N(0, I) start of the MNIST widgets: 16 digits, so a change of settings is all that changes."""
+    return torch.randn((16, 1, 28, 28), generator=torch.Generator().manual_seed(seed))
+
+
+def _timed_digits(net, draw):
+    """Run ``draw(device) -> (x, nfe)`` on ``net``'s device without gradients; return the digits on the CPU
+    in [0, 1], nfe and the seconds it took."""
+    device = next(net.parameters()).device if hasattr(net, "parameters") else torch.device("cpu")
+    start = time.perf_counter()
+    with torch.no_grad():
+        x, nfe = draw(device)
+    return x.float().cpu().clamp(0, 1), nfe, time.perf_counter() - start
+
+
 def fast_sampling_view(net, sde, n_steps: int = 18, sigma_max: float = 9.0, sigma_min: float = 0.03, rho: float = 7.0,
                        churn: float = 0.0, solver: str = "heun", noise: torch.Tensor | None = None, seed: int = 0):
     """A sampling schedule on MNIST: the schedule and the digits it gives, from fixed noise.
@@ -455,20 +470,17 @@ def fast_sampling_view(net, sde, n_steps: int = 18, sigma_max: float = 9.0, sigm
     """
     _checks.choice("solver", solver, {"heun", "euler", "dpm"})
     sig = schedules.karras_sigmas(sigma_max, sigma_min, n_steps, rho=rho, dtype=torch.float64)  # checks first
-    if noise is None:
-        noise = torch.randn((16, 1, 28, 28), generator=torch.Generator().manual_seed(seed))
-    device = next(net.parameters()).device if hasattr(net, "parameters") else noise.device
-    start = time.perf_counter()
-    with torch.no_grad():
+    noise = _digit_noise(seed) if noise is None else noise
+
+    def draw(device):
         if solver == "dpm":
-            x, nfe = samplers.dpm_solver_2m(sde, net, None, n_steps, rho=rho, sigma_min=sigma_min, sigma_max=sigma_max,
-                                            noise=noise.to(device))
-        else:
-            x, nfe = samplers.edm_sampler(sde, net, None, n_steps, rho=rho, sigma_min=sigma_min, sigma_max=sigma_max,
-                                          churn=churn, solver=solver, noise=noise.to(device),
-                                          generator=torch.Generator(device).manual_seed(seed))
-    seconds = time.perf_counter() - start
-    x = x.float().cpu().clamp(0, 1)
+            return samplers.dpm_solver_2m(sde, net, None, n_steps, rho=rho, sigma_min=sigma_min, sigma_max=sigma_max,
+                                          noise=noise.to(device))
+        return samplers.edm_sampler(sde, net, None, n_steps, rho=rho, sigma_min=sigma_min, sigma_max=sigma_max,
+                                    churn=churn, solver=solver, noise=noise.to(device),
+                                    generator=torch.Generator(device).manual_seed(seed))
+
+    x, nfe, seconds = _timed_digits(net, draw)
 
     fig, (ax, ax_img) = plt.subplots(1, 2, figsize=(8.6, 3.6), gridspec_kw={"width_ratios": [1.25, 1]})
     i = range(len(sig))
@@ -490,8 +502,8 @@ def fast_sampling_view(net, sde, n_steps: int = 18, sigma_max: float = 9.0, sigm
 def fast_sampling_explorer(net, sde, seed: int = 0) -> W.interactive:
     """Sliders for ``fast_sampling_view``: N, sigma_max, sigma_min, rho, churn and the solver, on 16 digits
     from fixed noise (notebook 08)."""
-    top = float(sde.sigma_of_t(1.0))
-    noise = torch.randn((16, 1, 28, 28), generator=torch.Generator().manual_seed(seed))
+    top = sde.max_noise_level()
+    noise = _digit_noise(seed)
     return interactive_view(
         fast_sampling_view,
         n_steps=W.IntSlider(value=18, min=2, max=60, description="N", continuous_update=False),
@@ -518,15 +530,9 @@ def guidance_view(net, sde, digit: int = 7, scale: float = 2.0, n_steps: int = 1
     from . import guidance
 
     score = guidance.classifier_free_net(net, digit, scale)     # checks the digit and the scale first
-    if noise is None:
-        noise = torch.randn((16, 1, 28, 28), generator=torch.Generator().manual_seed(seed))
-    device = next(net.parameters()).device
-    start = time.perf_counter()
-    with torch.no_grad():
-        x, nfe = samplers.edm_sampler(sde, score, None, n_steps, churn=churn, noise=noise.to(device),
-                                      generator=torch.Generator(device).manual_seed(seed))
-    seconds = time.perf_counter() - start
-    x = x.float().cpu().clamp(0, 1)
+    noise = _digit_noise(seed) if noise is None else noise
+    x, nfe, seconds = _timed_digits(net, lambda device: samplers.edm_sampler(
+        sde, score, None, n_steps, churn=churn, noise=noise.to(device), generator=torch.Generator(device).manual_seed(seed)))
     acc = metrics.accuracy(classifier, x, torch.full((len(x),), digit)) if classifier is not None else None
     fig, ax = plt.subplots(figsize=(3.6, 3.9))
     plot.image_grid(ax, x, nrow=4)
@@ -538,7 +544,7 @@ def guidance_view(net, sde, digit: int = 7, scale: float = 2.0, n_steps: int = 1
 
 def guidance_explorer(net, sde, classifier=None, seed: int = 0) -> W.interactive:
     """Sliders for ``guidance_view``: digit, guidance scale and sampler levels (notebook 09)."""
-    noise = torch.randn((16, 1, 28, 28), generator=torch.Generator().manual_seed(seed))
+    noise = _digit_noise(seed)
     return interactive_view(
         guidance_view,
         digit=W.IntSlider(value=7, min=0, max=9, description="digit", continuous_update=False),
@@ -567,16 +573,11 @@ def inpainting_view(net, sde, images: torch.Tensor, labels: torch.Tensor, digit:
     if len(idx) == 0:
         raise ValueError(f"digit={digit!r}: no image with that label among the {len(labels)} given.")
     known = images[idx]
-    device = next(net.parameters()).device
-    start = time.perf_counter()
-    with torch.no_grad():
-        x, nfe = guidance.inpaint(sde, net, known.to(device), m.to(device), n_steps, sampler="em",
-                                  resample=resample if method == "RePaint" else 1,
-                                  generator=torch.Generator(device).manual_seed(seed))
-    seconds = time.perf_counter() - start
-    x = x.float().cpu().clamp(0, 1)
+    x, nfe, seconds = _timed_digits(net, lambda device: guidance.inpaint(
+        sde, net, known.to(device), m.to(device), n_steps, sampler="em", resample=resample if method == "RePaint" else 1,
+        generator=torch.Generator(device).manual_seed(seed)))
     acc = metrics.accuracy(classifier, x, labels[idx]) if classifier is not None else None
-    shown = known * m + 0.3 * (1 - m)
+    shown = guidance.masked_view(known, m)
     fig, ax = plt.subplots(figsize=(6.4, 2.9))
     plot.image_grid(ax, torch.cat([known, shown, x]), nrow=len(idx))
     read = f"; {acc:.0%} read as the original" if acc is not None else ""

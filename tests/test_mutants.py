@@ -96,7 +96,7 @@ MUTANTS = [
      "        return cond_score_fn(x, t) + scale * (cond_score_fn(x, t) - s_u)",
      "tests/test_guidance.py::test_guided_score_arithmetic"),
     ("guidance-repaint-backup-without-noise", "guidance.py",
-     "            x = ratio * x + math.sqrt(max(s1**2 - (ratio * s0) ** 2, 0.0)) * _checks.randn_like(x, generator)",
+     "            x = ratio * x + std * _checks.randn_like(x, generator)",
      "            x = ratio * x",
      "tests/test_guidance.py::test_inpainting_against_the_exact_conditional"),
     ("guidance-classifier-grad-sign", "guidance.py",

@@ -110,7 +110,7 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-from . import densities, samplers, mcmc, solvers, plot, nets, losses, train, metrics, schedules, sde, guidance  # noqa: E402,E501
+from . import densities, samplers, mcmc, solvers, plot, nets, losses, train, metrics, schedules, sde, guidance, recipes  # noqa: E402,E501
 
 # Loaded on first use (``sg.exercises``, ``sg.data``, ``sg.mnist``, ``sg.widgets``) so that
 # ``python -m scoregen_lite.exercises`` runs without importing the module twice, and the package
@@ -161,6 +161,7 @@ __all__ = [
     "mcmc",
     "solvers",
     "guidance",
+    "recipes",
     "data",
     "mnist",
     "results",

@@ -26,6 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--conditional", action="store_true",
                    help="class-conditional network (label dropout 0.1, for classifier-free guidance)")
     t.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], help="default: chosen by the device")
+    t.add_argument("--recipe", choices=["song", "edm-precond", "edm", "likelihood"],
+                   help="training recipe of sg.recipes.RECIPES (notebook 10); default: the config's own")
     t.add_argument("--steps", type=int, help="number of training steps")
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float, help="default: 1e-4 * sqrt(batch_size / 32)")
@@ -95,6 +97,8 @@ def main(argv=None) -> int:
                                       n_steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                       time_budget_s=args.time_budget, compile=False if args.no_compile else None,
                                       precision=args.precision)
+            if args.recipe:
+                config = config.with_recipe(args.recipe)
             command = "python -m scoregen_lite " + " ".join(raw)
             _, _, info = mnist.train_model(args.out, config, root=args.root, device=args.device,
                                            resume=not args.no_resume, limit=args.limit, command=command)

@@ -361,15 +361,18 @@ def conditional(mixture: GaussianMixture, known_dims, value) -> GaussianMixture:
     """The exact conditional p(x_u | x_k = value) of a Gaussian mixture, a mixture over the unknown
     dimensions: component j keeps mean mu_u + S_uk S_kk^{-1} (value - mu_k) and covariance
     S_uu - S_uk S_kk^{-1} S_ku, and its weight becomes proportional to w_j N(value; mu_k, S_kk).
-    ``known_dims``: the indices of x_k; ``value``: their values, shape (len(known_dims),)."""
+    ``known_dims``: the indices of x_k, in any order; ``value``: their values in the same order, shape
+    (len(known_dims),). The unknown dimensions come out in increasing order."""
     d = mixture.dim
-    known = sorted(int(i) for i in known_dims)
-    if not known or len(set(known)) != len(known) or not all(0 <= i < d for i in known) or len(known) == d:
+    given = [int(i) for i in known_dims]
+    if not given or len(set(given)) != len(given) or not all(0 <= i < d for i in given) or len(given) == d:
         raise ValueError(f"known_dims={known_dims!r} is invalid: expected distinct indices in 0..{d - 1}, not all.")
-    unknown = [i for i in range(d) if i not in known]
     v = torch.as_tensor(value, dtype=torch.float64).reshape(-1)
-    if len(v) != len(known):
-        raise ValueError(f"value has {len(v)} entries; expected one per known dimension ({len(known)}).")
+    if len(v) != len(given):
+        raise ValueError(f"value has {len(v)} entries; expected one per known dimension ({len(given)}).")
+    order = sorted(range(len(given)), key=given.__getitem__)   # sort the indices and their values together
+    known, v = [given[i] for i in order], v[order]
+    unknown = [i for i in range(d) if i not in known]
     means, covs, w = mixture.means.double(), mixture.covs.double(), mixture.weights.double()
     ku, kk = torch.tensor(unknown), torch.tensor(known)
     s_kk = covs[:, kk][:, :, kk]

@@ -192,11 +192,20 @@ class ScoreUNet(nn.Module):
             entries, the last being the null label, added to the time embedding, so one network gives
             conditional and unconditional scores (trained with label dropout; Ho & Salimans 2022,
             classifier-free guidance, section 3.2).
+        precond: ``"none"`` (the layers above see x(t) and t, the output is divided by std_t) or
+            ``"edm"`` (EDM's preconditioning, ``sg.recipes.precondition``: the layers see c_in x(t) / alpha_t
+            and c_noise = ln(sigma) / 4, and the score comes from the denoiser; notebook 10).
+        sigma_data: the data's std assumed by ``"edm"``.
     """
 
     def __init__(self, sde, channels=(32, 64, 128, 256), embed_dim: int = 256, scale: float = 30.0,
-                 n_classes: int = 0):
+                 n_classes: int = 0, precond: str = "none", sigma_data: float = 0.5):
         super().__init__()
+        from .recipes import PRECONDITIONINGS
+
+        if precond not in PRECONDITIONINGS:
+            raise ValueError(f"precond={precond!r} is invalid: expected one of {PRECONDITIONINGS}.")
+        self.precond, self.sigma_data = precond, _checks.positive("sigma_data", sigma_data)
         if len(channels) != 4 or any((not isinstance(c, int)) or c < 4 for c in channels):
             raise ValueError(f"channels={channels!r} is invalid: expected four ints >= 4, e.g. (32, 64, 128, 256).")
         embed_dim = _checks.count("embed_dim", embed_dim, minimum=2)
@@ -239,16 +248,28 @@ class ScoreUNet(nn.Module):
         t = torch.as_tensor(t, device=x.device, dtype=torch.float32)
         if t.dim() == 0:
             t = t.expand(x.shape[0])
-        emb = self.embed(t)
         if self.label_embed is not None:
             y = self.null_label if y is None else y
             y = torch.as_tensor(y, device=x.device, dtype=torch.long)
             if y.dim() == 0:
                 y = y.expand(x.shape[0])
-            emb = emb + self.label_embed(y)
         elif y is not None:
             raise ValueError("this ScoreUNet is unconditional (n_classes=0); call it as net(x, t), or use a "
                              "class-conditional checkpoint (train-mnist --conditional).")
+        if self.precond == "none":
+            h = self._body(x, t, y)
+            return h / self.sde.marginal_coeffs(t, check=False)[1].to(h.dtype)[:, None, None, None]   # divide by std_t (unchecked: no sync)
+        from .recipes import precondition
+
+        alpha, std = self.sde.marginal_coeffs(t, check=False)
+        return precondition(self.precond, lambda x_in, c_noise: self._body(x_in, c_noise, y), x, alpha.to(x.dtype),
+                            std.to(x.dtype), t, self.sigma_data)
+
+    def _body(self, x: torch.Tensor, c_noise: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """The raw network F(x_in, c_noise): the U-Net of the class docstring, before any output scaling."""
+        emb = self.embed(c_noise)
+        if self.label_embed is not None:
+            emb = emb + self.label_embed(y)
         emb = self.act(emb)
         h1 = self._block(self.conv1(x), 0, emb)
         h2 = self._block(self.conv2(h1), 1, emb)
@@ -257,5 +278,4 @@ class ScoreUNet(nn.Module):
         h = self._block(self.tconv4(h4), 4, emb)
         h = self._block(self.tconv3(torch.cat([h, h3], dim=1)), 5, emb)
         h = self._block(self.tconv2(torch.cat([h, h2], dim=1)), 6, emb)
-        h = self.tconv1(torch.cat([h, h1], dim=1))
-        return h / self.sde.marginal_coeffs(t, check=False)[1].to(h.dtype)[:, None, None, None]   # divide by std_t (unchecked: no sync)
+        return self.tconv1(torch.cat([h, h1], dim=1))

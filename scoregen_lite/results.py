@@ -17,7 +17,7 @@ import re
 import sys
 from pathlib import Path
 
-__all__ = ["results_dir", "gpu_benchmark_table", "cpu_benchmark_table", "fast_sampling_table", "course_timings_table",
+__all__ = ["results_dir", "gpu_benchmark_table", "cpu_benchmark_table", "fast_sampling_table", "recipes_table", "course_timings_table",
            "checkpoints_table", "TABLES", "render_readme", "main"]
 
 
@@ -135,6 +135,41 @@ def fast_sampling_table(folder=None) -> str:
     return "\n".join(out) + "\n"
 
 
+def recipes_table(source=None) -> str:
+    """Markdown table of the training recipes at equal CPU time (``benchmarks/recipes_cpu.py``): per recipe its
+    choices, steps and images/s, the Frechet distance to the held-out digits for each sampler and the held-out
+    bits/dim beside its floor; one block per committed run (``recipes_cpu*.json``), or for the result dict
+    ``source``. Introduced in notebooks/10_training_recipes.ipynb."""
+    if isinstance(source, dict):
+        runs = [("this run", source)]
+    else:
+        folder = Path(source) if source else results_dir()
+        paths = sorted(folder.glob("recipes_cpu*.json"))
+        if not paths:
+            raise FileNotFoundError(f"no recipe results (recipes_cpu*.json) in {folder}; run benchmarks/recipes_cpu.py.")
+        runs = [(f"`{p.stem}`", json.loads(p.read_text())) for p in paths]
+    out = []
+    for label, r in runs:
+        first = next(iter(r["recipes"].values()), {})
+        samplers = [k for k, v in first.items() if isinstance(v, dict) and "frechet" in v]
+        out += [f"{label}: {_fmt(r['budget_s'], '.0f')} s of training per recipe on {r['device']}; Frechet distance of "
+                f"{r['n_samples']:,} samples to the {r['n_heldout']} held-out digits (training digits score "
+                f"{_fmt(r.get('frechet_train_vs_heldout'), '.1f')}); bits/dim of held-out digits.", "",
+                "| recipe | precond | noise levels | weighting | steps | images/s | "
+                + " | ".join(f"FD {s}" for s in samplers) + " | bits/dim (floor) |",
+                "| --- " * (7 + len(samplers)) + "|"]
+        for name, row in r["recipes"].items():
+            rc = row["recipe"]
+            out.append(f"| {name} | {rc['precond']} | {rc['noise']} | {rc['weighting']} | {row['train']['steps']:,} | "
+                       f"{row['train']['images_per_s']:,.0f} | "
+                       + " | ".join(_fmt(row[s]["frechet"], ".1f") for s in samplers)
+                       + f" | {_fmt(row.get('bits_per_dim'), '.2f')} ({_fmt(row.get('bits_floor'), '.2f')}) |")
+        out.append("")
+    if not isinstance(source, dict):
+        out.append("Source: " + ", ".join(f"`benchmarks/results/{p.name}`" for p in paths) + ".")
+    return "\n".join(out) + "\n"
+
+
 def course_timings_table(folder=None) -> str:
     """Markdown table of the committed course timings (``python -m scoregen_lite.course timings``)."""
     folder = Path(folder) if folder else results_dir()
@@ -177,7 +212,7 @@ def checkpoints_table(folder=None) -> str:
 
 #: README block name -> the function that renders it.
 TABLES = {"gpu-benchmark": gpu_benchmark_table, "cpu-benchmark": cpu_benchmark_table,
-          "fast-sampling": fast_sampling_table,
+          "fast-sampling": fast_sampling_table, "recipes": recipes_table,
           "course-timings": course_timings_table, "checkpoints": checkpoints_table}
 
 

@@ -272,8 +272,19 @@ class ImageConfig:
     newer, float16 with a gradient scaler on older CUDA GPUs, float32 on MPS and the CPU);
     ``precision`` forces one ("bf16", "fp16", "fp32"). ``n_classes > 0`` trains a class-conditional
     network (labels required) whose labels are replaced by the null label with probability
-    ``label_dropout`` (classifier-free guidance, Ho & Salimans 2022).
+    ``label_dropout`` (classifier-free guidance, Ho & Salimans 2022). ``precond``, ``noise``,
+    ``weighting``, ``sigma_data``, ``p_mean``, ``p_std``: the training recipe (``sg.recipes``, notebook 10;
+    the defaults are eq. (8) as before: no preconditioning, t ~ U(eps, 1), lambda = std_t^2).
     """
+
+    def with_recipe(self, name: str) -> "ImageConfig":
+        """This config with a named recipe of ``sg.recipes.RECIPES`` (its precond, noise and weighting)."""
+        from .recipes import RECIPES
+
+        if name not in RECIPES:
+            raise ValueError(f"recipe={name!r} is unknown; expected one of {sorted(RECIPES)}.")
+        precond, noise, weighting = RECIPES[name]
+        return replace(self, precond=precond, noise=noise, weighting=weighting)
 
     sde_sigma: float = 25.0                 # VE SDE of Song's tutorial, dx = sigma^t dw
     channels: tuple = (32, 64, 128, 256)
@@ -293,6 +304,13 @@ class ImageConfig:
     n_classes: int = 0
     label_dropout: float = 0.1
     precision: str = "auto"
+    # the training recipe (sg.recipes, notebook 10): preconditioning, noise levels, loss weighting
+    precond: str = "none"
+    noise: str = "uniform"
+    weighting: str = "sigma2"
+    sigma_data: float = 0.5
+    p_mean: float = -1.2
+    p_std: float = 1.2
 
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else 1e-4 * math.sqrt(self.batch_size / 32)
@@ -329,7 +347,7 @@ def make_unet(config: ImageConfig, sde=None) -> nn.Module:
 
     torch.manual_seed(config.seed)
     return ScoreUNet(sde or make_sde(config), channels=tuple(config.channels), embed_dim=config.embed_dim,
-                     n_classes=config.n_classes)
+                     n_classes=config.n_classes, precond=config.precond, sigma_data=config.sigma_data)
 
 
 def save_checkpoint(path, **state) -> Path:
@@ -382,7 +400,8 @@ def _maybe_compile(net, config, device, log):
 def train_images(data: torch.Tensor, config: ImageConfig = FAST, *, labels: torch.Tensor | None = None,
                  checkpoint: str | Path | None = None, resume: bool = True, device=None, progress: bool = True,
                  log=print, stop_after: int | None = None, meta: dict | None = None):
-    """Train a ``ScoreUNet`` with eq. (8) on images (n, 1, 28, 28) in [0, 1].
+    """Train a ``ScoreUNet`` with eq. (8) on images (n, 1, 28, 28) in [0, 1], with the config's recipe
+    (``sg.recipes.recipe_loss``: preconditioning, noise levels, weighting; notebook 10).
 
     Fast on a GPU: the whole dataset sits on the device (batches are indexed there), bfloat16
     autocast and ``torch.compile`` when available (a clean eager fallback otherwise), fused Adam,
@@ -399,9 +418,10 @@ def train_images(data: torch.Tensor, config: ImageConfig = FAST, *, labels: torc
     Introduced in notebooks/07_mnist_score_sde.ipynb; used by the CLI and benchmarks/mnist_gpu.py.
     """
     from . import device as default_device, precision as default_precision
-    from .losses import sde_dsm
+    from .recipes import ImportanceSampler, check_recipe, recipe_loss
 
     data = _checks.batch("data", data)
+    check_recipe(config.precond, config.noise, config.weighting)
     if data.dim() != 4 or data.shape[1:] != (1, 28, 28):
         raise ValueError(f"data has shape {tuple(data.shape)}; expected (n, 1, 28, 28) images in [0, 1].")
     if config.n_classes:
@@ -417,6 +437,7 @@ def train_images(data: torch.Tensor, config: ImageConfig = FAST, *, labels: torc
         amp_dtype, why = torch.float32, "fp32 (amp=False in the config)"
     log(f"precision: {why}")
     sde = make_sde(config)
+    importance = ImportanceSampler(sde, config.eps) if config.noise == "importance" else None
     net = make_unet(config, sde).to(device)
     lr = config.learning_rate()
     fused = device.type == "cuda"
@@ -454,8 +475,10 @@ def train_images(data: torch.Tensor, config: ImageConfig = FAST, *, labels: torc
             drop = torch.rand(y.shape, generator=gen, device=device) < config.label_dropout
             y = torch.where(drop, torch.full_like(y, config.n_classes), y)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-            return sde_dsm(lambda x, t: model(x, t, y).float() if y is not None else model(x, t).float(),
-                           batch, sde, config.eps, gen, check=False)
+            return recipe_loss(lambda x, t: model(x, t, y).float() if y is not None else model(x, t).float(),
+                               batch, sde, noise=config.noise, weighting=config.weighting, eps=config.eps,
+                               generator=gen, sigma_data=config.sigma_data, p_mean=config.p_mean,
+                               p_std=config.p_std, importance=importance, check=False)
 
     start = time.perf_counter()  # wall time includes compilation
     if compiled:  # compilation happens at the first call: fall back to eager if it fails there

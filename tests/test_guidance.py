@@ -86,6 +86,34 @@ def test_exact_conditional_of_a_mixture():
         sg.guidance.conditional(mix, [0, 1], [0.0, 0.0])
 
 
+@pytest.mark.parametrize("dim,known", [(3, [0, 2]), (3, [2, 0]), (5, [4, 1, 3]), (5, [1, 3, 4]), (5, [3, 0])])
+def test_conditional_in_higher_dimensions_any_order(dim, known):
+    """Several known coordinates, given in any order: the closed-form Gaussian conditional
+    mu_u + S_uk S_kk^-1 (v - mu_k), S_uu - S_uk S_kk^-1 S_ku, computed here by hand with numpy-style indexing."""
+    gen = torch.Generator().manual_seed(dim)
+    a = torch.randn(dim, dim, generator=gen, dtype=torch.float64)
+    cov = a @ a.T + 0.5 * torch.eye(dim, dtype=torch.float64)
+    mu = torch.randn(dim, generator=gen, dtype=torch.float64)
+    value = torch.linspace(-2.0, 1.0, len(known), dtype=torch.float64)   # value[i] belongs to known[i]
+    c = sg.guidance.conditional(sg.densities.Gaussian(mu, cov), known, value)
+    unknown = [i for i in range(dim) if i not in known]
+    k, u = torch.tensor(known), torch.tensor(unknown)
+    s_kk, s_uk = cov[k][:, k], cov[u][:, k]
+    mean = mu[u] + s_uk @ torch.linalg.solve(s_kk, value - mu[k])
+    var = cov[u][:, u] - s_uk @ torch.linalg.solve(s_kk, s_uk.T)
+    torch.testing.assert_close(c.means[0].double(), mean, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(c.covs[0].double(), var, rtol=1e-5, atol=1e-5)
+
+
+def test_conditional_mixture_weights_follow_the_evidence_in_any_order():
+    """Two separated 3D components; x0 = 3, x2 = -3 is the second's evidence whichever order it is given in."""
+    mix = sg.densities.GaussianMixture(torch.tensor([0.5, 0.5]), torch.tensor([[-3.0, 0.0, 3.0], [3.0, 0.0, -3.0]]),
+                                       torch.ones(2, 3))
+    for known, value in (([0, 2], [3.0, -3.0]), ([2, 0], [-3.0, 3.0])):
+        w = sg.guidance.conditional(mix, known, value).weights
+        assert w[1].item() > 0.999, (known, w)
+
+
 def test_inpainting_keeps_known_entries_bit_exactly():
     torch.manual_seed(0)
     known = torch.rand(3, 1, 28, 28)

@@ -123,6 +123,47 @@ MUTANTS = [
      "[tracked[k].detach() for k in keys], 1.0 - d)",
      "[tracked[k].detach() for k in keys], d)",
      "tests/test_train_metrics.py::test_ema_arithmetic_without_warmup"),
+    # training recipes (issue 19, notebook 10)
+    ("recipes-edm-skip-sign", "recipes.py",
+     "    a = -1.0 / (sigma**2 + sd2)",
+     "    a = 1.0 / (sigma**2 + sd2)",
+     "tests/test_recipes.py::test_preconditioned_is_exact_for_a_gaussian"),
+    ("recipes-cout-sigma-not-sigma2", "recipes.py",
+     "    b = sigma_data / (sigma * torch.sqrt(sigma**2 + sd2))",
+     "    b = sigma_data / torch.sqrt(sigma**2 + sd2)",
+     "tests/test_recipes.py::test_preconditioned_is_exact_for_a_gaussian"),
+    ("recipes-cin-missing-root", "recipes.py",
+     "sigma * sigma_data / root, 1.0 / root, torch.log(sigma) / 4",
+     "sigma * sigma_data / root, 1.0 / root**2, torch.log(sigma) / 4",
+     "tests/test_recipes.py::test_edm_target_has_unit_std_and_none_input_does_not"),
+    ("recipes-importance-weight-not-inverted", "recipes.py",
+     "        return t, 1.0 / ((1 - eps) * q)",
+     "        return t, (1 - eps) * q",
+     "tests/test_recipes.py::test_importance_sampler_normaliser_and_unbiased"),
+    ("recipes-importance-density-std-not-std2", "recipes.py",
+     "        return g**2 / std**2\n",
+     "        return g**2 / std\n",
+     "tests/test_recipes.py::test_importance_sampler_normaliser_and_unbiased"),
+    ("recipes-likelihood-weight-without-std", "recipes.py",
+     "        return sde.diffusion(t, check=False) ** 2 / std**2",
+     "        return sde.diffusion(t, check=False) ** 2",
+     "tests/test_recipes.py::test_importance_sampler_normaliser_and_unbiased"),
+    ("recipes-edm-weight-missing-sigma-data", "recipes.py",
+     "        return (sigma**2 + sigma_data**2) / sigma_data**2",
+     "        return sigma**2 + sigma_data**2",
+     "tests/test_recipes.py::test_edm_weighting_is_unit_weight_on_the_raw_output"),
+    ("recipes-bits-floor-sigma-not-h", "recipes.py",
+     "    mass = normal.cdf((1 - u) * h / sigma_min) - normal.cdf(-u * h / sigma_min)",
+     "    mass = normal.cdf((1 - u) / sigma_min) - normal.cdf(-u / sigma_min)",
+     "tests/test_recipes.py::test_bits_floor_known_values"),
+    ("metrics-memorisation-second-neighbour", "metrics.py",
+     "    return d[:, 0] / d[:, 1].clamp_min(1e-12)",
+     "    return d[:, 0] / d[:, 0].clamp_min(1e-12)",
+     "tests/test_recipes.py::test_memorisation_known_values"),
+    ("guidance-conditional-values-not-reordered", "guidance.py",
+     "    known, v = [given[i] for i in order], v[order]",
+     "    known, v = [given[i] for i in order], v",
+     "tests/test_guidance.py::test_conditional_in_higher_dimensions_any_order"),
 ]
 
 # helpers some mutants call, appended to the mutated module
@@ -135,7 +176,7 @@ EXTRA = {
 def test_mutants_are_listed_for_every_module():
     files = {m[1] for m in MUTANTS}
     assert {"densities.py", "losses.py", "schedules.py", "mcmc.py", "solvers.py", "sde.py", "metrics.py",
-            "train.py", "guidance.py"} <= files
+            "train.py", "guidance.py", "recipes.py"} <= files
     assert len(MUTANTS) >= 18
 
 

@@ -1,0 +1,307 @@
+"""Training recipes for score models (notebook 10): preconditioning, the distribution of noise levels
+seen in training, the loss weighting, and what bounds bits/dim.
+
+Every recipe trains the same thing, a score s_theta(x, t) of one of our SDEs, so every sampler of the
+course works unchanged. Three choices differ (Karras et al. 2022, "Elucidating the design space of
+diffusion-based generative models" (EDM), section 5 and table 1; Song et al. 2021, "Maximum likelihood
+training of score-based diffusion models" (MLE), sections 3-4):
+
+* **Preconditioning**: in the noise-level view x(t) = alpha_t (y + sigma z) (notebook 08), the denoiser
+  is D(y; sigma) = c_skip y + c_out F(c_in y, c_noise) with a raw network F, and the score follows by
+  Tweedie's formula, s(x, t) = (D(y; sigma) - y) / (sigma^2 alpha_t) with y = x / alpha_t.
+  ``"none"`` (c_skip = 1, c_out = sigma, c_in = alpha_t, c_noise = t) is the course's parametrisation
+  so far, s = F(x, t) / std_t; ``"edm"`` is EDM's table 1: c_skip = sd^2 / (sigma^2 + sd^2),
+  c_out = sigma sd / sqrt(sigma^2 + sd^2), c_in = 1 / sqrt(sigma^2 + sd^2), c_noise = ln(sigma) / 4 with
+  sd = sigma_data, so that F's input and target have unit variance at every sigma.
+* **Noise levels** in training: ``"uniform"`` t ~ U(eps, 1) (eq. (8)); ``"lognormal"`` ln sigma ~
+  N(p_mean, p_std^2) (EDM section 5), clamped to the SDE's range; ``"importance"`` t ~ q(t) proportional to
+  g(t)^2 / std_t^2 (MLE section 4.2), reweighted by 1 / q so the estimate stays that of uniform t.
+* **Loss weighting** lambda(t) of eq. (8), written on the normalised error ||std_t s + z||^2 (whose
+  lambda = std_t^2 weight is 1): ``"sigma2"`` (eq. (8), 1), ``"edm"`` (lambda = (sigma^2 + sd^2) /
+  (sigma sd)^2 on the denoiser, i.e. (sigma^2 + sd^2) / sd^2 here), ``"likelihood"`` (lambda = g(t)^2,
+  MLE's likelihood weighting, i.e. g^2 / std_t^2 here).
+
+``recipe_loss`` is eq. (8) with these choices (``sg.losses.sde_dsm`` is the uniform, sigma2 case, draw for
+draw). ``RECIPES`` names the combinations the benchmark compares. Introduced in
+notebooks/10_training_recipes.ipynb; ``sg.train.ImageConfig`` takes the same fields.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from . import _checks
+from .sde import per_sample
+
+__all__ = ["PRECONDITIONINGS", "NOISE_LEVELS", "WEIGHTINGS", "RECIPES", "coefficients", "precondition",
+           "Preconditioned", "optimal_gaussian_output", "ImportanceSampler", "sample_times", "loss_weight",
+           "recipe_loss", "per_sigma_loss", "target_std", "bits_floor", "check_recipe"]
+
+PRECONDITIONINGS = ("none", "edm")
+NOISE_LEVELS = ("uniform", "lognormal", "importance")
+WEIGHTINGS = ("sigma2", "edm", "likelihood")
+
+#: The recipes notebook 10 and ``benchmarks/recipes_cpu.py`` compare: name -> (precond, noise, weighting).
+RECIPES = {
+    "song": ("none", "uniform", "sigma2"),             # the course so far: eq. (8) as in Song et al. (2021)
+    "edm-precond": ("edm", "uniform", "sigma2"),       # EDM's preconditioning alone
+    "edm": ("edm", "lognormal", "edm"),                # EDM's preconditioning, noise levels and weighting
+    "likelihood": ("edm", "importance", "likelihood"),  # MLE's weighting with importance sampling of t
+}
+
+
+def check_recipe(precond: str, noise: str, weighting: str) -> None:
+    """Raise ValueError naming the bad choice and the valid ones (before any training)."""
+    for name, value, valid in (("precond", precond, PRECONDITIONINGS), ("noise", noise, NOISE_LEVELS),
+                               ("weighting", weighting, WEIGHTINGS)):
+        if value not in valid:
+            raise ValueError(f"{name}={value!r} is not a choice of the training recipes; expected one of {valid}.")
+
+
+def coefficients(kind: str, sigma: torch.Tensor, alpha: torch.Tensor, t: torch.Tensor, sigma_data: float = 0.5):
+    """(c_skip, c_out, c_in, c_noise) of a preconditioning at noise level sigma (EDM table 1), for the
+    scaled state y = x(t) / alpha_t: D(y; sigma) = c_skip y + c_out F(c_in y, c_noise).
+
+    ``"none"``: (1, sigma, alpha_t, t), which gives the course's s = F(x(t), t) / std_t; ``"edm"``: EDM's."""
+    if kind == "none":
+        return torch.ones_like(sigma), sigma, alpha, t
+    if kind == "edm":
+        sd2 = sigma_data**2
+        root = torch.sqrt(sigma**2 + sd2)
+        return sd2 / (sigma**2 + sd2), sigma * sigma_data / root, 1.0 / root, torch.log(sigma) / 4
+    raise ValueError(f"kind={kind!r} is not a preconditioning; expected one of {PRECONDITIONINGS}.")
+
+
+def precondition(kind: str, raw, x: torch.Tensor, alpha: torch.Tensor, std: torch.Tensor,
+                 t: torch.Tensor, sigma_data: float = 0.5) -> torch.Tensor:
+    """The score s(x, t) of a preconditioned raw network ``raw(x_in, c_noise) -> F`` (Tweedie's formula):
+
+        s = (D(y; sigma) - y) / (sigma^2 alpha_t) = ((c_skip - 1) / sigma^2 y + c_out / sigma^2 F) / alpha_t,
+
+    with sigma = std_t / alpha_t, y = x / alpha_t. The two ratios are computed in closed form (no
+    cancellation as sigma -> 0): for ``"edm"`` (c_skip - 1) / sigma^2 = -1 / (sigma^2 + sd^2) and
+    c_out / sigma^2 = sd / (sigma sqrt(sigma^2 + sd^2)); for ``"none"`` 0 and 1 / sigma.
+    ``alpha``, ``std`` and ``t`` have shape (n,). Used by ``Preconditioned`` and ``sg.nets.ScoreUNet``."""
+    sigma = std / alpha
+    _, _, c_in, c_noise = coefficients(kind, sigma, alpha, t, sigma_data)
+    y = x / per_sample(alpha, x)
+    out = raw(per_sample(c_in, x) * y, c_noise)
+    if kind == "none":
+        return out / per_sample(std, x)
+    sd2 = sigma_data**2
+    a = -1.0 / (sigma**2 + sd2)
+    b = sigma_data / (sigma * torch.sqrt(sigma**2 + sd2))
+    return (per_sample(a, x) * y + per_sample(b, x) * out) / per_sample(alpha, x)
+
+
+class Preconditioned(nn.Module):
+    """A score model s(x, t) of ``sde`` from a raw network ``net(x_in, c_noise) -> F`` of the same shape as x,
+    through a preconditioning (``"none"`` or ``"edm"``, see ``precondition``). Every sampler of the course
+    takes it as it is. Introduced in notebooks/10_training_recipes.ipynb."""
+
+    def __init__(self, net, sde, kind: str = "edm", sigma_data: float = 0.5):
+        super().__init__()
+        _checks.check_callable("net", net)
+        if kind not in PRECONDITIONINGS:
+            raise ValueError(f"kind={kind!r} is not a preconditioning; expected one of {PRECONDITIONINGS}.")
+        self.net, self.sde, self.kind = net, sde, kind
+        self.sigma_data = _checks.positive("sigma_data", sigma_data)
+
+    def forward(self, x: torch.Tensor, t) -> torch.Tensor:
+        t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+        if t.dim() == 0:
+            t = t.expand(x.shape[0])
+        alpha, std = self.sde.marginal_coeffs(t, check=False)
+        return precondition(self.kind, self.net, x, alpha, std, t, self.sigma_data)
+
+
+def optimal_gaussian_output(kind: str, sde, mean: torch.Tensor, var: float, sigma_data: float = 0.5):
+    """The raw network ``F(x_in, c_noise)`` that makes a preconditioned model exact for data N(mean, var I):
+    the optimal denoiser is D*(y; sigma) = (var y + sigma^2 mean) / (var + sigma^2) (Tweedie for a
+    Gaussian), and F* = (D* - c_skip y) / c_out, with sigma recovered from c_noise (t for ``"none"``,
+    exp(4 c_noise) for ``"edm"``). ``Preconditioned(F, sde, kind)`` must then give the exact score
+    -(x - alpha_t mean) / (alpha_t^2 var + std_t^2): the tests and notebook 10 check that."""
+    def F(x_in, c_noise):
+        if kind == "none":
+            t = c_noise
+            alpha, std = sde.marginal_coeffs(t, check=False)
+            sigma = std / alpha
+        else:
+            sigma = torch.exp(4 * c_noise)
+            t = sde.t_of_sigma(sigma.double()).to(x_in.dtype)
+            alpha = sde.marginal_coeffs(t, check=False)[0]
+        c_skip, c_out, c_in, _ = coefficients(kind, sigma, alpha, t, sigma_data)
+        y = x_in / per_sample(c_in, x_in)
+        s2 = per_sample(sigma**2, x_in)
+        d = (var * y + s2 * mean) / (var + s2)
+        return (d - per_sample(c_skip, x_in) * y) / per_sample(c_out, x_in)
+    return F
+
+
+class ImportanceSampler:
+    """Draws t in [eps, 1] with density q(t) proportional to g(t)^2 / std_t^2 (Song et al. 2021, MLE,
+    section 4.2), by inverting its CDF on a fine grid (any SDE; for VE, ln std_t^2 is then uniform).
+
+    ``sample(n, generator) -> (t, q(t))``; ``normaliser`` is Z = int_eps^1 g^2 / std^2 dt, so that with the
+    likelihood weighting the estimate's weight (g^2 / std^2) / q(t) is the constant Z."""
+
+    def __init__(self, sde, eps: float = 1e-5, n_grid: int = 20_001):
+        self.sde, self.eps = sde, _checks.positive("eps", eps)
+        if eps >= 1:
+            raise ValueError(f"eps={eps!r} is invalid: expected 0 < eps < 1 (e.g. 1e-5).")
+        # a grid dense near eps (where g^2 / std^2 ~ 1 / t blows up): geometric in t, then float64 trapezoids
+        t = torch.logspace(math.log10(eps), 0.0, n_grid, dtype=torch.float64)
+        dens = self.density(t)
+        cdf = torch.cat([torch.zeros(1, dtype=torch.float64),
+                         torch.cumsum(0.5 * (dens[1:] + dens[:-1]) * (t[1:] - t[:-1]), 0)])
+        self.normaliser = float(cdf[-1])
+        self._t, self._cdf, self._dens = t, cdf / cdf[-1], dens
+
+    def density(self, t: torch.Tensor) -> torch.Tensor:
+        """g(t)^2 / std_t^2, the unnormalised q(t) (float64)."""
+        t = t.double()
+        g = self.sde.diffusion(t, check=False)
+        std = self.sde.marginal_coeffs(t, check=False)[1]
+        return g**2 / std**2
+
+    def sample(self, n: int, generator: torch.Generator | None = None, device=None, dtype=torch.float32):
+        """(t, q(t)): n times drawn from q and their normalised density, on ``device`` in ``dtype``."""
+        u = torch.rand(n, generator=generator, device=generator.device if generator is not None else device,
+                       dtype=torch.float64).cpu()
+        i = torch.searchsorted(self._cdf, u).clamp(1, len(self._t) - 1)
+        c0, c1 = self._cdf[i - 1], self._cdf[i]
+        w = ((u - c0) / (c1 - c0).clamp_min(1e-300)).clamp(0, 1)
+        t = self._t[i - 1] + w * (self._t[i] - self._t[i - 1])
+        q = self.density(t) / self.normaliser
+        return t.to(device=device, dtype=dtype), q.to(device=device, dtype=dtype)
+
+
+def sample_times(noise: str, sde, n: int, *, eps: float = 1e-5, generator=None, device=None, dtype=torch.float32,
+                 p_mean: float = -1.2, p_std: float = 1.2, importance: ImportanceSampler | None = None):
+    """(t, iw): n training times for a noise-level distribution and each time's importance weight iw,
+    so that E[iw f(t)] is the uniform-t average of f (iw = 1 where the distribution is part of the
+    objective: ``"uniform"`` and EDM's ``"lognormal"``; 1 / ((1 - eps) q(t)) for ``"importance"``)."""
+    if noise == "uniform":
+        t = eps + (1 - eps) * torch.rand(n, generator=generator, device=device, dtype=dtype)
+        return t, torch.ones_like(t)
+    if noise == "lognormal":
+        z = torch.randn(n, generator=generator, device=device, dtype=torch.float64)
+        sigma = torch.exp(p_mean + p_std * z)
+        lo = float(sde.sigma_of_t(torch.tensor(eps, dtype=torch.float64)))
+        sigma = sigma.clamp(lo, sde.max_noise_level())
+        t = sde.t_of_sigma(sigma).clamp(eps, 1.0).to(dtype)
+        return t, torch.ones_like(t)
+    if noise == "importance":
+        sampler = importance or ImportanceSampler(sde, eps)
+        t, q = sampler.sample(n, generator, device=device, dtype=dtype)
+        return t, 1.0 / ((1 - eps) * q)
+    raise ValueError(f"noise={noise!r} is not a noise-level distribution; expected one of {NOISE_LEVELS}.")
+
+
+def loss_weight(weighting: str, sde, t: torch.Tensor, sigma_data: float = 0.5) -> torch.Tensor:
+    """The weight of the normalised error ||std_t s + z||^2 at time t (shape of t) for a loss weighting:
+    ``"sigma2"`` 1 (eq. (8)'s lambda = std_t^2), ``"edm"`` (sigma^2 + sd^2) / sd^2 (EDM's lambda on the
+    denoiser), ``"likelihood"`` g(t)^2 / std_t^2 (lambda = g^2, Song et al. 2021, MLE, theorem 1)."""
+    if weighting == "sigma2":
+        return torch.ones_like(t)
+    alpha, std = sde.marginal_coeffs(t, check=False)
+    if weighting == "edm":
+        sigma = std / alpha
+        return (sigma**2 + sigma_data**2) / sigma_data**2
+    if weighting == "likelihood":
+        return sde.diffusion(t, check=False) ** 2 / std**2
+    raise ValueError(f"weighting={weighting!r} is not a loss weighting; expected one of {WEIGHTINGS}.")
+
+
+def recipe_loss(score_net, x0: torch.Tensor, sde, *, noise: str = "uniform", weighting: str = "sigma2",
+                eps: float = 1e-5, generator: torch.Generator | None = None, sigma_data: float = 0.5,
+                p_mean: float = -1.2, p_std: float = 1.2, importance: ImportanceSampler | None = None,
+                check: bool = True) -> torch.Tensor:
+    """Eq. (8) with a recipe's noise levels and weighting (see the module docstring):
+
+        mean over the batch of  iw(t) w(t) || std_t s_theta(x_t, t) + z ||^2,  x_t = alpha_t x0 + std_t z,
+
+    t drawn by ``sample_times(noise, ...)``, w = ``loss_weight(weighting, ...)``. With ``noise="uniform",
+    weighting="sigma2"`` it is ``sg.losses.sde_dsm`` (same draws). ``check=False``: no argument checks
+    (the training loop's fast path). Introduced in notebooks/10_training_recipes.ipynb."""
+    if check:
+        _checks.check_callable("score_net", score_net)
+        x0 = _checks.batch("x0", x0)
+        check_recipe("none", noise, weighting)
+        eps = _checks.positive("eps", eps)
+        if eps >= 1:
+            raise ValueError(f"eps={eps!r} is invalid: expected 0 < eps < 1 (e.g. 1e-5).")
+    n = len(x0)
+    t, iw = sample_times(noise, sde, n, eps=eps, generator=generator, device=x0.device, dtype=x0.dtype,
+                         p_mean=p_mean, p_std=p_std, importance=importance)
+    z = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    alpha, std = sde.marginal_coeffs(t, check=False)
+    s = score_net(per_sample(alpha, x0) * x0 + per_sample(std, x0) * z, t)
+    if s.shape != x0.shape:
+        raise ValueError(f"score_net returned shape {tuple(s.shape)}; expected x's shape {tuple(x0.shape)}.")
+    err = (per_sample(std, x0) * s + z).pow(2).reshape(n, -1).sum(1)
+    return (iw * loss_weight(weighting, sde, t, sigma_data) * err).mean()
+
+
+@torch.no_grad()
+def per_sigma_loss(score_net, x0: torch.Tensor, sde, sigmas, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The unweighted normalised error E ||std_t s_theta(x_t, t) + z||^2 / D at each noise level sigma
+    (sigma = std_t / alpha_t, t = ``sde.t_of_sigma``), one value per level: the loss per sigma of notebook 10
+    (1 means "no better than predicting no noise"; the optimum is below, not 0)."""
+    x0 = _checks.batch("x0", x0)
+    out = []
+    for sig in torch.as_tensor(sigmas, dtype=torch.float64):
+        t = sde.t_of_sigma(sig).to(x0.dtype).expand(len(x0))
+        alpha, std = sde.marginal_coeffs(t, check=False)
+        z = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        s = score_net(per_sample(alpha, x0) * x0 + per_sample(std, x0) * z, t)
+        out.append((per_sample(std, x0) * s + z).pow(2).reshape(len(x0), -1).sum(1).mean() / x0[0].numel())
+    return torch.stack(out)
+
+
+@torch.no_grad()
+def target_std(kind: str, x0: torch.Tensor, sde, sigmas, sigma_data: float = 0.5,
+               generator: torch.Generator | None = None) -> dict:
+    """Per noise level, the std of what a raw network sees and must output under a preconditioning:
+    ``input`` (c_in y), ``target`` (F* = (y0 - c_skip y) / c_out, the regression target of D = y0) and
+    ``score`` (the raw score target -z / std_t, what an unpreconditioned network would regress).
+    Notebook 10's first table: with ``"none"`` the input's std spans orders of magnitude across sigma,
+    with ``"edm"`` both stay near 1."""
+    x0 = _checks.batch("x0", x0)
+    res = {"sigma": [], "input": [], "target": [], "score": []}
+    for sig in torch.as_tensor(sigmas, dtype=torch.float64):
+        t = sde.t_of_sigma(sig).to(x0.dtype).expand(len(x0))
+        alpha, std = sde.marginal_coeffs(t, check=False)
+        sigma = std / alpha
+        c_skip, c_out, c_in, _ = coefficients(kind, sigma, alpha, t, sigma_data)
+        z = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        y = x0 + per_sample(sigma, x0) * z
+        res["sigma"].append(float(sig))
+        res["input"].append(float((per_sample(c_in, x0) * y).std()))
+        res["target"].append(float(((x0 - per_sample(c_skip, x0) * y) / per_sample(c_out, x0)).std()))
+        res["score"].append(float((-z / per_sample(std, x0)).std()))
+    return res
+
+
+def bits_floor(sigma_min: float, bins: int = 256, n_grid: int = 4001) -> float:
+    """Bits/dim that noise of std ``sigma_min`` alone costs a model that knows every pixel exactly.
+
+    Uniform dequantisation puts x = (k + u) / bins, u ~ U(0, 1); the likelihood is measured at the
+    smallest noise level, so even a perfect model's density is the pixel's bin blurred by N(0, sigma_min^2):
+    p(x) = bins (Phi((b - x) / sigma_min) - Phi((a - x) / sigma_min)) on the bin [a, b) of width h = 1 / bins,
+    and bits/dim = -log2 p(x) + log2 bins (the offset of ``sg.mnist.bits_per_dim``) averages, over u, to
+
+        floor = E_u[-log2(Phi((1 - u) h / sigma_min) - Phi(-u h / sigma_min))]  >= 0,
+
+    0 as sigma_min -> 0 and about log2(sqrt(2 pi) sigma_min / h) for sigma_min >> h. A lower bound on the
+    held-out bits/dim of a model whose likelihood starts at sigma_min (notebook 10)."""
+    sigma_min = _checks.positive("sigma_min", sigma_min)
+    bins = _checks.count("bins", bins)
+    h = 1.0 / bins
+    n_grid = int(min(max(n_grid, 50 * h / sigma_min), 4_000_000))   # resolve the edges' layers of width sigma / h
+    u = (torch.arange(n_grid, dtype=torch.float64) + 0.5) / n_grid
+    normal = torch.distributions.Normal(torch.tensor(0.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64))
+    mass = normal.cdf((1 - u) * h / sigma_min) - normal.cdf(-u * h / sigma_min)
+    return float(-torch.log2(mass.clamp_min(1e-300)).mean())

@@ -9,7 +9,9 @@ import numbers
 import torch
 
 
-def _show(value) -> str:
+def show(value) -> str:
+    """A short readable form of a value for error messages (a small tensor in full, a large one summarised);
+    every module's checks use it."""
     if isinstance(value, torch.Tensor):
         if value.numel() <= 6:
             return f"tensor({value.tolist()})"
@@ -22,7 +24,7 @@ def positive(name: str, value, *, allow_zero: bool = False) -> float:
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}={_show(value)} must be a real number.")
+        raise TypeError(f"{name}={show(value)} must be a real number.")
     value = float(value)
     ok = value >= 0 if allow_zero else value > 0
     if not ok or not math.isfinite(value):
@@ -42,7 +44,7 @@ def ordered(name_lo: str, lo, name_hi: str, hi, note: str = "") -> tuple[float, 
 def count(name: str, value, *, minimum: int = 1) -> int:
     """An integer >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}={_show(value)} must be an int (>= {minimum}).")
+        raise TypeError(f"{name}={show(value)} must be an int (>= {minimum}).")
     if value < minimum:
         raise ValueError(f"{name}={value!r} is invalid: expected an int >= {minimum}.")
     return int(value)

@@ -76,11 +76,11 @@ class GaussianMixture:
         if weights.shape != (n_components,):
             raise ValueError(f"weights has shape {tuple(weights.shape)}; expected ({n_components},), one per mean.")
         if not torch.isfinite(weights).all() or (weights < 0).any():
-            raise ValueError(f"weights={_checks._show(weights)} must be finite and non-negative.")
+            raise ValueError(f"weights={_checks.show(weights)} must be finite and non-negative.")
         total = float(weights.sum())
         if abs(total - 1.0) > 1e-4:
             raise ValueError(
-                f"weights={_checks._show(weights)} sum to {total:.6g}; expected them to sum to 1 "
+                f"weights={_checks.show(weights)} sum to {total:.6g}; expected them to sum to 1 "
                 f"(divide by their sum)."
             )
         covs = _as_covs(covs, n_components, dim, means.dtype)
@@ -91,7 +91,7 @@ class GaussianMixture:
         if (info != 0).any():
             k = int(torch.nonzero(info)[0])
             raise ValueError(
-                f"covs[{k}]={_checks._show(covs[k])} is not positive-definite; "
+                f"covs[{k}]={_checks.show(covs[k])} is not positive-definite; "
                 f"expected a symmetric matrix with positive eigenvalues."
             )
         self.weights = weights

@@ -88,6 +88,11 @@ def _compare(name: str, got, want, atol: float, what: str, *, mistakes=(), where
     i = int(torch.nonzero(~torch.isfinite(rows).all(1))[0]) if not math.isfinite(err) else int(rows.max(1).values.argmax())
     at = where(i) if where is not None else (f"row {i}" if diff.dim() else "the result")
     row = (lambda v: v[i]) if diff.dim() else (lambda v: v)
+    if diff.dim() > 1 and rows.shape[1] > 4:   # a row too long to print (an image): point at its worst entry
+        j = int(rows[i].nan_to_num(float("inf")).argmax())
+        idx = tuple(int(k) for k in torch.unravel_index(torch.tensor(j), diff.shape[1:]))
+        at = f"{at}, entry {idx if len(idx) > 1 else idx[0]}"
+        row = (lambda v: v[i].reshape(-1)[j])
     detail = f"at {at}: expected {_fmt(row(want))}, got {_fmt(row(got))}"
     for wrong, hint in mistakes:
         if wrong.shape == want.shape and torch.allclose(wrong.double(), want.double()):
@@ -450,7 +455,7 @@ def check_replacement_step(fn) -> None:
                                                                            "std_t z")]
         _compare("replacement_step", fn(x, known, mask, alpha, std, z), want, 1e-9,
                  f"alpha_t={alpha}, std_t={std}", mistakes=mistakes,
-                 where=lambda i: f"entry {i} of the flattened batch")
+                 where=lambda i: f"sample {i}")
     _passed("replacement_step", "two times, a random mask")
 
 

@@ -156,9 +156,9 @@ def inpaint(sde, score_fn, known: torch.Tensor, mask: torch.Tensor, n_steps: int
     (``repaint_schedule``). The unknown entries get U chances per noise level to agree with the known
     ones; as U grows the result approaches the exact conditional. A longer ``jump`` lets the state move
     back to noise levels where modes are still connected, which a choice between distant modes needs
-    (notebook 09 measures both). Cost: about n_steps * U steps. The resampling also repeats each step's
-    own discretisation error: on a coarse grid with the VP SDE (100 steps, U = 10) the conditional comes
-    out too narrow; use more steps there (tests/test_guidance.py measures both).
+    (``jump > 1``). Cost: about n_steps * U steps. tests/test_guidance.py measures both SDE families on a
+    correlated Gaussian: with 100 steps and U = 10, VE and VP recover the exact conditional's mean and
+    variance, where replacement stays biased.
 
     Args:
         sde, score_fn: as for ``sg.samplers.euler_maruyama``.
@@ -186,7 +186,7 @@ def inpaint(sde, score_fn, known: torch.Tensor, mask: torch.Tensor, n_steps: int
     alphas, stds = (v.tolist() for v in sde.marginal_coeffs(grid))   # the kernel at every grid time, once
 
     def replace(x, i):     # the known entries, forward-noised to grid time i
-        noisy = alphas[i] * known + stds[i] * _checks.randn_like(known, generator)
+        noisy = sde.perturb(known, grid[i].to(known.dtype), _checks.randn_like(known, generator), check=False)
         return torch.where(m, noisy, x)
 
     x = replace(sde.prior_sample(known.shape, generator=generator, device=known.device, dtype=known.dtype), 0)
@@ -416,10 +416,13 @@ class NoisyClassifier(torch.nn.Module):
                                         torch.nn.Linear(128, 10))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        from .recipes import coefficients
+
         alpha, std = self.sde.marginal_coeffs(t, check=False)
-        sigma = (std / alpha).reshape(-1)
-        h = (x / alpha.reshape(-1, 1, 1, 1)) / torch.sqrt(0.25 + sigma**2).reshape(-1, 1, 1, 1)
-        e = self.embed(torch.log(sigma.clamp(min=1e-4)) / 4)
+        sigma = (std / alpha).reshape(-1).clamp(min=1e-4)
+        _, _, c_in, c_noise = coefficients("edm", sigma, alpha, t, sigma_data=0.5)
+        h = x * (c_in / alpha).reshape(-1, 1, 1, 1)
+        e = self.embed(c_noise)
         h = torch.nn.functional.max_pool2d(torch.nn.functional.silu(self.conv1(h) + self.t1(e)[:, :, None, None]), 2)
         h = torch.nn.functional.max_pool2d(torch.nn.functional.silu(self.conv2(h) + self.t2(e)[:, :, None, None]), 2)
         return self.head(h)
@@ -466,9 +469,7 @@ def noisy_classifier(images: torch.Tensor, labels: torch.Tensor, sde, *, n_steps
     for _ in tqdm(range(n_steps), desc="noisy classifier", disable=not progress, leave=False):
         idx = torch.randint(len(x_all), (batch_size,), generator=gen).to(device)
         t = (eps + (1 - eps) * torch.rand(batch_size, generator=gen)).to(device)
-        alpha, std = sde.marginal_coeffs(t, check=False)
-        z = torch.randn(x_all[idx].shape, generator=gen).to(device)
-        xt = alpha.reshape(-1, 1, 1, 1) * x_all[idx] + std.reshape(-1, 1, 1, 1) * z
+        xt = sde.perturb(x_all[idx], t, torch.randn(x_all[idx].shape, generator=gen).to(device), check=False)
         loss = torch.nn.functional.cross_entropy(net(xt, t), y_all[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -486,9 +487,7 @@ def noisy_accuracy(classifier: NoisyClassifier, images: torch.Tensor, labels: to
     """The noisy classifier's accuracy on ``images`` diffused to time ``t`` (held-out digits, please)."""
     dev = next(classifier.parameters()).device
     tv = torch.full((len(images),), float(t), device=dev)
-    alpha, std = classifier.sde.marginal_coeffs(tv, check=False)
-    z = torch.randn(images.shape, generator=generator).to(dev)
-    xt = alpha.reshape(-1, 1, 1, 1) * images.to(dev) + std.reshape(-1, 1, 1, 1) * z
+    xt = classifier.sde.perturb(images.to(dev), tv, torch.randn(images.shape, generator=generator).to(dev), check=False)
     return (classifier(xt, tv).argmax(1).cpu() == labels.cpu()).float().mean().item()
 
 
@@ -503,7 +502,7 @@ def classifier_free_net(net, y, scale: float = 1.0):
                          "sg.mnist.pretrained('mnist_cond').")
     labels = torch.as_tensor(y, dtype=torch.long)
     if ((labels < 0) | (labels >= n_classes)).any():
-        raise ValueError(f"y={_checks._show(labels)} is invalid: expected digits 0..{n_classes - 1}.")
+        raise ValueError(f"y={_checks.show(labels)} is invalid: expected digits 0..{n_classes - 1}.")
     scale = _scale(scale)
 
     def guided(x, t):

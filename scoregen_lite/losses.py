@@ -133,7 +133,7 @@ def ncsn_loss(score_net, x: torch.Tensor, sigmas: torch.Tensor, weighting=2.0, p
     x = _checks.batch("x", x)
     sigmas = torch.as_tensor(sigmas, dtype=x.dtype, device=x.device)
     if sigmas.dim() != 1 or len(sigmas) < 1 or not torch.isfinite(sigmas).all() or (sigmas <= 0).any():
-        raise ValueError(f"sigmas={_checks._show(sigmas)} is invalid: expected a 1D tensor of positive noise levels.")
+        raise ValueError(f"sigmas={_checks.show(sigmas)} is invalid: expected a 1D tensor of positive noise levels.")
     lam = _weight_fn(weighting)
     n = len(x)
     view = (n,) + (1,) * (x.dim() - 1)

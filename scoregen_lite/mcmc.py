@@ -187,9 +187,9 @@ def annealed_langevin(
     n_steps_each = _checks.count("n_steps_each", n_steps_each)
     sig = torch.as_tensor(sigmas, dtype=torch.float64).flatten()
     if len(sig) < 1 or not torch.isfinite(sig).all() or (sig <= 0).any():
-        raise ValueError(f"sigmas={_checks._show(sig)} is invalid: expected positive noise levels.")
+        raise ValueError(f"sigmas={_checks.show(sig)} is invalid: expected positive noise levels.")
     if len(sig) > 1 and not (sig[:-1] > sig[1:]).all():
-        raise ValueError(f"sigmas={_checks._show(sig)} must be strictly descending (sigma_1 > ... > sigma_L).")
+        raise ValueError(f"sigmas={_checks.show(sig)} must be strictly descending (sigma_1 > ... > sigma_L).")
     sig = sig.tolist()
     path = [x.clone()] if return_path else None
     bar = tqdm(total=len(sig) * n_steps_each, desc="annealed Langevin", disable=not progress, leave=False,

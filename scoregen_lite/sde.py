@@ -39,7 +39,7 @@ def as_time(t, x: torch.Tensor | None = None) -> torch.Tensor:
     if not torch.is_floating_point(tt):
         tt = tt.float()
     if not torch.isfinite(tt).all() or (tt < 0).any() or (tt > 1).any():
-        raise ValueError(f"t={_checks._show(given)} is invalid: expected times in [0, 1].")
+        raise ValueError(f"t={_checks.show(given)} is invalid: expected times in [0, 1].")
     if x is not None and tt.dim() == 1 and tt.shape[0] != x.shape[0]:
         raise ValueError(f"t has shape {tuple(tt.shape)}; expected a scalar or ({x.shape[0]},), one per row of x.")
     return tt
@@ -116,6 +116,18 @@ class SDE:
         alpha, std = self._coeffs(t)
         return per_sample(alpha, x0) * x0, std
 
+    def perturb(self, x0: torch.Tensor, t, z: torch.Tensor, *, check: bool = True) -> torch.Tensor:
+        """x(t) = alpha_t x0 + std_t z, a draw of the transition kernel p_0t(x(t) | x(0) = x0) for the given
+        standard normal z (shape of x0); t a float or a tensor (n,). ``check=False``: the unvalidated fast path
+        (t a float tensor in [0, 1] on x0's device). Used by eq. (8), inpainting and the noisy classifier."""
+        if check:
+            x0 = _checks.batch("x0", x0)
+            t = as_time(t, x0)
+            if z.shape != x0.shape:
+                raise ValueError(f"z has shape {tuple(z.shape)}; expected x0's shape {tuple(x0.shape)}.")
+        alpha, std = self._coeffs(t)
+        return per_sample(alpha, x0) * x0 + per_sample(std, x0) * z
+
     def prior_sample(self, shape, generator: torch.Generator | None = None, device=None, dtype=torch.float32):
         """x(T) ~ p_T = N(0, prior_std^2 I), the tractable prior the reverse samplers start from."""
         shape = _checks.shape("shape", shape)
@@ -165,7 +177,7 @@ class SDE:
         s64 = sig.double()
         top = self.max_noise_level()
         if (s64 < 0).any() or (s64 > top * (1 + 1e-6)).any():
-            raise ValueError(f"sigma={_checks._show(sigma)} is outside [0, {top:.6g}], the noise levels of "
+            raise ValueError(f"sigma={_checks.show(sigma)} is outside [0, {top:.6g}], the noise levels of "
                              f"{self!r} (sigma_of_t(0) to sigma_of_t(1)); pass sigma_max <= {top:.6g}.")
         return self._t_of_sigma(s64).clamp(0.0, 1.0).to(out_dtype)
 
@@ -310,7 +322,7 @@ def denoiser(sde: SDE, score_fn):
         else:
             sig = torch.tensor(float(sigma), dtype=torch.float64)
         if (sig <= 0).any():
-            raise ValueError(f"sigma={_checks._show(sigma)} is invalid: D(x; sigma) needs sigma > 0 (at sigma = 0 "
+            raise ValueError(f"sigma={_checks.show(sigma)} is invalid: D(x; sigma) needs sigma > 0 (at sigma = 0 "
                              f"it is x itself).")
         t = sde.t_of_sigma(sig)
         alpha = sde.marginal_coeffs(t, check=False)[0]

@@ -88,7 +88,7 @@ def notebook_map(readme) -> dict:
     return rows
 
 
-def _nav(i: int, pages: list, title: str) -> str:
+def _nav(i: int, pages: list) -> str:
     stem = pages[i][0]
     prev = f'<a href="{pages[i - 1][0]}.html">&larr; {html.escape(pages[i - 1][1])}</a>' if i > 0 else ""
     nxt = f'<a href="{pages[i + 1][0]}.html">{html.escape(pages[i + 1][1])} &rarr;</a>' if i + 1 < len(pages) else ""
@@ -150,7 +150,7 @@ def build_site(out="site", *, course=None, log=print) -> dict:
                 n_widgets += 1
         title = pages[i][1]
         body, _ = exporter.from_notebook_node(nb, resources={
-            "metadata": {"name": title}, "scoregen_css": _CSS, "scoregen_nav": _nav(i, pages, title)})
+            "metadata": {"name": title}, "scoregen_css": _CSS, "scoregen_nav": _nav(i, pages)})
         body = re.sub(r'<link[^>]*href="https?://[^"]*"[^>]*>', "", body)   # nothing is fetched from the internet
         (out / f"{path.stem}.html").write_text(body, encoding="utf-8")
         shutil.copy(path, out / "notebooks" / path.name)

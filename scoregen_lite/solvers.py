@@ -484,9 +484,9 @@ def sample_batched(score_fn, sde, n: int, shape=(1, 28, 28), *, sampler: str = "
 
     _checks.choice("sampler", sampler, SAMPLERS)
     n = _checks.count("n", n)
-    if sampler in ("edm", "dpm"):   # the schedule's checks, before any work
-        sigma_schedule(sde, n_steps, rho=rho)
-        _checks.positive("churn", churn, allow_zero=True)
+    if churn and sampler != "edm":   # the samplers check their own schedule at their first call, before any work
+        raise ValueError(f"churn={churn!r} is EDM's S_churn and applies to sampler='edm' only; "
+                         f"sampler={sampler!r} would ignore it (pass churn=0).")
     device = torch.device(device) if device is not None else default_device()
     batch_size = batch_size or n
     amp_dtype, why = precision(device) if amp else (torch.float32, "fp32 (amp=False)")

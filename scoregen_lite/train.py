@@ -23,9 +23,13 @@ from tqdm.auto import tqdm
 
 from . import _checks
 
-__all__ = ["EMA", "FitResult", "fit", "TrainingDiverged", "train_ncsn", "ImageConfig", "REFERENCE", "FAST",
+__all__ = ["EMA", "FitResult", "fit", "TrainingDiverged", "CheckpointError", "train_ncsn", "ImageConfig", "REFERENCE", "FAST",
            "QUICK_CPU", "CPU", "make_sde", "make_unet", "train_images", "save_checkpoint", "load_checkpoint",
            "load_score_model"]
+
+
+class CheckpointError(ValueError):
+    """A file that is not a (complete) checkpoint of this course: the message says which and what to do."""
 
 
 class TrainingDiverged(FloatingPointError):
@@ -367,7 +371,17 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist; train first (python -m scoregen_lite "
                                 f"train-mnist --out {path.parent}) or pass another path.")
-    return torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as err:   # a text file, a truncated download, another program's file
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:120]
+        raise CheckpointError(f"{str(path)!r} is not a complete checkpoint of this course ({type(err).__name__}: "
+                              f"{first}). Pass a checkpoint.pt written by python -m scoregen_lite train-mnist, or "
+                              f"checkpoints/NAME.pt; a truncated file must be copied or trained again.") from None
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise CheckpointError(f"{str(path)!r} is a torch file but not a checkpoint of this course (it has no model "
+                              f"and config); pass a checkpoint.pt written by python -m scoregen_lite train-mnist.")
+    return state
 
 
 def load_score_model(path, device=None, use_ema: bool = True):

@@ -127,3 +127,22 @@ def test_ship_writes_small_checkpoint_and_manifest(tmp_path, monkeypatch, shared
     assert saved["command"] == "python -m scoregen_lite train-mnist --quick --steps 5"
     assert saved["sha256"] == sgm.sha256(tmp_path / "checkpoints" / "mnist_ve.pt")
     assert os.path.getsize(tmp_path / "checkpoints" / "mnist_ve.pt") < 200_000
+
+
+@pytest.mark.parametrize("command", ["sample", "evaluate"])
+def test_a_file_that_is_not_a_checkpoint_is_one_clear_line(tmp_path, capsys, command):
+    """A text file, a truncated checkpoint, or a torch file of something else: exit 2 and one line saying
+    the file is not a (complete) checkpoint of this course and what to do, never a traceback."""
+    from scoregen_lite.__main__ import main
+
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes((sgm.checkpoints_dir() / "mnist_ve.pt").read_bytes()[:20_000])
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, other)
+    readme = sgm.course_dir() / "README.md"
+    for path, says in ((readme, "not a complete checkpoint"), (truncated, "not a complete checkpoint"),
+                       (other, "not a checkpoint of this course")):
+        rc = main([command, "--checkpoint", str(path), "--out", str(tmp_path / "o"), "--n", "2"])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1, err
+        assert err.startswith("error: ") and says in err and "train-mnist" in err, err

@@ -243,3 +243,16 @@ def test_hutchinson_check_with_several_probes(capsys):
 
     with pytest.raises(ExerciseFailed, match="do not vary"):
         sg.exercises.check_hutchinson_trace(exact_trace)
+
+
+def test_failure_points_at_the_wrong_sample_and_entry():
+    """An unrecognised mistake in one pixel of one sample: the message names that sample and that entry, with
+    the expected and received values there (not a sample index read as a flattened position)."""
+    def wrong(x, k, m, a, s, z):
+        out = torch.where(m.bool(), a * k + s * z, x).clone()
+        out[5, 0, 2, 3] += 7.0
+        return out
+
+    with pytest.raises(sg.exercises.ExerciseFailed, match=r"at sample 5, entry \(0, 2, 3\): expected") as err:
+        sg.exercises.check_replacement_step(wrong)
+    assert "1 of 8 rows are wrong" in str(err.value)

@@ -172,6 +172,66 @@ def test_nfe_determinism_and_churn():
     assert torch.equal(e, a)
 
 
+# --- one step by hand: the formulas, not only their order ---------------------------------------------
+
+def _linear_denoiser(s0=0.5):
+    """D(x; sigma) = s0^2 / (s0^2 + sigma^2) x: the exact denoiser of N(0, s0^2 I) data."""
+    return lambda x, sigma: x * s0**2 / (s0**2 + sigma**2)
+
+
+@pytest.mark.parametrize("name", ["VE", "VP"])
+@pytest.mark.parametrize("churn", [1.0, 2.5])
+def test_edm_churn_below_the_cap_by_hand(name, churn):
+    """gamma = S_churn / N while it is below sqrt(2) - 1 (N = 10: churn 1 -> 0.1, 2.5 -> 0.25), here with
+    S_noise = 0 so the step is deterministic: sigma^ = (1 + gamma) sigma_i, Heun from sigma^ to sigma_{i+1}
+    (Karras et al. 2022, Algorithm 2), computed by hand with the closed-form denoiser."""
+    sde, n = SDES[name], 10
+    score, _ = _gaussian_case(sde)
+    D = _linear_denoiser()
+    z = torch.randn(50, 2, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    got, _ = sg.samplers.edm_sampler(sde, score, None, n, noise=z, churn=churn, s_noise=0.0, dtype=torch.float64)
+    sigmas = [float(s) for s in sg.samplers.sigma_schedule(sde, n)]
+    gamma = churn / n
+    assert gamma < math.sqrt(2) - 1
+    x = sigmas[0] * z
+    for i in range(n):
+        s_hat = min((1 + gamma) * sigmas[i], sde.max_noise_level())
+        d = (x - D(x, s_hat)) / s_hat
+        x_next = x + (sigmas[i + 1] - s_hat) * d
+        if sigmas[i + 1] > 0:
+            d2 = (x_next - D(x_next, sigmas[i + 1])) / sigmas[i + 1]
+            x_next = x + (sigmas[i + 1] - s_hat) * (d + d2) / 2
+        x = x_next
+    torch.testing.assert_close(got, x, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", ["VE", "VP"])
+def test_dpm_solver_2m_by_hand(name):
+    """DPM-Solver++(2M) step by step (Lu et al. 2022, Algorithm 2): r = h_{i-1} / h_i,
+    D~ = (1 + 1/(2r)) D_i - 1/(2r) D_{i-1}, x' = (sigma'/sigma) x - expm1(-h) D~; first step DDIM, last x' = D."""
+    sde, n = SDES[name], 8
+    score, _ = _gaussian_case(sde)
+    D = _linear_denoiser()
+    z = torch.randn(50, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    got, _ = sg.samplers.dpm_solver_2m(sde, score, None, n, noise=z, rho=3.0, dtype=torch.float64)
+    sig = [float(s) for s in sg.samplers.sigma_schedule(sde, n, rho=3.0)]
+    x, prev, h_prev = sig[0] * z, None, None
+    for i in range(n):
+        den = D(x, sig[i])
+        if sig[i + 1] == 0:
+            x = den
+            break
+        h = math.log(sig[i] / sig[i + 1])
+        if prev is None:
+            d_eff = den
+        else:
+            r = h_prev / h
+            d_eff = (1 + 1 / (2 * r)) * den - 1 / (2 * r) * prev
+        x = sig[i + 1] / sig[i] * x + (1 - sig[i + 1] / sig[i]) * d_eff
+        prev, h_prev = den, h
+    torch.testing.assert_close(got, x, rtol=1e-6, atol=1e-8)
+
+
 def test_image_shape_with_a_dummy_score():
     sde = sg.sde.VESDE.tutorial()
 
@@ -196,6 +256,9 @@ def test_fast_sampler_validation():
         sg.samplers.dpm_solver_2m(sde, score, (4, 2), 1)
     with pytest.raises(ValueError, match="churn=-1"):
         sg.samplers.edm_sampler(sde, score, (4, 2), churn=-1.0)
+    for sampler in ("dpm", "em"):   # churn would be ignored: said, not silently dropped
+        with pytest.raises(ValueError, match="churn=5.0 is EDM's S_churn"):
+            sg.samplers.sample_batched(score, sde, 4, (2,), sampler=sampler, n_steps=5, churn=5.0, device="cpu")
     with pytest.raises(ValueError, match="s_tmax=0.5 must be a number larger than s_tmin=1.0"):
         sg.samplers.edm_sampler(sde, score, (4, 2), s_tmin=1.0, s_tmax=0.5)
     with pytest.raises(ValueError, match=r"score_fn returned \(4,\)"):

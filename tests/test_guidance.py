@@ -136,10 +136,9 @@ def test_inpainting_keeps_known_entries_bit_exactly():
 
 def test_inpainting_against_the_exact_conditional():
     """A correlated Gaussian (rho = 0.9), x_1 = 1.5 known: the exact conditional of x_2 is N(1.35, 0.19).
-    Replacement is biased towards the prior (measured mean 0.94 with 100 steps and still 0.93-0.95 with
-    1,000, so it is not discretisation); RePaint with 10 resamplings: mean 1.32, variance 0.19 (VE SDE;
-    with the VP SDE on 100 steps the resampling compounds the step's own error, variance 0.11-0.14, and
-    300 steps are needed: 0.186)."""
+    Replacement is biased towards the prior (measured mean 0.95 with 100 steps and still 0.93-0.95 with
+    1,000, so it is not discretisation); RePaint with 10 resamplings: mean 1.31, variance 0.19 (VE SDE;
+    the VP SDE is test_repaint_with_vp_against_the_exact_conditional)."""
     g = sg.densities.Gaussian(torch.zeros(2), torch.tensor([[1.0, 0.9], [0.9, 1.0]]))
     known = torch.tensor([1.5, 0.0]).repeat(3000, 1)
     mask = torch.tensor([1.0, 0.0])
@@ -151,6 +150,57 @@ def test_inpainting_against_the_exact_conditional():
     bias_rep, bias_rp = abs(rep[:, 1].mean().item() - 1.35), abs(rp[:, 1].mean().item() - 1.35)
     assert bias_rep > 0.3 and bias_rp < 0.05 and bias_rp < bias_rep / 5      # SE of the mean: 0.008
     assert rp[:, 1].var().item() == pytest.approx(0.19, rel=0.1) and rep[:, 1].var().item() > 0.25
+
+
+@pytest.mark.parametrize("sde", [VE, VP], ids=["VE", "VP"])
+def test_replacement_noises_the_known_part_with_the_forward_kernel(sde):
+    """Every score call sees the known entry as a fresh draw of the forward kernel at that time,
+    N(alpha_t known, std_t^2): not the clean value (the classic mistake), not unscaled by alpha_t."""
+    g = sg.densities.Gaussian(torch.zeros(2), torch.tensor([[1.0, 0.9], [0.9, 1.0]]))
+    exact = SDEMarginal(g, sde).score
+    seen = []
+
+    def score(x, t):
+        seen.append((float(t[0]), x[:, 0].clone()))
+        return exact(x, t)
+
+    known = torch.tensor([1.5, 0.0]).repeat(4000, 1)
+    sg.guidance.inpaint(sde, score, known, torch.tensor([1.0, 0.0]), 20, sampler="em",
+                        generator=torch.Generator().manual_seed(0))
+    for t, x1 in seen[1:]:   # the first call sees the prior start, replaced at t = 1 too
+        alpha, std = (float(v) for v in sde.marginal_coeffs(t))
+        se = std / len(x1) ** 0.5
+        assert abs(x1.mean().item() - alpha * 1.5) < 4 * se + 1e-6, (t, x1.mean().item(), alpha * 1.5)
+        assert x1.std().item() == pytest.approx(std, rel=0.1), (t, x1.std().item(), std)
+
+
+def test_repaint_with_vp_against_the_exact_conditional():
+    """The VP SDE (alpha_t < 1): RePaint's backward jump is x <- (alpha_j / alpha_i) x + noise. On 100 steps with
+    U = 10 it recovers N(1.35, 0.19) (measured mean 1.316, variance 0.187; a jump without the alpha ratio
+    gives 1.45); replacement stays biased (0.95)."""
+    g = sg.densities.Gaussian(torch.zeros(2), torch.tensor([[1.0, 0.9], [0.9, 1.0]]))
+    known = torch.tensor([1.5, 0.0]).repeat(3000, 1)
+    score = SDEMarginal(g, VP).score
+    rp, _ = sg.guidance.repaint(VP, score, known, torch.tensor([1.0, 0.0]), 100, resample=10, sampler="em",
+                                generator=torch.Generator().manual_seed(0))
+    rep, _ = sg.guidance.inpaint(VP, score, known, torch.tensor([1.0, 0.0]), 100, sampler="em",
+                                 generator=torch.Generator().manual_seed(0))
+    assert abs(rp[:, 1].mean().item() - 1.35) < 0.06 and rp[:, 1].var().item() == pytest.approx(0.19, rel=0.1)
+    assert abs(rep[:, 1].mean().item() - 1.35) > 0.3
+
+
+def test_noisy_classifier_sees_the_scaled_state_at_unit_variance():
+    """NoisyClassifier's CNN gets c_in x(t) / alpha_t (EDM's c_in, sigma_data = 0.5): for the VP SDE the
+    1 / alpha_t matters. Checked on its first convolution's input."""
+    clf = sg.guidance.NoisyClassifier(VP)
+    got = {}
+    clf.conv1.register_forward_hook(lambda mod, inp, out: got.setdefault("x", inp[0]))
+    y = torch.rand(4, 1, 28, 28)
+    t = torch.full((4,), 0.7)
+    alpha, std = VP.marginal_coeffs(t)
+    sigma = std / alpha
+    clf(alpha[:, None, None, None] * y, t)
+    torch.testing.assert_close(got["x"], y / torch.sqrt(0.25 + sigma**2)[:, None, None, None])
 
 
 def test_inpainting_recovers_the_conditional_of_a_separated_mixture():

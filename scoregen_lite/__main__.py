@@ -79,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     sh.add_argument("--root", help="folder with the MNIST IDX files")
     sh.add_argument("--device")
     sh.add_argument("--note", help="how the run went, in words, stored in the manifest")
+    sc = sub.add_parser("ship-classifier", help="train notebook 09's noisy classifier and ship it in "
+                                               "checkpoints/noisy_classifier.pt with its manifest")
+    sc.add_argument("--steps", type=int, default=2000, help="training steps (notebook 09 asks for 2,000)")
+    sc.add_argument("--root", help="folder with the MNIST IDX files")
+    sc.add_argument("--device")
     return p
 
 
@@ -118,6 +123,12 @@ def main(argv=None) -> int:
             method = "replacement" if args.resample == 1 else f"RePaint x{args.resample}"
             print(f"{r['n']} held-out digits, {args.mask} shown, {method} ({r['nfe']} evaluations) in {r['seconds']:.1f} s: "
                   f"{r['accuracy_as_original']:.0%} classified as the original digit -> {Path(args.out) / 'inpainted.png'}")
+        elif args.command == "ship-classifier":
+            from .guidance import ship_noisy_classifier
+
+            info = ship_noisy_classifier(n_steps=args.steps, root=args.root, device=args.device,
+                                         command="python -m scoregen_lite " + " ".join(raw))
+            print(json.dumps(info, indent=2))
         elif args.command == "ship":
             info = mnist.ship(args.checkpoint, args.name, n=args.n, n_steps=args.steps, root=args.root,
                               device=args.device, note=args.note)

@@ -41,6 +41,8 @@ __all__ = [
     "check_heun_step",
     "check_guided_score",
     "check_replacement_step",
+    "check_edm_coefficients",
+    "check_preconditioned_score",
     "strip_source",
     "strip_notebook",
     "strip_folder",
@@ -457,6 +459,64 @@ def check_replacement_step(fn) -> None:
                  f"alpha_t={alpha}, std_t={std}", mistakes=mistakes,
                  where=lambda i: f"sample {i}")
     _passed("replacement_step", "two times, a random mask")
+
+
+def check_edm_coefficients(fn) -> None:
+    """Check ``fn(sigma, sigma_data) -> (c_skip, c_out, c_in, c_noise)``, each a tensor of sigma's shape: EDM's
+    preconditioning (Karras et al. 2022, table 1; notebook 10): c_skip = sd^2 / (sigma^2 + sd^2),
+    c_out = sigma sd / sqrt(sigma^2 + sd^2), c_in = 1 / sqrt(sigma^2 + sd^2), c_noise = ln(sigma) / 4.
+
+    Recognised mistakes: sd for sd^2 in c_skip, c_out or c_in without the square root, c_noise without the
+    1/4, and c_skip and c_out swapped roles (c_skip -> 0 at small sigma)."""
+    sigma = torch.tensor([0.002, 0.05, 0.5, 3.0, 80.0], dtype=torch.float64)
+    for sd in (0.5, 0.3):
+        r2 = sigma**2 + sd**2
+        want = [sd**2 / r2, sigma * sd / r2.sqrt(), 1 / r2.sqrt(), sigma.log() / 4]
+        got = fn(sigma, sd)
+        if not isinstance(got, (tuple, list)) or len(got) != 4:
+            raise ExerciseFailed(f"edm_coefficients: return the tuple (c_skip, c_out, c_in, c_noise), got "
+                                 f"{type(got).__name__}{'' if not hasattr(got, '__len__') else f' of length {len(got)}'}.")
+        names = ("c_skip", "c_out", "c_in", "c_noise")
+        catalogue = {
+            "c_skip": [(sd / r2, "c_skip = sigma_data^2 / (sigma^2 + sigma_data^2): the data's variance over the noisy "
+                                 "input's, the weight of the input in the best linear guess"),
+                       (sigma**2 / r2, "c_skip must go to 1 as sigma -> 0 (the input is nearly clean: keep it) and "
+                                       "to 0 at large sigma; that is 1 - c_skip")],
+            "c_out": [(sigma * sd / r2, "c_out = sigma sigma_data / sqrt(sigma^2 + sigma_data^2): a standard deviation, "
+                                        "with a square root")],
+            "c_in": [(1 / r2, "c_in scales the input to unit variance: divide by its std sqrt(sigma^2 + sigma_data^2), "
+                              "not its variance")],
+            "c_noise": [(sigma.log(), "EDM's c_noise is ln(sigma) / 4 (a quarter keeps it in about [-1.5, 1.5])"),
+                        (sigma / 4, "c_noise is the log of sigma, divided by 4")]}
+        for name, g, w in zip(names, got, want):
+            g = torch.as_tensor(g, dtype=torch.float64)
+            _compare(f"edm_coefficients ({name})", g, w, 1e-9 * max(1.0, float(w.abs().max())),
+                     f"sigma_data={sd}", mistakes=catalogue[name], where=lambda i: f"sigma = {float(sigma[i]):g}")
+    _passed("edm_coefficients", "five noise levels from 0.002 to 80, two sigma_data")
+
+
+def check_preconditioned_score(fn) -> None:
+    """Check ``fn(F, y, sigma, sigma_data) -> score``: the score grad log p(y; sigma) of EDM's preconditioned
+    denoiser D = c_skip y + c_out F (notebook 10), by Tweedie's formula: score = (D - y) / sigma^2. ``F`` and ``y``
+    are (n, d), ``sigma`` a tensor (n,).
+
+    Recognised mistakes: (y - D) / sigma^2 (the sign), (D - y) / sigma (sigma for sigma^2), the skip term
+    dropped (D = c_out F), and the raw output used as the denoiser (D = F)."""
+    gen = torch.Generator().manual_seed(11)
+    y, F = (torch.randn(6, 3, generator=gen, dtype=torch.float64) for _ in range(2))
+    sigma = torch.tensor([0.01, 0.1, 0.5, 1.0, 4.0, 30.0], dtype=torch.float64)
+    for sd in (0.5, 0.3):
+        r2 = (sigma**2 + sd**2)[:, None]
+        c_skip, c_out, s = sd**2 / r2, sigma[:, None] * sd / r2.sqrt(), sigma[:, None]
+        D = c_skip * y + c_out * F
+        want = (D - y) / s**2
+        mistakes = [((y - D) / s**2, "the sign: the score points from y towards the denoised guess, (D - y) / sigma^2"),
+                    ((D - y) / s, "Tweedie's formula divides by the variance sigma^2, not by sigma"),
+                    ((c_out * F - y) / s**2, "D = c_skip y + c_out F: the skip connection is part of the denoiser"),
+                    ((F - y) / s**2, "F is the raw network's output; the denoiser is D = c_skip y + c_out F")]
+        _compare("preconditioned_score", fn(F, y, sigma, sd), want, 1e-8 * float(want.abs().max()),
+                 f"sigma_data={sd}", mistakes=mistakes, where=lambda i: f"sigma = {float(sigma[i]):g}")
+    _passed("preconditioned_score", "six noise levels, two sigma_data")
 
 
 # ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@ form). Introduced in notebooks/09_controllable_generation.ipynb.
 from __future__ import annotations
 
 import math
+import time
 
 import torch
 
@@ -41,6 +42,9 @@ __all__ = [
     "NoisyClassifier",
     "noisy_classifier",
     "noisy_accuracy",
+    "grid_centres",
+    "ship_noisy_classifier",
+    "SHIPPED_CLASSIFIER",
 ]
 
 
@@ -321,7 +325,11 @@ def tilted_log_density(classifier: MixtureClassifier, y: int, scale: float):
     return lambda x: scale * cond.log_prob(x) + (1 - scale) * full.log_prob(x)
 
 
-def _grid(bounds, n: int):
+def grid_centres(bounds, n: int = 60) -> torch.Tensor:
+    """The (n * n, 2) centres of the n x n grid over ``bounds`` = (x_min, x_max, y_min, y_max) that
+    ``grid_probabilities`` and ``histogram_on_grid`` use, x fastest (float64; row i * n + j is y cell i,
+    x cell j). Notebook 09 takes moments of a grid density with it."""
+    n = _checks.count("n", n, minimum=2)
     x0, x1, y0, y1 = bounds
     xs = torch.linspace(x0, x1, n + 1, dtype=torch.float64)
     ys = torch.linspace(y0, y1, n + 1, dtype=torch.float64)
@@ -333,7 +341,7 @@ def grid_probabilities(log_density, bounds, n: int = 60) -> torch.Tensor:
     """Cell probabilities (n, n) of a density given by its unnormalised log on an n x n grid over
     ``bounds`` = (x_min, x_max, y_min, y_max) (midpoint rule, normalised to sum to 1; row i is the i-th y)."""
     n = _checks.count("n", n, minimum=2)
-    pts = _grid(bounds, n)
+    pts = grid_centres(bounds, n)
     logp = log_density(pts.float()).double()
     p = torch.softmax(logp, dim=0)
     return p.reshape(n, n)
@@ -440,33 +448,45 @@ class NoisyClassifier(torch.nn.Module):
 
 
 def noisy_classifier(images: torch.Tensor, labels: torch.Tensor, sde, *, n_steps: int = 3000, batch_size: int = 128,
-                     lr: float = 2e-3, eps: float = 1e-3, cache: bool = True, device=None, seed: int = 0,
-                     progress: bool = False) -> NoisyClassifier:
-    """Train (or load from the cache, ``sg.metrics.cache_dir()``, keyed by a hash of the data, the SDE and the
-    settings) a ``NoisyClassifier`` on digits diffused to a random time t ~ U(eps, 1): cross-entropy on
-    x(t) = alpha_t x + std_t z. Adam, cosine decay. Returns it in eval mode on ``device``.
-    Introduced in notebooks/09_controllable_generation.ipynb."""
+                     lr: float = 2e-3, eps: float = 1e-3, cache: bool = True, shipped: bool = True, device=None,
+                     seed: int = 0, progress: bool = True, log=print) -> NoisyClassifier:
+    """A ``NoisyClassifier`` for digits diffused by ``sde``, trained on digits diffused to a random time
+    t ~ U(eps, 1) (cross-entropy on x(t) = alpha_t x + std_t z; Adam, cosine decay), in eval mode on ``device``.
+
+    Nothing trains when it need not: with ``cache`` a copy in ``sg.metrics.cache_dir()`` (keyed by a hash of the
+    data, the SDE and the settings) is loaded; with ``shipped`` so is the course's ``checkpoints/noisy_classifier.pt``
+    when it was trained on these very digits with these settings (its stored key matches; sha256 checked against
+    its manifest). Otherwise it trains, saying first through ``log`` how many steps and about how long (timed on
+    its first steps), with a progress bar (``progress``). Introduced in notebooks/09_controllable_generation.ipynb."""
     from tqdm.auto import tqdm
 
     from . import device as default_device
-    from .metrics import cache_path, save_to_cache
+    from .metrics import save_to_cache
 
     device = torch.device(device) if device is not None else default_device()
     images = _checks.batch("images", images)
     n_steps = _checks.count("n_steps", n_steps)
-    path = cache_path("noisy_classifier", images, labels, f"{sde!r}-{n_steps}-{batch_size}-{lr}-{eps}-{seed}-v1")
+    path = _classifier_path(images, labels, sde, n_steps, batch_size, lr, eps, seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = NoisyClassifier(sde)
     if cache and path.exists():
         net.load_state_dict(torch.load(path, map_location="cpu"))
         return net.to(device).eval()
+    state = _shipped_classifier(path.name) if shipped else None
+    if state is not None:
+        net.load_state_dict({k: v.float() for k, v in state.items()})
+        log("using the shipped checkpoint noisy_classifier.pt (sha256 verified)")
+        return net.to(device).eval()
     gen = torch.Generator().manual_seed(seed)
     net.to(device).train()
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, n_steps)
     x_all, y_all = images.to(device), labels.to(device)
-    for _ in tqdm(range(n_steps), desc="noisy classifier", disable=not progress, leave=False):
+    probe = min(10, n_steps)
+    start = time.perf_counter()
+    bar = tqdm(range(n_steps), desc="noisy classifier", disable=not progress, leave=False)
+    for step in bar:
         idx = torch.randint(len(x_all), (batch_size,), generator=gen).to(device)
         t = (eps + (1 - eps) * torch.rand(batch_size, generator=gen)).to(device)
         xt = sde.perturb(x_all[idx], t, torch.randn(x_all[idx].shape, generator=gen).to(device), check=False)
@@ -475,10 +495,74 @@ def noisy_classifier(images: torch.Tensor, labels: torch.Tensor, sde, *, n_steps
         loss.backward()
         opt.step()
         sched.step()
+        if step + 1 == probe and n_steps > probe:
+            per_step = (time.perf_counter() - start) / probe
+            log(f"training a noisy classifier: {n_steps:,} steps, about {per_step * n_steps:.0f} s here"
+                + (" (cached afterwards)" if cache else ""))
     net.eval()
     if cache:
         save_to_cache(net, path)
     return net
+
+
+def _classifier_path(images, labels, sde, n_steps, batch_size=128, lr=2e-3, eps=1e-3, seed=0):
+    from .metrics import cache_path
+
+    return cache_path("noisy_classifier", images, labels, f"{sde!r}-{n_steps}-{batch_size}-{lr}-{eps}-{seed}-v1")
+
+
+#: Where the course's noisy classifier ships (notebook 09), beside its manifest ``noisy_classifier.json``.
+SHIPPED_CLASSIFIER = "noisy_classifier"
+
+
+def _shipped_classifier(key: str):
+    """The shipped classifier's weights if its stored key is ``key`` (same data and settings), else None."""
+    import json
+
+    from .mnist import checkpoints_dir, sha256
+
+    path = checkpoints_dir() / f"{SHIPPED_CLASSIFIER}.pt"
+    manifest = checkpoints_dir() / f"{SHIPPED_CLASSIFIER}.json"
+    if not (path.exists() and manifest.exists()):
+        return None
+    if sha256(path) != json.loads(manifest.read_text())["sha256"]:
+        raise ValueError(f"{path} differs from its manifest's sha256: restore it with git checkout, or delete both "
+                         f"files to train the classifier here.")
+    state = torch.load(path, map_location="cpu")
+    return state["model"] if state.get("key") == key else None
+
+
+def ship_noisy_classifier(*, n_steps: int = 2000, root=None, device=None, command: str | None = None) -> dict:
+    """Train notebook 09's noisy classifier (the settings it asks for: ``n_steps``, the SDE of the shipped
+    ``mnist_ve``) on the training digits of ``sg.data.mnist_split``, and ship it: float16 weights and the key of
+    its data and settings in ``checkpoints/noisy_classifier.pt``, and a manifest (command, commit, device, steps,
+    time, sha256, held-out accuracy at t = 0.01, 0.3, 0.6) in ``checkpoints/noisy_classifier.json``.
+    ``noisy_classifier`` then loads it instead of training. The command line's ``ship-classifier``."""
+    import json
+
+    from . import data as data_mod, device as default_device, device_name
+    from .mnist import checkpoints_dir, commit_id, sha256
+    from .train import ImageConfig, make_sde, save_checkpoint
+
+    device = torch.device(device) if device is not None else default_device()
+    split = data_mod.mnist_split(root=root)
+    sde = make_sde(ImageConfig())
+    start = time.perf_counter()
+    net = noisy_classifier(split.x_train, split.y_train, sde, n_steps=n_steps, cache=False, shipped=False,
+                           device=device)
+    seconds = time.perf_counter() - start
+    key = _classifier_path(split.x_train, split.y_train, sde, n_steps).name
+    target = checkpoints_dir() / f"{SHIPPED_CLASSIFIER}.pt"
+    save_checkpoint(target, model={k: v.half() for k, v in net.state_dict().items()}, key=key)
+    acc = {str(t): noisy_accuracy(net, split.x_held, split.y_held, t, generator=torch.Generator().manual_seed(0))
+           for t in (0.01, 0.3, 0.6)}
+    info = {"name": SHIPPED_CLASSIFIER, "what": "notebook 09's noisy classifier p_t(y | x(t)) for classifier guidance",
+            "command": command, "commit": commit_id(), "device": device_name(device), "steps": n_steps,
+            "batch_size": 128, "seconds": seconds, "heldout": split.heldout, "n_train": len(split.x_train),
+            "stored": "weights, float16", "size_mb": round(target.stat().st_size / 2**20, 3), "sha256": sha256(target),
+            "metrics": {"heldout_accuracy_at_t": acc}}
+    (checkpoints_dir() / f"{SHIPPED_CLASSIFIER}.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
 
 
 @torch.no_grad()

@@ -29,7 +29,7 @@ from .train import CPU, FAST, QUICK_CPU, ImageConfig
 
 __all__ = ["train_model", "sample_model", "evaluate_model", "bits_per_dim", "config_for", "SHIPPED",
            "checkpoints_dir", "course_dir", "find_checkpoint", "pretrained", "manifest", "ship", "sha256",
-           "ChecksumMismatch", "HeldoutError", "inpaint_model"]
+           "ChecksumMismatch", "HeldoutError", "inpaint_model", "commit_id", "SHIP_SAMPLERS"]
 
 #: The checkpoints that ship in ``checkpoints/``, and what each is.
 SHIPPED = {
@@ -66,7 +66,9 @@ def config_for(quick: bool, *, cpu: bool = False, conditional: bool = False, **o
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def _commit() -> str:
+def commit_id() -> str:
+    """``git describe --always --dirty`` of the course folder (what manifests record; "-dirty" when files were
+    changed since the last commit), or "unknown"."""
     try:
         out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=course_dir(),
                              capture_output=True, text=True, timeout=10)
@@ -90,7 +92,7 @@ def train_model(out_dir, config: ImageConfig, *, root=None, device=None, resume:
     x, y = split.x_train, split.y_train
     if limit:
         x, y = x[:limit], y[:limit]
-    meta = {"heldout": split.heldout, "n_train": len(x), "command": command, "commit": _commit(),
+    meta = {"heldout": split.heldout, "n_train": len(x), "command": command, "commit": commit_id(),
             "device": device_name(device)}
     log(f"training on {len(x):,} digits; held out: {split.heldout} ({len(split.x_held):,} digits)")
     net, ema, info = train.train_images(x, config, labels=y if config.n_classes else None,
@@ -208,6 +210,16 @@ def inpaint_model(checkpoint, mask: str = "top", *, n: int = 16, n_steps: int = 
     return result
 
 
+def _checks_eps(checkpoint) -> float:
+    """The smallest training time of a checkpoint's config (where its likelihood starts)."""
+    return float(train.load_checkpoint(checkpoint)["config"].get("eps", 1e-5))
+
+
+#: The samplers a shipped checkpoint's manifest also reports (Frechet distance to the held-out digits).
+SHIP_SAMPLERS = {"Heun-18": dict(sampler="edm", n_steps=18), "Heun-18 churn 40": dict(sampler="edm", n_steps=18,
+                                                                                      churn=40.0)}
+
+
 def check_heldout(checkpoint_meta: dict, split) -> None:
     """Raise ``HeldoutError`` unless the checkpoint was trained with the same held-out digits as ``split``
     (so the held-out metrics are on digits the model never saw)."""
@@ -223,15 +235,17 @@ def check_heldout(checkpoint_meta: dict, split) -> None:
 def evaluate_model(checkpoint, *, n: int = 10_000, sampler: str = "em", n_steps: int = 500, root=None, device=None,
                    batch_size: int | None = None, n_likelihood: int = 64, out_dir=None, seed: int = 0,
                    classifier_epochs: int = 5, label: int | None = None, last_weights=None, rho: float = 7.0,
-                   churn: float = 0.0, guidance: float = 1.0) -> dict:
+                   churn: float = 0.0, guidance: float = 1.0, fast_samplers: dict | None = None) -> dict:
     """Sample ``n`` digits and measure them on the package's classifier: Frechet distance of the samples
     to training digits, the real-vs-real scale (held-out digits vs training digits), the class histogram,
     the classifier's held-out accuracy, sampling time, and bits/dim of ``n_likelihood`` held-out digits.
 
     Refuses (``HeldoutError``) a checkpoint whose training data may contain the held-out digits.
     ``last_weights``: a run's checkpoint whose last (non-EMA) weights are sampled with the same noise and
-    scored as ``frechet_last_weights`` (what the EMA changes). Writes ``metrics.json`` (and the samples)
-    to ``out_dir``."""
+    scored as ``frechet_last_weights`` (what the EMA changes). ``frechet_heldout``: the same samples against the
+    held-out digits. ``fast_samplers``: name -> sampler keywords (e.g. ``{"Heun-18": dict(sampler="edm",
+    n_steps=18)}``) also measured against the held-out digits, under ``fast``. ``bits_floor``: what the smallest
+    noise level alone costs (``sg.recipes.bits_floor``). Writes ``metrics.json`` (and the samples) to ``out_dir``."""
     from . import device as default_device
 
     device = torch.device(device) if device is not None else default_device()
@@ -244,6 +258,7 @@ def evaluate_model(checkpoint, *, n: int = 10_000, sampler: str = "em", n_steps:
                                     guidance=guidance)
     reference = split.x_train[: max(n, 1000)]
     result = metrics.evaluate_images(samples, reference, classifier)
+    result["frechet_heldout"] = metrics.evaluate_images(samples, split.x_held, classifier)["frechet"]
     real = metrics.evaluate_images(split.x_held, reference, classifier)
     if last_weights is not None:
         raw, raw_sde, _ = train.load_score_model(last_weights, device=device, use_ema=False)
@@ -253,6 +268,16 @@ def evaluate_model(checkpoint, *, n: int = 10_000, sampler: str = "em", n_steps:
     start = time.perf_counter()
     likelihood = bits_per_dim(net, sde, split.x_held[:n_likelihood], device=device,
                               generator=torch.Generator().manual_seed(seed))
+    for name, kw in (fast_samplers or {}).items():   # the same network with other samplers, against held-out digits
+        x_fast, nfe_fast, sec_fast = _sample(net, sde, n, batch_size=batch_size, seed=seed, device=device, label=label,
+                                             guidance=guidance, **kw)
+        result.setdefault("fast", {})[name] = {
+            "frechet_heldout": metrics.evaluate_images(x_fast, split.x_held, classifier)["frechet"], "nfe": nfe_fast,
+            "seconds": sec_fast, **kw}
+    from .recipes import bits_floor
+
+    sigma_min = float(sde.sigma_of_t(torch.tensor(_checks_eps(checkpoint), dtype=torch.float64)))
+    result.update(bits_floor=bits_floor(sigma_min), sigma_min=sigma_min)
     result.update(sampler=sampler, nfe=nfe, sampling_seconds=seconds, heldout=split.heldout,
                   frechet_real_heldout=real["frechet"], n_heldout=len(split.x_held),
                   classifier_heldout_accuracy=metrics.accuracy(classifier, split.x_held, split.y_held),
@@ -353,7 +378,8 @@ def ship(checkpoint, name: str, *, n: int = 2000, n_steps: int = 500, n_likeliho
     if run_json.exists():
         run_info = json.loads(run_json.read_text())
     result = evaluate_model(target, n=n, n_steps=n_steps, n_likelihood=n_likelihood, root=root, device=device,
-                            out_dir=out_dir, last_weights=checkpoint if state.get("ema") else None)
+                            out_dir=out_dir, last_weights=checkpoint if state.get("ema") else None,
+                            fast_samplers=SHIP_SAMPLERS)
     info = {"name": name, "what": SHIPPED[name], "command": small["meta"].get("command"),
             "commit": small["meta"].get("commit"), "device": small["meta"].get("device"),
             "steps": state["step"], "batch_size": state["config"]["batch_size"],

@@ -37,7 +37,7 @@ from .sde import per_sample
 
 __all__ = ["PRECONDITIONINGS", "NOISE_LEVELS", "WEIGHTINGS", "RECIPES", "coefficients", "precondition",
            "Preconditioned", "optimal_gaussian_output", "ImportanceSampler", "sample_times", "loss_weight",
-           "recipe_loss", "per_sigma_loss", "target_std", "bits_floor", "check_recipe"]
+           "recipe_loss", "per_sigma_loss", "target_std", "bits_floor", "check_recipe", "empirical_score"]
 
 PRECONDITIONINGS = ("none", "edm")
 NOISE_LEVELS = ("uniform", "lognormal", "importance")
@@ -305,3 +305,32 @@ def bits_floor(sigma_min: float, bins: int = 256, n_grid: int = 4001) -> float:
     normal = torch.distributions.Normal(torch.tensor(0.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64))
     mass = normal.cdf((1 - u) * h / sigma_min) - normal.cdf(-u * h / sigma_min)
     return float(-torch.log2(mass.clamp_min(1e-300)).mean())
+
+
+def empirical_score(train: torch.Tensor, sde, batch_size: int = 256):
+    """The exact score of eq. (8)'s optimum for a finite training set: the data distribution is the n
+    training points, so p_t = (1/n) sum_i N(alpha_t x_i, std_t^2 I) and
+
+        grad log p_t(x) = sum_i r_i(x) (alpha_t x_i - x) / std_t^2,   r = softmax_i(-||x - alpha_t x_i||^2 / (2 std_t^2)).
+
+    A network that minimised eq. (8) perfectly on these points would have this score, and sampling it
+    returns the training points: memorisation (notebook 10). ``train`` (n, ...); returns ``score(x, t)``
+    for x of the same trailing shape (computed in float64 in batches)."""
+    train = _checks.batch("train", train)
+    flat = train.reshape(len(train), -1).double()
+    sq = flat.pow(2).sum(1)
+
+    def score(x: torch.Tensor, t) -> torch.Tensor:
+        t = torch.as_tensor(t, dtype=torch.float64, device=x.device)
+        t = t.expand(x.shape[0]) if t.dim() == 0 else t.double()
+        alpha, std = sde.marginal_coeffs(t, check=False)
+        xf = x.reshape(len(x), -1).double()
+        out = torch.empty_like(xf)
+        for i in range(0, len(xf), batch_size):
+            xb, a, s2 = xf[i:i + batch_size], alpha[i:i + batch_size, None], std[i:i + batch_size, None] ** 2
+            d2 = xb.pow(2).sum(1, keepdim=True) - 2 * a * (xb @ flat.T.to(xb.device)) + a**2 * sq.to(xb.device)
+            r = torch.softmax(-d2 / (2 * s2), dim=1)
+            out[i:i + batch_size] = (a * (r @ flat.to(xb.device)) - xb) / s2
+        return out.reshape(x.shape).to(x.dtype)
+
+    return score

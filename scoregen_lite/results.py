@@ -17,7 +17,7 @@ import re
 import sys
 from pathlib import Path
 
-__all__ = ["results_dir", "gpu_benchmark_table", "cpu_benchmark_table", "fast_sampling_table", "recipes_table", "course_timings_table",
+__all__ = ["results_dir", "gpu_benchmark_table", "cpu_benchmark_table", "fast_sampling_table", "recipes_table", "load_recipes", "course_timings_table",
            "checkpoints_table", "TABLES", "render_readme", "main"]
 
 
@@ -135,6 +135,15 @@ def fast_sampling_table(folder=None) -> str:
     return "\n".join(out) + "\n"
 
 
+def load_recipes(folder=None) -> dict:
+    """The newest committed recipe benchmark (``recipes_cpu*.json``, last by name) as a dict (notebook 10)."""
+    folder = Path(folder) if folder else results_dir()
+    paths = sorted(folder.glob("recipes_cpu*.json"))
+    if not paths:
+        raise FileNotFoundError(f"no recipe results (recipes_cpu*.json) in {folder}; run benchmarks/recipes_cpu.py.")
+    return json.loads(paths[-1].read_text())
+
+
 def recipes_table(source=None) -> str:
     """Markdown table of the training recipes at equal CPU time (``benchmarks/recipes_cpu.py``): per recipe its
     choices, steps and images/s, the Frechet distance to the held-out digits for each sampler and the held-out
@@ -197,14 +206,22 @@ def checkpoints_table(folder=None) -> str:
         raise FileNotFoundError(f"no checkpoint manifests in {folder}.")
     lines = ["| checkpoint | what | trained on | steps x batch | time | Frechet distance (held-out digits) | "
              "bits/dim | size |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    others = []
     for path in manifests:
         m = json.loads(path.read_text())
         q = m["metrics"]
+        if "frechet" not in q:   # not a score model (the noisy classifier): listed below the table
+            acc = ", ".join(f"{float(t):g}: {a:.0%}" for t, a in q.get("heldout_accuracy_at_t", {}).items())
+            others.append(f"`{path.stem}.pt`: {m['what']}; {m['steps']:,} steps on {m['device']} in "
+                          f"{_fmt((m.get('seconds') or 0), '.0f')} s; held-out accuracy at t = {acc}; "
+                          f"{m['size_mb']:.1f} MB.")
+            continue
         lines.append(
             f"| `{path.stem}.pt` | {m['what']} | {m['device']} | {m['steps']:,} x {m['batch_size']} | "
             f"{_fmt((m.get('seconds') or 0) / 60, '.0f')} min | {q['frechet']:.1f} on {q['n_samples']:,} EM-{q['nfe']} "
             f"samples ({q['frechet_real_heldout']:.1f}) | {q['bits_per_dim']:.2f} | {m['size_mb']:.1f} MB |")
     lines.append("")
+    lines += [*others, ""] if others else []
     lines.append("Commands, commits, sha256 and all metrics: " + ", ".join(f"`checkpoints/{p.name}`" for p in manifests)
                  + ".")
     return "\n".join(lines) + "\n"

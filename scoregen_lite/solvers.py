@@ -31,6 +31,7 @@ __all__ = [
     "rk45",
     "reverse_step",
     "sigma_schedule",
+    "seconds_per_evaluation",
     "edm_sampler",
     "dpm_solver_2m",
     "sample_batched",
@@ -457,6 +458,27 @@ def dpm_solver_2m(sde, score_fn, shape, n_steps: int = 20, *, rho: float = 7.0, 
         den_prev, h_prev = den, h
     check_finite(x, "at the end of DPM-Solver++(2M)", float(sigmas[0]) / n)
     return x, n
+
+
+@torch.no_grad()
+def seconds_per_evaluation(score_fn, shape, *, device=None, repeats: int = 2) -> float:
+    """Wall-clock seconds of one call ``score_fn(x, t)`` on a batch of ``shape`` (the median of ``repeats``
+    after one warm-up call): multiplied by a sampler's NFE, the time a cell will take, which notebooks
+    print before a long comparison (notebooks 08-10)."""
+    from . import device as default_device
+
+    device = torch.device(device) if device is not None else default_device()
+    x = torch.zeros(tuple(shape), device=device)
+    t = torch.full((x.shape[0],), 0.5, device=device)
+    score_fn(x, t)
+    times = []
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        score_fn(x, t)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
 
 
 #: The samplers ``sample_batched`` (and the command line's ``--sampler``) accept.

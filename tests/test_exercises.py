@@ -34,7 +34,11 @@ def test_checks_pass_on_solutions(capsys):
     sg.exercises.check_heun_step(lambda x, s, sn, D: _heun(x, s, sn, lambda v, a: (v - D(v, a)) / a))
     sg.exercises.check_guided_score(lambda c, u, g: u + g * (c - u))
     sg.exercises.check_replacement_step(lambda x, k, m, a, s, z: torch.where(m.bool(), a * k + s * z, x))
-    assert capsys.readouterr().out.count("passed") == 7
+    sg.exercises.check_edm_coefficients(
+        lambda s, sd: sg.recipes.coefficients("edm", s, torch.ones_like(s), torch.zeros_like(s), sd))
+    sg.exercises.check_preconditioned_score(lambda F, y, s, sd: sg.recipes.Preconditioned(
+        lambda xi, c: F, sg.sde.VESDE(1e-4, 100.0), "edm", sd).forward(y, sg.sde.VESDE(1e-4, 100.0).t_of_sigma(s)))
+    assert capsys.readouterr().out.count("passed") == 9
 
 
 def _heun(x, s, sn, slope, weight=0.5):
@@ -67,8 +71,31 @@ def _ve(t, smin, smax, kind):
     return {"var": sig**2 - smin**2, "sigma": sig, "diff": sig - smin}[kind]
 
 
+def _edm(sigma, sd, skip=None, out=None, cin=None, noise=None):
+    r2 = sigma**2 + sd**2
+    return (skip(r2) if skip else sd**2 / r2, out(r2) if out else sigma * sd / r2.sqrt(),
+            cin(r2) if cin else 1 / r2.sqrt(), noise if noise is not None else sigma.log() / 4)
+
+
+def _pre_score(F, y, sigma, sd, kind="good"):
+    s = sigma[:, None]
+    r2 = s**2 + sd**2
+    D = {"good": sd**2 / r2 * y + s * sd / r2.sqrt() * F, "noskip": s * sd / r2.sqrt() * F, "raw": F}
+    d = D["noskip" if kind == "noskip" else "raw" if kind == "raw" else "good"]
+    return {"sign": (y - d) / s**2, "sigma": (d - y) / s}.get(kind, (d - y) / s**2)
+
+
 # (check, a wrong answer as a student would write it, the words only its hint contains)
 CATALOGUE = [
+    ("check_edm_coefficients", lambda s, sd: _edm(s, sd, skip=lambda r2: sd / r2), "data's variance"),
+    ("check_edm_coefficients", lambda s, sd: _edm(s, sd, skip=lambda r2: s**2 / r2), "go to 1 as sigma -> 0"),
+    ("check_edm_coefficients", lambda s, sd: _edm(s, sd, out=lambda r2: s * sd / r2), "a standard deviation"),
+    ("check_edm_coefficients", lambda s, sd: _edm(s, sd, cin=lambda r2: 1 / r2), "not its variance"),
+    ("check_edm_coefficients", lambda s, sd: _edm(s, sd, noise=s.log()), "ln(sigma) / 4"),
+    ("check_preconditioned_score", lambda F, y, s, sd: _pre_score(F, y, s, sd, "sign"), "the sign"),
+    ("check_preconditioned_score", lambda F, y, s, sd: _pre_score(F, y, s, sd, "sigma"), "not by sigma"),
+    ("check_preconditioned_score", lambda F, y, s, sd: _pre_score(F, y, s, sd, "noskip"), "skip connection"),
+    ("check_preconditioned_score", lambda F, y, s, sd: _pre_score(F, y, s, sd, "raw"), "raw network's output"),
     ("check_guided_score", lambda c, u, g: (1 + g) * c - g * u, "Ho & Salimans'"),
     ("check_guided_score", lambda c, u, g: g * (c - u), "only the guidance direction"),
     ("check_guided_score", lambda c, u, g: u + g * (u - c), "points the wrong way"),

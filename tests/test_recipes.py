@@ -180,3 +180,21 @@ def test_every_recipe_trains_a_unet(recipe):
     net, ema, info = sg.train.train_images(x, config, device="cpu", progress=False, log=lambda *_: None)
     assert len(info["losses"]) == 3 and all(math.isfinite(v) for v in info["losses"])
     assert net.precond == recipes.RECIPES[recipe][0]
+
+
+def test_empirical_score_is_the_mixture_score_and_memorises():
+    """The exact score of a finite training set equals the score of the equal-weight mixture of N(alpha x_i,
+    std^2 I) (autograd of its log-density), and sampling it returns training points (memorised fraction 1)."""
+    torch.manual_seed(0)
+    sde = sg.sde.VESDE(0.01, 10.0)
+    train = torch.randn(7, 2, dtype=torch.float64) * 3
+    score = recipes.empirical_score(train, sde)
+    x, t = torch.randn(20, 2, dtype=torch.float64) * 3, torch.full((20,), 0.4, dtype=torch.float64)
+    alpha, std = sde.marginal_coeffs(t)
+    mix = sg.densities.GaussianMixture(torch.full((7,), 1 / 7, dtype=torch.float64), train,
+                                       (std[0] ** 2 * torch.eye(2, dtype=torch.float64)).repeat(7, 1, 1))
+    torch.testing.assert_close(score(x, t), mix.score(x), rtol=1e-8, atol=1e-10)
+    samples, _ = sg.samplers.edm_sampler(sde, score, (200, 2), 40, generator=torch.Generator().manual_seed(0),
+                                         dtype=torch.float64)
+    assert sg.metrics.memorised_fraction(samples, train) > 0.95
+    assert sg.metrics.memorised_fraction(torch.randn(200, 2, dtype=torch.float64) * 3, train) < 0.5

@@ -188,11 +188,15 @@ def course_timings_table(folder=None) -> str:
     data = json.loads(path.read_text())
     by_nb: dict = {}
     for row in data["rows"]:
-        by_nb.setdefault(row["notebook"], {})[row["mode"]] = row["seconds"]
-    lines = [f"Measured on {data['device']} ({data['date']}), seconds per notebook:", "",
-             "| notebook | full mode | quick mode |", "| --- | --- | --- |"]
+        by_nb.setdefault(row["notebook"], {})[row["mode"]] = row
+    lines = [f"Measured on {data['device']}, seconds per notebook (each row's date; a cold cache trains what a "
+             f"student's first run trains, e.g. the metrics classifier):", "",
+             "| notebook | full mode | quick mode | measured | cache |", "| --- | --- | --- | --- | --- |"]
     for nb, modes in by_nb.items():
-        lines.append(f"| {nb} | {_fmt(modes.get('full'), '.0f')} | {_fmt(modes.get('quick'), '.0f')} |")
+        some = modes.get("full") or modes.get("quick")
+        lines.append(f"| {nb} | {_fmt((modes.get('full') or {}).get('seconds'), '.0f')} | "
+                     f"{_fmt((modes.get('quick') or {}).get('seconds'), '.0f')} | {some.get('date', data['date'])} | "
+                     f"{some.get('cache', 'warm')} |")
     lines.append("")
     lines.append(f"Source: `benchmarks/results/{path.name}`.")
     return "\n".join(lines) + "\n"
@@ -204,8 +208,9 @@ def checkpoints_table(folder=None) -> str:
     manifests = sorted(folder.glob("*.json"))
     if not manifests:
         raise FileNotFoundError(f"no checkpoint manifests in {folder}.")
-    lines = ["| checkpoint | what | trained on | steps x batch | time | Frechet distance (held-out digits) | "
-             "bits/dim | size |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| checkpoint | what | trained on | steps x batch | time | Frechet distance to training digits (held-out "
+             "digits score) | Frechet distance to held-out digits: EM-500 / Heun-18 / Heun-18 churn 40 | held-out "
+             "bits/dim (floor) | size |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     others = []
     for path in manifests:
         m = json.loads(path.read_text())
@@ -216,10 +221,14 @@ def checkpoints_table(folder=None) -> str:
                           f"{_fmt((m.get('seconds') or 0), '.0f')} s; held-out accuracy at t = {acc}; "
                           f"{m['size_mb']:.1f} MB.")
             continue
+        fast = q.get("fast", {})
+        heldout = " / ".join(_fmt(v, ".1f") for v in (q.get("frechet_heldout"), fast.get("Heun-18", {}).get("frechet_heldout"),
+                                                     fast.get("Heun-18 churn 40", {}).get("frechet_heldout")))
         lines.append(
             f"| `{path.stem}.pt` | {m['what']} | {m['device']} | {m['steps']:,} x {m['batch_size']} | "
             f"{_fmt((m.get('seconds') or 0) / 60, '.0f')} min | {q['frechet']:.1f} on {q['n_samples']:,} EM-{q['nfe']} "
-            f"samples ({q['frechet_real_heldout']:.1f}) | {q['bits_per_dim']:.2f} | {m['size_mb']:.1f} MB |")
+            f"samples ({q['frechet_real_heldout']:.1f}) | {heldout} | {q['bits_per_dim']:.2f} "
+            f"({_fmt(q.get('bits_floor'), '.2f')}) | {m['size_mb']:.1f} MB |")
     lines.append("")
     lines += [*others, ""] if others else []
     lines.append("Commands, commits, sha256 and all metrics: " + ", ".join(f"`checkpoints/{p.name}`" for p in manifests)

@@ -10,6 +10,7 @@ no notebook globals.
 from __future__ import annotations
 
 import functools
+import math
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
@@ -47,7 +48,9 @@ __all__ = [
 def interactive_view(view, **controls) -> W.interactive:
     """Wire ``controls`` (widgets or ``ipywidgets.fixed`` values) to ``view(**kwargs) -> (fig, info)``.
 
-    The figure is displayed and closed; ``w.result`` holds ``info``.
+    The figure is displayed and closed; ``w.result`` holds ``info``. The time a view took (``info["seconds"]``,
+    with ``info["nfe"]``) is printed as a line of text under the figure, not drawn in it: the figure shows only
+    what the settings change, so a control that changes nothing leaves it identical (the browser tests rely on it).
     """
     from IPython.display import display
 
@@ -55,6 +58,9 @@ def interactive_view(view, **controls) -> W.interactive:
         fig, info = view(**kwargs)
         display(fig)
         plt.close(fig)
+        if isinstance(info, dict) and "seconds" in info:
+            print(f"{info['nfe']} score evaluations in {info['seconds']:.2f} s" if "nfe" in info
+                  else f"{info['seconds']:.2f} s")
         return info
 
     show.__name__ = view.__name__
@@ -415,7 +421,7 @@ def sde_view(sampler: str = "EM", n_steps: int = 100, snr: float = 0.16, sde_nam
     fig, ax = plt.subplots(figsize=(3.8, 3.8))
     plot.density(ax, p.log_prob, bounds)
     plot.samples(ax, x, bounds=bounds)
-    ax.set_title(f"{sde_name} SDE, {sampler} ({score}): NFE {nfe}, {seconds:.2f} s\nenergy distance {ed:.4f} "
+    ax.set_title(f"{sde_name} SDE, {sampler} ({score}): NFE {nfe}\nenergy distance {ed:.4f} "
                  f"(noise floor {floor[0]:.4f} +- {floor[1]:.4f})", fontsize=9)
     fig.tight_layout()
     return fig, {"sampler": sampler, "sde": sde_name, "score": score, "nfe": nfe, "seconds": seconds,
@@ -424,12 +430,17 @@ def sde_view(sampler: str = "EM", n_steps: int = 100, snr: float = 0.16, sde_nam
 
 def sde_explorer(nets: dict | None = None, target: str = "ring of 8", n_samples: int = 2000) -> W.interactive:
     """Sliders for ``sde_view``: sampler, number of steps, corrector SNR, SDE and (with ``nets``)
-    exact vs learned score. Introduced in notebooks/06_sdes.ipynb."""
-    return interactive_view(
+    exact vs learned score. The SNR slider is enabled only for PC (the only sampler with a corrector), the
+    steps slider not for the adaptive ODE solver. Introduced in notebooks/06_sdes.ipynb."""
+    sampler = W.ToggleButtons(options=["EM", "PC", "ODE"], value="EM", description="sampler")
+    n_steps = W.IntSlider(value=100, min=2, max=1000, step=2, description="steps", continuous_update=False)
+    snr = W.FloatLogSlider(value=0.16, base=10, min=-2, max=0, step=0.1, description="snr", continuous_update=False,
+                           disabled=True)
+    w = interactive_view(
         sde_view,
-        sampler=W.ToggleButtons(options=["EM", "PC", "ODE"], value="EM", description="sampler"),
-        n_steps=W.IntSlider(value=100, min=2, max=1000, step=2, description="steps", continuous_update=False),
-        snr=W.FloatLogSlider(value=0.16, base=10, min=-2, max=0, step=0.1, description="snr", continuous_update=False),
+        sampler=sampler,
+        n_steps=n_steps,
+        snr=snr,
         sde_name=W.ToggleButtons(options=list(sdes.SDES), value="VP", description="SDE"),
         score=W.ToggleButtons(options=["exact", "learned"] if nets else ["exact"], value="exact", description="score"),
         nets=W.fixed(nets),
@@ -437,6 +448,12 @@ def sde_explorer(nets: dict | None = None, target: str = "ring of 8", n_samples:
         n_samples=W.fixed(n_samples),
         seed=W.fixed(0),
     )
+
+    def enable(change):
+        snr.disabled, n_steps.disabled = change["new"] != "PC", change["new"] == "ODE"
+
+    sampler.observe(enable, names="value")
+    return w
 
 
 def _digit_noise(seed: int) -> torch.Tensor:
@@ -493,29 +510,51 @@ def fast_sampling_view(net, sde, n_steps: int = 18, sigma_max: float = 9.0, sigm
     ax.legend(frameon=False, fontsize=8, loc="lower left")
     ax.set_title(f"{n_steps} levels from {sigma_max:.3g} to {sigma_min:.3g}, then 0", fontsize=9)
     plot.image_grid(ax_img, x, nrow=4)
-    what = "DPM-Solver++(2M)" if solver == "dpm" else f"EDM {solver}" + (f", churn {churn:g}" if churn else "")
-    ax_img.set_title(f"{what}: NFE {nfe}, {seconds:.2f} s", fontsize=9)
+    gamma = min(churn / n_steps, math.sqrt(2.0) - 1.0)
+    if solver == "dpm":
+        what = "DPM-Solver++(2M)" + (" (churn unused: EDM's solvers only)" if churn else "")
+    else:
+        what = f"EDM {solver}" + (f", churn {churn:g}: gamma = {gamma:.3f}" + (" (capped)" if churn / n_steps > gamma
+                                                                                 else "") if churn else "")
+    ax_img.set_title(f"{what}: NFE {nfe}", fontsize=9)
     fig.tight_layout()
-    return fig, {"sigmas": sig.tolist(), "nfe": nfe, "seconds": seconds, "samples": x, "solver": solver}
+    return fig, {"sigmas": sig.tolist(), "nfe": nfe, "seconds": seconds, "samples": x, "solver": solver,
+                 "gamma": 0.0 if solver == "dpm" else gamma}
 
 
-def fast_sampling_explorer(net, sde, seed: int = 0) -> W.interactive:
+def fast_sampling_explorer(net, sde, seed: int = 0, eps: float = 1e-5) -> W.interactive:
     """Sliders for ``fast_sampling_view``: N, sigma_max, sigma_min, rho, churn and the solver, on 16 digits
-    from fixed noise (notebook 08)."""
+    from fixed noise (notebook 08). Every slider value changes the picture: sigma_min starts at sigma(eps), the
+    smallest level the network trained on (``eps``: its smallest training time); churn stops where
+    gamma = S_churn / N reaches its cap sqrt(2) - 1 (its maximum follows N) and is disabled for DPM-Solver,
+    which has no churn."""
     top = sde.max_noise_level()
+    low = float(sde.sigma_of_t(torch.tensor(eps, dtype=torch.float64)))
     noise = _digit_noise(seed)
-    return interactive_view(
+    churn = W.FloatSlider(value=0.0, min=0.0, max=_churn_cap(18), step=0.5, description="churn",
+                          continuous_update=False)
+    n_steps = W.IntSlider(value=18, min=2, max=60, description="N", continuous_update=False)
+    solver = W.ToggleButtons(options=["heun", "euler", "dpm"], value="heun", description="solver")
+    w = interactive_view(
         fast_sampling_view,
-        n_steps=W.IntSlider(value=18, min=2, max=60, description="N", continuous_update=False),
+        n_steps=n_steps,
         sigma_max=W.FloatLogSlider(value=min(9.0, top), base=10, min=0, max=float(torch.log10(torch.tensor(top))),
                                    step=0.02, description="sigma_max", continuous_update=False),
-        sigma_min=W.FloatLogSlider(value=0.03, base=10, min=-2.5, max=-0.5, step=0.05, description="sigma_min",
-                                   continuous_update=False),
+        sigma_min=W.FloatLogSlider(value=0.03, base=10, min=math.log10(low), max=-0.5, step=0.05,
+                                   description="sigma_min", continuous_update=False),
         rho=W.FloatSlider(value=7.0, min=1.0, max=20.0, step=0.5, description="rho", continuous_update=False),
-        churn=W.FloatSlider(value=0.0, min=0.0, max=40.0, step=1.0, description="churn", continuous_update=False),
-        solver=W.ToggleButtons(options=["heun", "euler", "dpm"], value="heun", description="solver"),
+        churn=churn,
+        solver=solver,
         net=W.fixed(net), sde=W.fixed(sde), noise=W.fixed(noise), seed=W.fixed(seed),
     )
+    n_steps.observe(lambda change: setattr(churn, "max", _churn_cap(change["new"])), names="value")
+    solver.observe(lambda change: setattr(churn, "disabled", change["new"] == "dpm"), names="value")
+    return w
+
+
+def _churn_cap(n_steps: int) -> float:
+    """The S_churn at which EDM's gamma = S_churn / N reaches sqrt(2) - 1 (larger values change nothing)."""
+    return math.floor(2 * (math.sqrt(2.0) - 1.0) * n_steps) / 2
 
 
 def guidance_view(net, sde, digit: int = 7, scale: float = 2.0, n_steps: int = 18, churn: float = 40.0,
@@ -537,7 +576,7 @@ def guidance_view(net, sde, digit: int = 7, scale: float = 2.0, n_steps: int = 1
     fig, ax = plt.subplots(figsize=(3.6, 3.9))
     plot.image_grid(ax, x, nrow=4)
     read = f"; {acc:.0%} read as {digit}" if acc is not None else ""
-    ax.set_title(f"'{digit}', guidance scale {scale:g}\nNFE {nfe} (x2 with guidance), {seconds:.2f} s{read}", fontsize=9)
+    ax.set_title(f"'{digit}', guidance scale {scale:g}\nNFE {nfe} (x2 with guidance){read}", fontsize=9)
     fig.tight_layout()
     return fig, {"digit": digit, "scale": scale, "nfe": nfe, "seconds": seconds, "samples": x, "accuracy": acc}
 
@@ -581,7 +620,7 @@ def inpainting_view(net, sde, images: torch.Tensor, labels: torch.Tensor, digit:
     fig, ax = plt.subplots(figsize=(6.4, 2.9))
     plot.image_grid(ax, torch.cat([known, shown, x]), nrow=len(idx))
     read = f"; {acc:.0%} read as the original" if acc is not None else ""
-    ax.set_title(f"{mask} shown, {method}: NFE {nfe}, {seconds:.2f} s{read}\n(rows: original, shown, completed)",
+    ax.set_title(f"{mask} shown, {method}: NFE {nfe}{read}\n(rows: original, shown, completed)",
                  fontsize=9)
     fig.tight_layout()
     return fig, {"digit": digit, "mask": mask, "method": method, "nfe": nfe, "seconds": seconds, "samples": x,

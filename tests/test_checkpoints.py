@@ -146,3 +146,29 @@ def test_a_file_that_is_not_a_checkpoint_is_one_clear_line(tmp_path, capsys, com
         err = capsys.readouterr().err.strip()
         assert rc == 2 and len(err.splitlines()) == 1, err
         assert err.startswith("error: ") and says in err and "train-mnist" in err, err
+
+
+def test_shipped_noisy_classifier_loads_instead_of_training(shared_mnist, tmp_path, monkeypatch):
+    """Notebook 09's noisy classifier ships: with an empty cache, the same digits and settings load it (sha256
+    checked, nothing trains, its manifest's held-out accuracies are reproduced); other settings train, saying
+    their steps and expected time first."""
+    monkeypatch.setenv("SCOREGEN_CACHE", str(tmp_path))
+    info = json.loads((CHECKPOINTS / "noisy_classifier.json").read_text())
+    for key in ("command", "commit", "device", "steps", "seconds", "sha256", "metrics", "heldout"):
+        assert info.get(key) not in (None, ""), key
+    assert info["command"].startswith("python -m scoregen_lite ship-classifier") and "dirty" not in info["commit"]
+    assert info["sha256"] == sgm.sha256(CHECKPOINTS / "noisy_classifier.pt")
+    split = sg.data.mnist_split(root=shared_mnist)
+    sde = sg.train.make_sde(sg.train.ImageConfig())
+    said = []
+    clf = sg.guidance.noisy_classifier(split.x_train, split.y_train, sde, n_steps=info["steps"], device="cpu",
+                                       log=said.append)
+    assert said == ["using the shipped checkpoint noisy_classifier.pt (sha256 verified)"]
+    for t, acc in info["metrics"]["heldout_accuracy_at_t"].items():
+        got = sg.guidance.noisy_accuracy(clf, split.x_held, split.y_held, float(t), generator=torch.Generator().manual_seed(0))
+        assert got == pytest.approx(acc, abs=0.01), t     # float16 storage: the same accuracies
+    assert info["metrics"]["heldout_accuracy_at_t"]["0.01"] > 0.95
+    said.clear()
+    sg.guidance.noisy_classifier(split.x_train[:200], split.y_train[:200], sde, n_steps=12, device="cpu",
+                                 log=said.append, progress=False)
+    assert len(said) == 1 and said[0].startswith("training a noisy classifier: 12 steps, about")

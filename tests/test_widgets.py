@@ -1,4 +1,6 @@
 """Widgets: the plain view functions, and the ipywidgets driven by setting slider values."""
+import math
+
 import matplotlib.pyplot as plt
 import pytest
 
@@ -176,3 +178,102 @@ def test_inpainting_explorer_driven_by_values(mnist_models, shared_mnist):
     assert (split.y_held[(split.y_held == 8).nonzero().flatten()[:8]] == 8).all() and w.result["digit"] == 8
     with pytest.raises(ValueError, match="method='DPS'"):
         sg.widgets.inpainting_view(net, sde, split.x_held, split.y_held, method="DPS")
+
+
+def _content(info):
+    """A fingerprint of what a view plots (its arrays and numbers), never its timing."""
+    import hashlib
+
+    import torch
+
+    h = hashlib.sha1()
+    for key in sorted(info):
+        if key in ("seconds",):
+            continue
+        v = info[key]
+        if isinstance(v, torch.Tensor):
+            h.update(key.encode() + v.detach().cpu().contiguous().numpy().tobytes())
+        else:
+            h.update(f"{key}={v!r}".encode())
+    return h.hexdigest()
+
+
+def _sliders(w):
+    import ipywidgets as W
+
+    return [c for c in w.children[:-1] if isinstance(c, (W.IntSlider, W.FloatSlider, W.FloatLogSlider,
+                                                          W.SelectionSlider))]
+
+
+def _another_value(slider):
+    import ipywidgets as W
+
+    if isinstance(slider, W.SelectionSlider):
+        opts = list(slider.options)
+        return opts[(opts.index(slider.value) + 1) % len(opts)]
+    step = slider.step if not isinstance(slider, W.FloatLogSlider) else 0.0
+    if isinstance(slider, W.FloatLogSlider):
+        v = slider.value * slider.base ** (2 * slider.step)
+        return v if v <= slider.base ** slider.max else slider.value / slider.base ** (2 * slider.step)
+    v = slider.value + 2 * step
+    return v if v <= slider.max else slider.value - 2 * step
+
+
+def _every_slider_changes_the_content(w):
+    moved = []
+    for slider in _sliders(w):
+        if slider.disabled:
+            continue
+        before = _content(w.result)
+        slider.value = _another_value(slider)
+        assert _content(w.result) != before, f"moving {slider.description!r} changed nothing plotted"
+        moved.append(slider.description)
+    return moved
+
+
+def test_every_enabled_slider_of_the_2d_widgets_changes_the_plot(dsm_nets):
+    p, nets = dsm_nets
+    moved = {}
+    for name, w in (("langevin", sg.widgets.langevin_explorer(n_chains=200)),
+                    ("dsm", sg.widgets.dsm_explorer(nets, p)),
+                    ("schedule", sg.widgets.schedule_explorer()),
+                    ("annealed", sg.widgets.annealed_explorer(n_chains=300)),
+                    ("sde", sg.widgets.sde_explorer(n_samples=300))):
+        moved[name] = _every_slider_changes_the_content(w)
+    assert all(moved.values()), moved
+
+
+def test_sliders_that_would_change_nothing_are_disabled_or_capped(mnist_models):
+    """sde_explorer: snr only for PC, steps not for the adaptive ODE; fast_sampling_explorer: churn stops at the
+    cap of gamma = S_churn / N (its maximum follows N) and is off for DPM-Solver; sigma_min starts at the
+    network's smallest training level."""
+    import torch
+
+    w = sg.widgets.sde_explorer(n_samples=200)
+    c = {x.description: x for x in w.children[:-1]}
+    assert c["snr"].disabled and not c["steps"].disabled
+    c["sampler"].value = "PC"
+    assert not c["snr"].disabled
+    c["sampler"].value = "ODE"
+    assert c["snr"].disabled and c["steps"].disabled
+    net, sde, _, _ = mnist_models
+    w = sg.widgets.fast_sampling_explorer(net, sde)
+    c = {x.description: x for x in w.children[:-1]}
+    assert c["churn"].max == pytest.approx(7.0)                     # 2 (sqrt 2 - 1) 18 = 14.9 -> 7.0 at N = 18
+    assert sg.widgets.fast_sampling_view(net, sde, churn=c["churn"].max)[1]["gamma"] < math.sqrt(2) - 1
+    c["N"].value = 40
+    assert c["churn"].max == pytest.approx(16.5)
+    c["solver"].value = "dpm"
+    assert c["churn"].disabled
+    c["solver"].value = "heun"
+    assert not c["churn"].disabled
+    low = float(sde.sigma_of_t(torch.tensor(1e-5, dtype=torch.float64)))
+    assert c["sigma_min"].min == pytest.approx(math.log10(low))
+
+
+def test_every_enabled_slider_of_the_mnist_widgets_changes_the_plot(mnist_models, shared_mnist):
+    net, sde, cond, cond_sde = mnist_models
+    split = sg.data.mnist_split(root=shared_mnist)
+    for w in (sg.widgets.fast_sampling_explorer(net, sde), sg.widgets.guidance_explorer(cond, cond_sde),
+              sg.widgets.inpainting_explorer(net, sde, split.x_held, split.y_held)):
+        assert _every_slider_changes_the_content(w)

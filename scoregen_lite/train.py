@@ -329,10 +329,12 @@ FAST = ImageConfig()
 #: 3x faster per image than the 1.1M one) at batch 128 with lr 2e-3, warm-up, clipping and EMA, for a
 #: 10-minute budget, so that a 2-core laptop trains recognisable digits in a class period and samples
 #: them 3x faster (benchmarks/mnist_cpu.py). At equal CPU time (15 minutes, one thread) it reached FD 35.9
-#: on 2,000 samples where the 1.1M network reached a third of its steps.
+#: on 2,000 samples where the 1.1M network reached a third of its steps. It trains with EDM's recipe
+#: (preconditioning, log-normal noise levels, EDM's weighting; ``sg.recipes``), which beat eq. (8) as written
+#: at equal CPU time in benchmarks/recipes_cpu.py (notebook 10).
 CPU = ImageConfig(channels=(16, 32, 64, 128), embed_dim=128, batch_size=128, lr=2e-3, warmup_steps=200,
                   n_steps=100_000, time_budget_s=600.0, ema_decay=0.999, compile=False, amp=False,
-                  checkpoint_every=500)
+                  checkpoint_every=500, precond="edm", noise="lognormal", weighting="edm")
 #: A tiny CPU version for quick mode and tests: trains in seconds, end to end.
 QUICK_CPU = ImageConfig(channels=(8, 16, 32, 64), embed_dim=32, batch_size=64, lr=2e-3, n_steps=300, warmup_steps=20,
                         compile=False, amp=False, checkpoint_every=100)

@@ -67,6 +67,7 @@ def main(argv=None) -> int:
     n = 64 if args.tiny else args.n_samples
     rows = []
     results = {"device": sg.device_name(device), "torch": torch.__version__, "checkpoint": checkpoint.name,
+               "checkpoint_sha256": sg.mnist.sha256(checkpoint),
                "n_samples": n, "heldout": split.heldout, "n_heldout": len(split.x_held), "args": vars(args),
                "frechet_real": sg.metrics.evaluate_images(split.x_train[:n], split.x_held, classifier)["frechet"],
                "rows": rows}

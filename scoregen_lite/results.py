@@ -115,10 +115,14 @@ def fast_sampling_table(folder=None) -> str:
     if not runs:
         raise FileNotFoundError(f"no fast-sampling results (fast_sampling_cpu*.json) in {folder}; "
                                 f"run benchmarks/fast_sampling_cpu.py.")
+    shipped = _course_dir() / "checkpoints" / "mnist_ve.json"
+    shipped_sha = json.loads(shipped.read_text())["sha256"] if shipped.exists() else None
     out = []
     for path in runs:
         r = json.loads(path.read_text())
-        out += [f"`{path.stem}`: {r['n_samples']:,} digits per sampler from `{r['checkpoint']}` on {r['device']}; "
+        stale = "" if r.get("checkpoint_sha256") == shipped_sha else \
+            " (not the checkpoint shipped now: its sha256 differs or was not recorded; rerun the script for that one)"
+        out += [f"`{path.stem}`: {r['n_samples']:,} digits per sampler from `{r['checkpoint']}`{stale} on {r['device']}; "
                 f"Frechet distance to the {r['n_heldout']} held-out digits (training digits score "
                 f"{_fmt(r.get('frechet_real'), '.1f')}).", "",
                 "| sampler | NFE | seconds per 1,000 digits | Frechet distance |", "| --- | --- | --- | --- |"]

@@ -22,6 +22,7 @@ import torch
 
 from . import _checks
 from .densities import GaussianMixture, SDEMarginal
+from .recipes import coefficients
 
 __all__ = [
     "classifier_guided",
@@ -424,8 +425,6 @@ class NoisyClassifier(torch.nn.Module):
                                         torch.nn.Linear(128, 10))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        from .recipes import coefficients
-
         alpha, std = self.sde.marginal_coeffs(t, check=False)
         sigma = (std / alpha).reshape(-1).clamp(min=1e-4)
         _, _, c_in, c_noise = coefficients("edm", sigma, alpha, t, sigma_data=0.5)
@@ -519,17 +518,19 @@ def _shipped_classifier(key: str):
     """The shipped classifier's weights if its stored key is ``key`` (same data and settings), else None."""
     import json
 
-    from .mnist import checkpoints_dir, sha256
+    from .mnist import ChecksumMismatch, checkpoints_dir, sha256
 
     path = checkpoints_dir() / f"{SHIPPED_CLASSIFIER}.pt"
     manifest = checkpoints_dir() / f"{SHIPPED_CLASSIFIER}.json"
     if not (path.exists() and manifest.exists()):
         return None
-    if sha256(path) != json.loads(manifest.read_text())["sha256"]:
-        raise ValueError(f"{path} differs from its manifest's sha256: restore it with git checkout, or delete both "
-                         f"files to train the classifier here.")
     state = torch.load(path, map_location="cpu")
-    return state["model"] if state.get("key") == key else None
+    if state.get("key") != key:            # other digits or settings: nothing to verify
+        return None
+    if sha256(path) != json.loads(manifest.read_text())["sha256"]:
+        raise ChecksumMismatch(f"{path} differs from its manifest's sha256: restore it with git checkout, or delete "
+                               f"both files to train the classifier here.")
+    return state["model"]
 
 
 def ship_noisy_classifier(*, n_steps: int = 2000, root=None, device=None, command: str | None = None) -> dict:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from . import _checks
+from .recipes import PRECONDITIONINGS, precondition
 
 __all__ = ["LinearScore", "MLPScore", "GaussianFourierProjection", "ConditionalMLPScore", "TimeMLPScore",
            "ScoreUNet", "count_parameters"]
@@ -201,8 +202,6 @@ class ScoreUNet(nn.Module):
     def __init__(self, sde, channels=(32, 64, 128, 256), embed_dim: int = 256, scale: float = 30.0,
                  n_classes: int = 0, precond: str = "none", sigma_data: float = 0.5):
         super().__init__()
-        from .recipes import PRECONDITIONINGS
-
         if precond not in PRECONDITIONINGS:
             raise ValueError(f"precond={precond!r} is invalid: expected one of {PRECONDITIONINGS}.")
         self.precond, self.sigma_data = precond, _checks.positive("sigma_data", sigma_data)
@@ -259,8 +258,6 @@ class ScoreUNet(nn.Module):
         if self.precond == "none":
             h = self._body(x, t, y)
             return h / self.sde.marginal_coeffs(t, check=False)[1].to(h.dtype)[:, None, None, None]   # divide by std_t (unchecked: no sync)
-        from .recipes import precondition
-
         alpha, std = self.sde.marginal_coeffs(t, check=False)
         return precondition(self.precond, lambda x_in, c_noise: self._body(x_in, c_noise, y), x, alpha.to(x.dtype),
                             std.to(x.dtype), t, self.sigma_data)

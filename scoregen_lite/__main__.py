@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     sh = sub.add_parser("ship", help="store a run's EMA weights in checkpoints/NAME.pt (float16) and evaluate it "
                                      "into checkpoints/NAME.json")
     sh.add_argument("--checkpoint", required=True, help="a run's checkpoint.pt")
-    sh.add_argument("--name", required=True, help="mnist_ve or mnist_cond")
+    sh.add_argument("--name", required=True, help="one of sg.mnist.SHIPPED: mnist_ve, mnist_cond, mnist_likelihood, mnist_tiny100")
     sh.add_argument("--n", type=int, default=2000, help="samples for the Frechet distance")
     sh.add_argument("--steps", type=int, default=500, help="Euler-Maruyama steps")
     sh.add_argument("--root", help="folder with the MNIST IDX files")

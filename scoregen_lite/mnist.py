@@ -29,12 +29,17 @@ from .train import CPU, FAST, QUICK_CPU, ImageConfig
 
 __all__ = ["train_model", "sample_model", "evaluate_model", "bits_per_dim", "config_for", "SHIPPED",
            "checkpoints_dir", "course_dir", "find_checkpoint", "pretrained", "manifest", "ship", "sha256",
-           "ChecksumMismatch", "HeldoutError", "inpaint_model", "commit_id", "SHIP_SAMPLERS"]
+           "ChecksumMismatch", "HeldoutError", "inpaint_model", "commit_id", "SHIP_SAMPLERS",
+           "SHIP_GUIDED"]
 
 #: The checkpoints that ship in ``checkpoints/``, and what each is.
 SHIPPED = {
     "mnist_ve": "the notebook-07 model: unconditional ScoreUNet, VE SDE dx = 25^t dw",
     "mnist_cond": "class-conditional ScoreUNet (label embedding, null label, label dropout 0.1) for guidance",
+    "mnist_likelihood": "unconditional ScoreUNet trained with the likelihood weighting and importance-sampled t "
+                        "(notebook 10's likelihood recipe): the course's best held-out bits/dim",
+    "mnist_tiny100": "unconditional ScoreUNet trained on the first 100 training digits only: notebook 10's "
+                     "model that memorises its training set",
 }
 
 
@@ -218,6 +223,9 @@ def _checks_eps(checkpoint) -> float:
 #: The samplers a shipped checkpoint's manifest also reports (Frechet distance to the held-out digits).
 SHIP_SAMPLERS = {"Heun-18": dict(sampler="edm", n_steps=18), "Heun-18 churn 40": dict(sampler="edm", n_steps=18,
                                                                                       churn=40.0)}
+#: How a class-conditional checkpoint's manifest measures guidance: notebook 09's scale and sampler, the same
+#: number of digits asked for of every class.
+SHIP_GUIDED = dict(scale=2.0, sampler="edm", n_steps=18, churn=40.0)
 
 
 def check_heldout(checkpoint_meta: dict, split) -> None:
@@ -235,7 +243,8 @@ def check_heldout(checkpoint_meta: dict, split) -> None:
 def evaluate_model(checkpoint, *, n: int = 10_000, sampler: str = "em", n_steps: int = 500, root=None, device=None,
                    batch_size: int | None = None, n_likelihood: int = 64, out_dir=None, seed: int = 0,
                    classifier_epochs: int = 5, label: int | None = None, last_weights=None, rho: float = 7.0,
-                   churn: float = 0.0, guidance: float = 1.0, fast_samplers: dict | None = None) -> dict:
+                   churn: float = 0.0, guidance: float = 1.0, fast_samplers: dict | None = None,
+                   guided: dict | None = None) -> dict:
     """Sample ``n`` digits and measure them on the package's classifier: Frechet distance of the samples
     to training digits, the real-vs-real scale (held-out digits vs training digits), the class histogram,
     the classifier's held-out accuracy, sampling time, and bits/dim of ``n_likelihood`` held-out digits.
@@ -245,7 +254,12 @@ def evaluate_model(checkpoint, *, n: int = 10_000, sampler: str = "em", n_steps:
     scored as ``frechet_last_weights`` (what the EMA changes). ``frechet_heldout``: the same samples against the
     held-out digits. ``fast_samplers``: name -> sampler keywords (e.g. ``{"Heun-18": dict(sampler="edm",
     n_steps=18)}``) also measured against the held-out digits, under ``fast``. ``bits_floor``: what the smallest
-    noise level alone costs (``sg.recipes.bits_floor``). Writes ``metrics.json`` (and the samples) to ``out_dir``."""
+    noise level alone costs (``sg.recipes.bits_floor``). ``memorised_fraction``: the share of the samples that are
+    copies of a digit the model trained on (``sg.metrics.memorised_fraction``, notebook 10). ``guided`` (a
+    class-conditional checkpoint; e.g. ``SHIP_GUIDED``): ``n // 10`` digits asked of each class with classifier-free
+    guidance at ``guided["scale"]`` and the sampler keywords beside it, measured as ``guided_accuracy`` (read as
+    asked by the package's classifier) and ``guided_frechet_heldout``. Writes ``metrics.json`` (and the samples)
+    to ``out_dir``."""
     from . import device as default_device
 
     device = torch.device(device) if device is not None else default_device()
@@ -259,6 +273,9 @@ def evaluate_model(checkpoint, *, n: int = 10_000, sampler: str = "em", n_steps:
     reference = split.x_train[: max(n, 1000)]
     result = metrics.evaluate_images(samples, reference, classifier)
     result["frechet_heldout"] = metrics.evaluate_images(samples, split.x_held, classifier)["frechet"]
+    n_seen = int((train.load_checkpoint(checkpoint).get("meta") or {}).get("n_train") or len(split.x_train))
+    result["memorised_fraction"] = metrics.memorised_fraction(samples, split.x_train[:n_seen])
+    result["n_train_seen"] = n_seen
     real = metrics.evaluate_images(split.x_held, reference, classifier)
     if last_weights is not None:
         raw, raw_sde, _ = train.load_score_model(last_weights, device=device, use_ema=False)
@@ -274,6 +291,20 @@ def evaluate_model(checkpoint, *, n: int = 10_000, sampler: str = "em", n_steps:
         result.setdefault("fast", {})[name] = {
             "frechet_heldout": metrics.evaluate_images(x_fast, split.x_held, classifier)["frechet"], "nfe": nfe_fast,
             "seconds": sec_fast, **kw}
+    if guided is not None:
+        if not getattr(net, "n_classes", 0):
+            raise ValueError("guided=... needs a class-conditional checkpoint (trained with --conditional).")
+        kw = {k: v for k, v in guided.items() if k != "scale"}
+        per = max(1, n // net.n_classes)
+        xs, asked = [], []
+        for label in range(net.n_classes):
+            x_k, _, _ = _sample(net, sde, per, batch_size=batch_size, seed=seed + label, device=device, label=label,
+                                guidance=float(guided["scale"]), **kw)
+            xs.append(x_k)
+            asked.append(torch.full((per,), label, dtype=torch.long))
+        x_g, y_g = torch.cat(xs), torch.cat(asked)
+        result.update(guided={**guided, "n": len(x_g)}, guided_accuracy=metrics.accuracy(classifier, x_g, y_g),
+                      guided_frechet_heldout=metrics.evaluate_images(x_g, split.x_held, classifier)["frechet"])
     from .recipes import bits_floor
 
     sigma_min = float(sde.sigma_of_t(torch.tensor(_checks_eps(checkpoint), dtype=torch.float64)))
@@ -379,7 +410,8 @@ def ship(checkpoint, name: str, *, n: int = 2000, n_steps: int = 500, n_likeliho
         run_info = json.loads(run_json.read_text())
     result = evaluate_model(target, n=n, n_steps=n_steps, n_likelihood=n_likelihood, root=root, device=device,
                             out_dir=out_dir, last_weights=checkpoint if state.get("ema") else None,
-                            fast_samplers=SHIP_SAMPLERS)
+                            fast_samplers=SHIP_SAMPLERS,
+                            guided=SHIP_GUIDED if state["config"].get("n_classes") else None)
     info = {"name": name, "what": SHIPPED[name], "command": small["meta"].get("command"),
             "commit": small["meta"].get("commit"), "device": small["meta"].get("device"),
             "steps": state["step"], "batch_size": state["config"]["batch_size"],

@@ -185,6 +185,14 @@ MUTANTS = [
      "    known, v = [given[i] for i in order], v[order]",
      "    known, v = [given[i] for i in order], v",
      "tests/test_guidance.py::test_conditional_in_higher_dimensions_any_order"),
+    ("site-equations-counted-in-code-spans", "site.py",
+     "    return len(_MATH.findall(_CODE_SPAN.sub(\" \", markdown)))",
+     "    return len(_MATH.findall(markdown))",
+     "tests/test_site.py::test_count_equations_known_values"),
+    ("site-alt-text-without-the-caption", "site.py",
+     "        if follow:\n            parts.append(follow)",
+     "        if follow and not titles:\n            parts.append(follow)",
+     "tests/test_site.py::test_figure_alt_texts_from_titles_and_the_following_sentence"),
 ]
 
 # helpers some mutants call, appended to the mutated module

@@ -13,7 +13,9 @@ pass message or raises ``ExerciseFailed`` (an AssertionError) saying what is wro
 
 ``python -m scoregen_lite.exercises strip notebooks/ out/`` writes student
 copies: each solution block becomes ``raise NotImplementedError(...)`` at the
-same indentation and all outputs are cleared.
+same indentation and all outputs are cleared. ``python -m scoregen_lite.exercises
+nbgrader notebooks/ COURSE/source/`` writes nbgrader source notebooks instead, each
+check a locked test cell worth ``POINTS[check]`` points (``sg.grading``).
 """
 from __future__ import annotations
 
@@ -48,6 +50,7 @@ __all__ = [
     "strip_folder",
     "BEGIN",
     "END",
+    "POINTS",
 ]
 
 BEGIN = "# BEGIN SOLUTION"
@@ -55,8 +58,29 @@ END = "# END SOLUTION"
 STUB = 'raise NotImplementedError("Exercise: replace this line with your solution")'
 
 
+#: Points of each exercise's check when the course is graded with nbgrader (``sg.grading``): 1 for a formula
+#: of a line or two, 2 for one with a catalogue of subtler mistakes (log-sum-exp, a loop, an estimator).
+POINTS = {
+    "check_gaussian_score": 1, "check_gmm_score": 2, "check_langevin_step": 1,      # 01
+    "check_hutchinson_trace": 2,                                                    # 02
+    "check_dsm_target": 1,                                                          # 03
+    "check_sigma_max": 1,                                                           # 04
+    "check_step_sizes": 1,                                                          # 05
+    "check_ve_std": 1, "check_em_step": 2,                                          # 06
+    "check_karras_sigmas": 1, "check_heun_step": 2,                                 # 08
+    "check_guided_score": 1, "check_replacement_step": 2,                           # 09
+    "check_edm_coefficients": 1, "check_preconditioned_score": 2,                   # 10
+}
+
+
 class ExerciseFailed(AssertionError):
-    """An exercise check failed; the message says what was expected."""
+    """An exercise check failed; the message says what was expected.
+
+    In Jupyter (and so in nbgrader's autograded notebooks and their feedback) it shows as that message alone,
+    without a traceback into the checking code: the message is what teaches."""
+
+    def _render_traceback_(self):      # IPython's hook for how an exception is shown
+        return [f"ExerciseFailed: {self}"]
 
 
 def _passed(name: str, detail: str) -> None:
@@ -588,14 +612,24 @@ def strip_folder(src: str | Path, dst: str | Path) -> list[Path]:
 def main(argv=None) -> int:
     """Command line: ``strip SRC DST`` writes student copies; exit 2 with a message on bad paths."""
     parser = argparse.ArgumentParser(prog="python -m scoregen_lite.exercises",
-                                     description="Write student copies of the course notebooks.")
+                                     description="Write student copies of the course notebooks, or nbgrader "
+                                                 "source notebooks.")
     sub = parser.add_subparsers(dest="command", required=True)
     strip = sub.add_parser("strip", help="replace solutions by NotImplementedError and clear outputs")
     strip.add_argument("src", help="a notebook or a folder of notebooks, e.g. notebooks/")
     strip.add_argument("dst", help="output folder, e.g. student/")
+    grade = sub.add_parser("nbgrader", help="write nbgrader source notebooks (solution cells, locked graded "
+                                            "test cells with POINTS, every other cell locked)")
+    grade.add_argument("src", help="a notebook or a folder of notebooks, e.g. notebooks/")
+    grade.add_argument("dst", help="an nbgrader course's source/ folder: one assignment per notebook")
     args = parser.parse_args(argv)
     try:
-        written = strip_folder(args.src, args.dst)
+        if args.command == "nbgrader":
+            from .grading import nbgrader_folder
+
+            written = nbgrader_folder(args.src, args.dst)
+        else:
+            written = strip_folder(args.src, args.dst)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,132 @@
+"""Grading a class with nbgrader: the course's exercises as nbgrader "source" notebooks, autograded.
+
+``python -m scoregen_lite.exercises nbgrader notebooks/ COURSE/source/`` writes, for every notebook that has
+exercises, ``COURSE/source/NN_name/NN_name.ipynb`` (one nbgrader assignment per notebook) in which:
+
+* each exercise's solution cell is an nbgrader **solution cell** (``grade_id`` ``NN-name``, stable across runs:
+  the notebook's number and the exercise's name), its ``# BEGIN SOLUTION`` / ``# END SOLUTION`` markers written
+  as nbgrader's ``### BEGIN SOLUTION`` / ``### END SOLUTION``, so ``generate_assignment`` replaces the solution by
+  nbgrader's stub;
+* the ``sg.exercises.check_...`` call that followed it in the same cell becomes its own **locked, graded test
+  cell** (``grade_id`` ``NN-name-check``) worth ``sg.exercises.POINTS[check]`` points;
+* every other cell is locked (read-only), so a student cannot edit the tests or the text.
+
+The checks live in the course package, which students have installed: none has cases hidden from the student
+copy, so no test cell has a ``### BEGIN HIDDEN TESTS`` region. When a check fails, the autograder's output (and
+so the student's feedback from ``generate_feedback``) is the check's message alone, the catalogued hint or where
+the answer is wrong (``ExerciseFailed`` renders itself without a traceback), and the exercise scores 0.
+
+Needs the ``grading`` extra (``pip install -e ".[grading]"``) only to run nbgrader itself; writing the source
+notebooks needs nothing beyond the course. See the README, "For teachers: grading with nbgrader".
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from . import exercises
+
+__all__ = ["SCHEMA_VERSION", "nbgrader_notebook", "nbgrader_folder", "exercise_cells", "points_table"]
+
+#: The nbgrader cell-metadata schema the generated notebooks use (nbgrader 0.9 reads version 3).
+SCHEMA_VERSION = 3
+
+_CHECK = re.compile(r"^sg\.exercises\.(check_\w+)\(.*\)\s*$")
+
+
+def _meta(grade_id: str, *, solution=False, grade=False, locked=True, points=None) -> dict:
+    meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": SCHEMA_VERSION,
+            "solution": solution, "task": False}
+    if points is not None:
+        meta["points"] = points
+    return meta
+
+
+def _source(cell) -> str:
+    return cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+
+
+def exercise_cells(nb: dict) -> list:
+    """[(cell index, check name)] of a course notebook's exercises: code cells holding a solution block and
+    the ``sg.exercises.check_...`` call that checks it."""
+    out = []
+    for i, cell in enumerate(nb.get("cells", [])):
+        src = _source(cell)
+        if cell.get("cell_type") == "code" and exercises.BEGIN in src:
+            checks = [m.group(1) for line in src.splitlines() if (m := _CHECK.match(line.strip()))]
+            if len(checks) != 1:
+                raise ValueError(f"cell {i}: an exercise cell needs exactly one sg.exercises.check_...(...) call "
+                                 f"after its solution, found {checks or 'none'}.")
+            out.append((i, checks[0]))
+    return out
+
+
+def nbgrader_notebook(nb: dict, number: str) -> dict:
+    """The nbgrader source version of a course notebook (loaded JSON); ``number`` (e.g. "01") prefixes the
+    ``grade_id`` of its cells. Raises ``ValueError`` for an exercise without a check or a check without points."""
+    nb = json.loads(json.dumps(nb))
+    found = dict(exercise_cells(nb))
+    cells = []
+    for i, cell in enumerate(nb["cells"]):
+        cell.setdefault("metadata", {})
+        if i not in found:
+            cell["metadata"]["nbgrader"] = _meta(f"{number}-locked-{i:03d}")
+            cells.append(cell)
+            continue
+        check = found[i]
+        if check not in exercises.POINTS:
+            raise ValueError(f"{check} has no points in sg.exercises.POINTS; add it there.")
+        lines = _source(cell).splitlines(keepends=True)
+        at = next(k for k, line in enumerate(lines) if _CHECK.match(line.strip()))
+        solution = "".join(lines[:at]).rstrip() + "\n"
+        solution = solution.replace(exercises.BEGIN, "### BEGIN SOLUTION").replace(exercises.END, "### END SOLUTION")
+        name = check[len("check_"):]
+        cell["source"] = solution.splitlines(keepends=True)
+        cell["outputs"], cell["execution_count"] = [], None
+        cell["metadata"]["nbgrader"] = _meta(f"{number}-{name}", solution=True, locked=False)
+        test = {"cell_type": "code", "execution_count": None, "outputs": [],
+                "metadata": {"nbgrader": _meta(f"{number}-{name}-check", grade=True,
+                                               points=exercises.POINTS[check])},
+                "source": "".join(lines[at:]).strip().splitlines(keepends=True)}
+        cells += [cell, test]
+    nb["cells"] = cells
+    return nb
+
+
+def nbgrader_folder(src, dst) -> list:
+    """Write the nbgrader source notebook of every course notebook in ``src`` that has exercises to
+    ``dst/NN_name/NN_name.ipynb`` (``dst`` is an nbgrader course's ``source/`` folder). Returns the paths."""
+    src, dst = Path(src), Path(dst)
+    files = [src] if src.is_file() else sorted(src.glob("[0-9][0-9]_*.ipynb")) if src.is_dir() else None
+    if files is None:
+        raise ValueError(f"src={str(src)!r} is neither a notebook nor a folder; expected e.g. notebooks/.")
+    if not files:
+        raise ValueError(f"src={str(src)!r} holds no course notebooks (NN_name.ipynb).")
+    if src.is_dir() and dst.resolve() == src.resolve():
+        raise ValueError(f"dst={str(dst)!r} is the source folder; choose an nbgrader course's source/ folder.")
+    written = []
+    for f in files:
+        nb = json.loads(f.read_text(encoding="utf-8"))
+        if not exercise_cells(nb):
+            continue
+        out = dst / f.stem / f.name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(nbgrader_notebook(nb, f.stem[:2]), indent=1, ensure_ascii=False) + "\n",
+                       encoding="utf-8")
+        written.append(out)
+    return written
+
+
+def points_table(notebooks="notebooks") -> str:
+    """Markdown table of the graded exercises (notebook, exercise, check, points) and each notebook's total,
+    from ``sg.exercises.POINTS`` and the notebooks' exercise cells (rendered in the README)."""
+    rows, totals = [], {}
+    for f in sorted(Path(notebooks).glob("[0-9][0-9]_*.ipynb")):
+        for _, check in exercise_cells(json.loads(f.read_text(encoding="utf-8"))):
+            points = exercises.POINTS[check]
+            rows.append(f"| {f.stem} | `{f.stem[:2]}-{check[len('check_'):]}` | `sg.exercises.{check}` | {points} |")
+            totals[f.stem] = totals.get(f.stem, 0) + points
+    total = " · ".join(f"{k[:2]}: {v}" for k, v in totals.items())
+    return ("| assignment (notebook) | grade_id | check | points |\n| --- | --- | --- | --- |\n" + "\n".join(rows)
+            + f"\n\nTotal per notebook: {total}; {sum(totals.values())} points in all.\n")

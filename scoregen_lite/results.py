@@ -214,7 +214,9 @@ def checkpoints_table(folder=None) -> str:
         raise FileNotFoundError(f"no checkpoint manifests in {folder}.")
     lines = ["| checkpoint | what | trained on | steps x batch | time | Frechet distance to training digits (held-out "
              "digits score) | Frechet distance to held-out digits: EM-500 / Heun-18 / Heun-18 churn 40 | held-out "
-             "bits/dim (floor) | size |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "bits/dim (floor) | samples that copy a training digit (d1/d2 < 1/3) | guided, scale 2: read as asked, "
+             "Frechet distance to held-out | size |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     others = []
     for path in manifests:
         m = json.loads(path.read_text())
@@ -232,7 +234,7 @@ def checkpoints_table(folder=None) -> str:
             f"| `{path.stem}.pt` | {m['what']} | {m['device']} | {m['steps']:,} x {m['batch_size']} | "
             f"{_fmt((m.get('seconds') or 0) / 60, '.0f')} min | {q['frechet']:.1f} on {q['n_samples']:,} EM-{q['nfe']} "
             f"samples ({q['frechet_real_heldout']:.1f}) | {heldout} | {q['bits_per_dim']:.2f} "
-            f"({_fmt(q.get('bits_floor'), '.2f')}) | {m['size_mb']:.1f} MB |")
+            f"({_fmt(q.get('bits_floor'), '.2f')}) | {_memorised(q)} | {_guided(q)} | {m['size_mb']:.1f} MB |")
     lines.append("")
     lines += [*others, ""] if others else []
     lines.append("Commands, commits, sha256 and all metrics: " + ", ".join(f"`checkpoints/{p.name}`" for p in manifests)
@@ -240,10 +242,30 @@ def checkpoints_table(folder=None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _memorised(q: dict) -> str:
+    if "memorised_fraction" not in q:
+        return "n/a"
+    return f"{q['memorised_fraction']:.0%} of {q['n_samples']:,} (trained on {q['n_train_seen']:,})"
+
+
+def _guided(q: dict) -> str:
+    if "guided_accuracy" not in q:
+        return "n/a"
+    return f"{q['guided_accuracy']:.1%}, {q['guided_frechet_heldout']:.1f} ({q['guided']['n']:,} samples)"
+
+
+def grading_points_table(folder=None) -> str:
+    """The nbgrader points per exercise and notebook (``sg.grading.points_table`` of the course's notebooks)."""
+    from .grading import points_table
+
+    return points_table(Path(folder) if folder else _course_dir() / "notebooks")
+
+
 #: README block name -> the function that renders it.
 TABLES = {"gpu-benchmark": gpu_benchmark_table, "cpu-benchmark": cpu_benchmark_table,
           "fast-sampling": fast_sampling_table, "recipes": recipes_table,
-          "course-timings": course_timings_table, "checkpoints": checkpoints_table}
+          "course-timings": course_timings_table, "checkpoints": checkpoints_table,
+          "grading-points": grading_points_table}
 
 
 def render_readme(text: str) -> str:

@@ -372,6 +372,7 @@ def build_site(out="site", *, course=None, log=print, search: bool = True) -> di
         body, _ = exporter.from_notebook_node(nb, resources=resources)
         body = re.sub(r'<link[^>]*href="https?://[^"]*"[^>]*>', "", body)   # nothing is fetched from the internet
         body = body.replace("<!--scoregen-sidebar-->", _sidebar(pages, i, _outline(body)), 1)
+        body = body.replace('<a class="anchor-link"', '<a data-pagefind-ignore class="anchor-link"')   # no pilcrows in results
         (out / f"{path.stem}.html").write_text(body, encoding="utf-8")
         shutil.copy(path, out / "notebooks" / path.name)
         equations[f"{path.stem}.html"] = n_eq

@@ -30,9 +30,26 @@ def test_shipped_checkpoint_and_manifest(name):
                                         if torch.is_floating_point(v))
     assert state["meta"]["heldout"] == info["heldout"] == "train[-500:]"
     m = info["metrics"]
+    assert m["classifier_heldout_accuracy"] > 0.96 and m["bits_per_dim"] > m.get("bits_floor", 0)
+    if name == "mnist_tiny100":   # trained on 100 digits: it copies them, and held-out digits are unlikely under it
+        assert info["n_train"] == 100 and m["memorised_fraction"] > 0.3
+        assert m["bits_per_dim"] > sgm.manifest("mnist_ve")["metrics"]["bits_per_dim"]
+        return
     reference = json.loads((CHECKPOINTS.parent / "benchmarks" / "results" / "h200_run2.json").read_text())
     assert m["frechet"] <= reference["reference"]["em"]["frechet"]   # the 50-epoch reference recipe's 79.7
-    assert m["bits_per_dim"] < 8 and m["classifier_heldout_accuracy"] > 0.96   # 8 = uniform dequantisation
+    assert m["bits_per_dim"] < 8                                      # 8 = uniform dequantisation
+    assert m.get("memorised_fraction", 0.0) < 0.05                    # trained on 9,500 digits: no copies
+
+
+def test_shipped_models_reach_what_they_are_shipped_for():
+    """The likelihood-weighted model has the course's best held-out bits/dim, within issue 19's target of 3.0
+    (eq. (8)-style training of the same network: 3.56 for mnist_ve); the conditional model gives the digit asked
+    for at notebook 09's scale (>= 98 %, the target) from the same number of digits per class."""
+    ll, ve = sgm.manifest("mnist_likelihood")["metrics"], sgm.manifest("mnist_ve")["metrics"]
+    assert ll["bits_per_dim"] <= 3.0 and ll["bits_per_dim"] < ve["bits_per_dim"]
+    cond = sgm.manifest("mnist_cond")["metrics"]
+    assert cond["guided"]["scale"] == sgm.SHIP_GUIDED["scale"] and cond["guided"]["n"] == cond["n_samples"]
+    assert cond["guided_accuracy"] >= 0.98
 
 
 def test_pretrained_round_trip():

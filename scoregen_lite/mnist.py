@@ -264,16 +264,19 @@ def evaluate_model(checkpoint, *, n: int = 10_000, sampler: str = "em", n_steps:
 
     device = torch.device(device) if device is not None else default_device()
     split = data_mod.mnist_split(root=root)
-    check_heldout(train.load_checkpoint(checkpoint).get("meta"), split)
+    meta = train.load_checkpoint(checkpoint).get("meta")
+    check_heldout(meta, split)
     classifier = metrics.mnist_classifier(split.x_train, split.y_train, epochs=classifier_epochs, device=device)
     net, sde, _ = train.load_score_model(checkpoint, device=device)
+    if guided is not None and not getattr(net, "n_classes", 0):   # before any sampling
+        raise ValueError("guided=... needs a class-conditional checkpoint (trained with --conditional).")
     samples, nfe, seconds = _sample(net, sde, n, sampler=sampler, n_steps=n_steps, batch_size=batch_size,
                                     seed=seed, device=device, out_dir=out_dir, label=label, rho=rho, churn=churn,
                                     guidance=guidance)
     reference = split.x_train[: max(n, 1000)]
     result = metrics.evaluate_images(samples, reference, classifier)
     result["frechet_heldout"] = metrics.evaluate_images(samples, split.x_held, classifier)["frechet"]
-    n_seen = int((train.load_checkpoint(checkpoint).get("meta") or {}).get("n_train") or len(split.x_train))
+    n_seen = int((meta or {}).get("n_train") or len(split.x_train))
     result["memorised_fraction"] = metrics.memorised_fraction(samples, split.x_train[:n_seen])
     result["n_train_seen"] = n_seen
     real = metrics.evaluate_images(split.x_held, reference, classifier)
@@ -292,8 +295,6 @@ def evaluate_model(checkpoint, *, n: int = 10_000, sampler: str = "em", n_steps:
             "frechet_heldout": metrics.evaluate_images(x_fast, split.x_held, classifier)["frechet"], "nfe": nfe_fast,
             "seconds": sec_fast, **kw}
     if guided is not None:
-        if not getattr(net, "n_classes", 0):
-            raise ValueError("guided=... needs a class-conditional checkpoint (trained with --conditional).")
         kw = {k: v for k, v in guided.items() if k != "scale"}
         per = max(1, n // net.n_classes)
         xs, asked = [], []

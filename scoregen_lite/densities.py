@@ -9,6 +9,7 @@ every score-matching loss and sampler.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -48,6 +49,17 @@ def _as_covs(covs, n_components: int, dim: int, dtype) -> torch.Tensor:
             f"({n_components}, {dim}) diagonal or ({n_components},) isotropic covariances."
         )
     return covs
+
+
+@functools.lru_cache(maxsize=64)
+def _block_matrices(k: int, d: int, device: str, dtype):
+    """0/1 matrices of the components-first score (``GaussianMixture._component_terms``): ``tile`` (K D, D),
+    K identities stacked (tile @ x^T repeats x^T per component), ``per_k`` (K, K D), which sums each
+    component's D rows, and the transposes of both, contiguous."""
+    eye = torch.eye(d, device=device, dtype=dtype)
+    tile = eye.repeat(k, 1)
+    per_k = torch.kron(torch.eye(k, device=device, dtype=dtype), torch.ones(1, d, device=device, dtype=dtype))
+    return tile, per_k, tile.T.contiguous(), per_k.T.contiguous()
 
 
 class GaussianMixture:
@@ -140,25 +152,46 @@ class GaussianMixture:
         return _checks.points("x", x, self.dim)
 
     def _component_terms(self, x):
-        """log w_k + log N(x; mu_k, Sigma_k) (n, K) and x - mu_k (n, K, D)."""
+        """log w_k + log N(x; mu_k, Sigma_k), shape (K, n), and Sigma_k^{-1} (x - mu_k) for every k, stacked
+        as (K D, n).
+
+        Components first and points last, every step a matmul or an elementwise op on 2D tensors:
+        P_k x - P_k mu_k for all k is one (K D, D) x (D, n) matmul, and the sums over d (the Mahalanobis
+        terms) and over k (the score) are matmuls with 0/1 matrices. For the 2D mixtures this is 2-3 times
+        faster than (n, K, D) einsums, which matters in a sampling loop (a widget runs 1000 score
+        evaluations per slider move, issue 23)."""
         means, _, precision, logdet, log_w = self._params(x.device, x.dtype)
-        diff = x[:, None, :] - means[None]
-        maha = torch.einsum("nkd,kde,nke->nk", diff, precision, diff)
-        log_comp = -0.5 * (self.dim * _LOG_2PI + logdet[None] + maha)
-        return log_w[None] + log_comp, diff
+        stacked, p_mu, mu, tile, per_k, _, _ = self._stacked(x.device, x.dtype)
+        xt = x.T
+        sol = stacked @ xt - p_mu                          # Sigma_k^{-1} (x - mu_k), (K D, n)
+        maha = per_k @ ((tile @ xt - mu) * sol)            # (x - mu_k)^T Sigma_k^{-1} (x - mu_k), (K, n)
+        log_comp = -0.5 * (self.dim * _LOG_2PI + logdet[:, None] + maha)
+        return log_w[:, None] + log_comp, sol
+
+    def _stacked(self, device, dtype):
+        """Cached like ``_params``: the precisions stacked (K D, D), P_k mu_k and mu_k as (K D, 1) columns,
+        and ``_block_matrices`` for this K and D."""
+        key = ("stacked", str(device), dtype)
+        if key not in self._cache:
+            means, _, precision, _, _ = self._params(device, dtype)
+            k, d = means.shape
+            self._cache[key] = (precision.reshape(k * d, d).contiguous(),
+                                torch.einsum("kde,ke->kd", precision, means).reshape(k * d, 1),
+                                means.reshape(k * d, 1), *_block_matrices(k, d, str(device), dtype))
+        return self._cache[key]
 
     # --------------------------------------------------------------- density
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log p(x) for x of shape (n, D); returns (n,)."""
         x = self._check_x(x)
         terms, _ = self._component_terms(x)
-        return torch.logsumexp(terms, dim=1)
+        return torch.logsumexp(terms, dim=0)
 
     def responsibilities(self, x: torch.Tensor) -> torch.Tensor:
         """Posterior component probabilities r_k(x) = w_k N_k(x) / p(x), shape (n, K)."""
         x = self._check_x(x)
         terms, _ = self._component_terms(x)
-        return torch.softmax(terms, dim=1)
+        return torch.softmax(terms, dim=0).T
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
         """Exact score grad_x log p(x) = -sum_k r_k(x) Sigma_k^{-1} (x - mu_k), shape (n, D).
@@ -166,11 +199,11 @@ class GaussianMixture:
         Analytic (no autograd), so it is cheap and exact for the samplers.
         """
         x = self._check_x(x)
-        terms, diff = self._component_terms(x)
-        _, _, precision, _, _ = self._params(x.device, x.dtype)
-        resp = torch.softmax(terms, dim=1)
-        comp_scores = -torch.einsum("kde,nke->nkd", precision, diff)
-        return (resp[:, :, None] * comp_scores).sum(1)
+        terms, sol = self._component_terms(x)
+        *_, untile, spread = self._stacked(x.device, x.dtype)
+        resp = torch.softmax(terms, dim=0)
+        comp_scores = -sol                                         # -Sigma_k^{-1} (x - mu_k), (K D, n)
+        return (untile @ ((spread @ resp) * comp_scores)).T.contiguous()   # sum_k r_k(x) (...), (n, D)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n i.i.d. samples, shape (n, D), on the mixture's device; seeded by ``generator``."""
@@ -191,7 +224,16 @@ class GaussianMixture:
         alpha = _checks.positive("alpha", alpha)
         std = _checks.positive("std", std, allow_zero=True)
         eye = torch.eye(self.dim, dtype=self.covs.dtype, device=self.covs.device)
-        return GaussianMixture(self.weights, alpha * self.means, alpha**2 * self.covs + std**2 * eye)
+        return self._valid(self.weights, alpha * self.means, alpha**2 * self.covs + std**2 * eye)
+
+    @classmethod
+    def _valid(cls, weights, means, covs) -> "GaussianMixture":
+        """A mixture from parameters known to be valid (a valid mixture diffused with alpha > 0, std >= 0),
+        without the checks of ``__init__``: the exact SDE score builds one per sampler step (``SDEMarginal``)."""
+        mix = cls.__new__(cls)
+        mix.weights, mix.means, mix.covs = weights, means, covs
+        mix._cache, mix._perturbed = {}, {}
+        return mix
 
     def perturb(self, sigma) -> "GaussianMixture":
         """Exact density q_sigma of x + sigma * z, z ~ N(0, I): covariances Sigma_k + sigma^2 I.

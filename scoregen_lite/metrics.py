@@ -17,6 +17,7 @@ from torch import nn
 from . import _checks
 
 __all__ = ["score_mse", "fisher_divergence", "score_error_map", "error_by_density", "energy_distance",
+           "mean_distance_within",
            "MNISTClassifier", "mnist_classifier", "frechet_distance", "class_histogram", "histogram_ok",
            "evaluate_images", "accuracy", "moment_z", "energy_noise_floor", "cache_dir", "cache_path",
            "save_to_cache", "nearest_neighbours", "memorisation_ratio", "memorised_fraction"]
@@ -85,14 +86,16 @@ def error_by_density(score_fn, density, bounds, n: int = 80, high: float = 0.1, 
 
 @torch.no_grad()
 def energy_distance(x: torch.Tensor, y: torch.Tensor, max_points: int = 4000,
-                    generator: torch.Generator | None = None) -> float:
+                    generator: torch.Generator | None = None, y_within: float | None = None) -> float:
     """Energy distance 2 E||X - Y|| - E||X - X'|| - E||Y - Y'|| between two sample sets (n, D), (m, D).
 
     Zero exactly when the two distributions are equal, positive otherwise; it
     has the units of x. The within-set terms exclude the diagonal (unbiased
     U-statistics), so for two samples of one distribution the estimate scatters
     around 0 and can be slightly negative. Sets larger than ``max_points`` are subsampled (seeded by
-    ``generator``) to bound the O(n m) cost.
+    ``generator``) to bound the O(n m) cost. ``y_within``: E||Y - Y'|| of ``y`` computed once by
+    ``mean_distance_within(y)``, when many sample sets are compared with one reference (the widgets do;
+    y is then used whole, so it must have at most ``max_points`` rows).
     """
     x = _checks.points("x", x).double()
     y = _checks.points("y", y).double()
@@ -107,13 +110,26 @@ def energy_distance(x: torch.Tensor, y: torch.Tensor, max_points: int = 4000,
             return a
         return a[torch.randperm(len(a), generator=generator)[:max_points].to(a.device)]
 
-    x, y = sub(x), sub(y)
+    x = sub(x)
+    if y_within is None:
+        y = sub(y)
+        y_term = mean_distance_within(y)
+    elif len(y) > max_points:
+        raise ValueError(f"y_within was given for y of {len(y)} rows, more than max_points={max_points}: "
+                         f"y would be subsampled; pass at most {max_points} reference points.")
+    else:
+        y_term = float(y_within)
+    return (2 * torch.cdist(x, y).mean() - mean_distance_within(x) - y_term).item()
 
-    def mean_within(a):
-        d = torch.cdist(a, a)
-        return d.sum() / (len(a) * (len(a) - 1))
 
-    return (2 * torch.cdist(x, y).mean() - mean_within(x) - mean_within(y)).item()
+@torch.no_grad()
+def mean_distance_within(a: torch.Tensor) -> float:
+    """E||A - A'|| over distinct pairs of the rows of a (n, D), the U-statistic ``energy_distance`` uses for
+    each set (diagonal excluded): computed once for a fixed reference and passed as ``y_within``."""
+    a = _checks.points("a", a).double()
+    if len(a) < 2:
+        raise ValueError(f"need at least 2 points, got {len(a)}.")
+    return float(torch.cdist(a, a).sum() / (len(a) * (len(a) - 1)))
 
 
 @torch.no_grad()

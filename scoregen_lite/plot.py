@@ -19,11 +19,13 @@ __all__ = [
     "panels",
     "grid",
     "density",
+    "density_image",
     "score_field",
     "samples",
     "paths",
     "animate_chains",
     "image_grid",
+    "grid_array",
     "save_image_grid",
     "DENSITY_CMAP",
 ]
@@ -88,17 +90,25 @@ def _square(ax, bounds):
 
 
 @torch.no_grad()
-def density(ax=None, log_prob_fn: Callable | None = None, bounds: Bounds = (-8, 8, -8, 8), n: int = 160,
-            log: bool = False, title: str | None = None, cmap: str = DENSITY_CMAP, **kwargs):
-    """Heat map of p(x) = exp(log_prob_fn(x)) (or of log p with ``log=True``) over ``bounds``."""
-    ax = _ax(ax)
+def density_image(log_prob_fn: Callable, bounds: Bounds = (-8, 8, -8, 8), n: int = 160, log: bool = False) -> np.ndarray:
+    """The n x n array ``density`` shows: p(x) / max p over the grid of ``bounds`` (or log p, clipped 20 nats
+    below its maximum, with ``log=True``), y along the first axis. The widgets cache it per target and noise
+    level so that a slider does not re-evaluate the density (``sg.widgets``, issue 23)."""
     _, _, pts = grid(bounds, n)
     values = log_prob_fn(pts).reshape(n, n).float()
     image = values if log else torch.exp(values - values.max())
     if log:
         image = image.clamp(min=float(values.max()) - 20)
-    ax.imshow(image.cpu().numpy(), origin="lower", extent=bounds, cmap=cmap, aspect="equal",
-              interpolation="bilinear", **kwargs)
+    return image.cpu().numpy()
+
+
+@torch.no_grad()
+def density(ax=None, log_prob_fn: Callable | None = None, bounds: Bounds = (-8, 8, -8, 8), n: int = 160,
+            log: bool = False, title: str | None = None, cmap: str = DENSITY_CMAP, **kwargs):
+    """Heat map of p(x) = exp(log_prob_fn(x)) (or of log p with ``log=True``) over ``bounds``."""
+    ax = _ax(ax)
+    ax.imshow(density_image(log_prob_fn, bounds, n, log=log), origin="lower", extent=bounds, cmap=cmap,
+              aspect="equal", interpolation="bilinear", **kwargs)
     _square(ax, bounds)
     if title:
         ax.set_title(title)
@@ -201,7 +211,9 @@ def animate_chains(path, log_prob_fn: Callable | None = None, bounds: Bounds = (
     return html
 
 
-def _grid_array(images, nrow: int | None = None, pad: int = 2) -> np.ndarray:
+def grid_array(images, nrow: int | None = None, pad: int = 2) -> np.ndarray:
+    """Images (n, 1, H, W) or (n, H, W) in [0, 1] tiled ``nrow`` per row on a white canvas, as one array
+    (what ``image_grid`` shows; the MNIST widgets refill their image with it, ``sg.image_widgets``)."""
     x = torch.as_tensor(images).detach().float().cpu().clamp(0, 1)
     if x.dim() == 4:
         x = x[:, 0]
@@ -218,7 +230,7 @@ def _grid_array(images, nrow: int | None = None, pad: int = 2) -> np.ndarray:
 def image_grid(ax=None, images=None, nrow: int | None = None, title: str | None = None):
     """Show images (n, 1, H, W) or (n, H, W) in [0, 1] as one grid (white on black digits)."""
     ax = _ax(ax)
-    ax.imshow(_grid_array(images, nrow), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.imshow(grid_array(images, nrow), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([]); ax.set_yticks([])
     if title:
         ax.set_title(title)
@@ -227,4 +239,4 @@ def image_grid(ax=None, images=None, nrow: int | None = None, title: str | None 
 
 def save_image_grid(images, path, nrow: int | None = None) -> None:
     """Write images as one PNG grid (used by the command line)."""
-    plt.imsave(path, _grid_array(images, nrow), cmap="gray", vmin=0, vmax=1)
+    plt.imsave(path, grid_array(images, nrow), cmap="gray", vmin=0, vmax=1)

@@ -254,6 +254,39 @@ def _guided(q: dict) -> str:
     return f"{q['guided_accuracy']:.1%}, {q['guided_frechet_heldout']:.1f} ({q['guided']['n']:,} samples)"
 
 
+def latency_rows(res: dict) -> list[str]:
+    """The rows of one widget-latency run (``benchmarks/widget_latency.py``): per widget, milliseconds as
+    median / 95th percentile, and each of issue 23's targets met or missed by how much."""
+    f = lambda d: f"{d['median']:.0f} / {d['p95']:.0f}" if d else "n/a"  # noqa: E731
+    rows = []
+    for w in res["widgets"]:
+        s = w["summary"]
+        target = "; ".join(f"{k.replace('_ms', '')} <= {t['p95_target']:.0f}: "
+                           + ("met" if t["met"] else f"missed by {t['p95'] - t['p95_target']:.0f}")
+                           for k, t in s["targets"].items())
+        rows.append(f"| `{w['widget']}` | {w['notebook'][:2]} | {s['n_moves']} | {f(s['first_ms'])} | "
+                    f"{f(s['total_ms'])} | {f(s['view_ms'])} | {f(s['render_ms'])} | {f(s['rest_ms'])} | {target} |")
+    return rows
+
+
+def widget_latency_table(folder=None) -> str:
+    """Markdown table of every committed widget-latency run (``benchmarks/results/widget_latency_run*.json``)."""
+    folder = Path(folder) if folder else results_dir()
+    runs = sorted(folder.glob("widget_latency_run*.json"))
+    if not runs:
+        raise FileNotFoundError(f"no widget_latency_run*.json in {folder}; run python benchmarks/widget_latency.py.")
+    out = []
+    for path in runs:
+        res = json.loads(path.read_text())
+        out += [f"`{path.name}`: {res['mode']} mode, {res['device']}, {res['browser']}, {res['date']}; "
+                f"{res['moves_per_slider']} key presses per slider, milliseconds, median / 95th percentile:", "",
+                "| widget | notebook | moves | first response (\"computing...\") | new figure painted | kernel: view "
+                "(compute and artists) | kernel: PNG | messaging, decoding, paint | target (95th percentile) |",
+                "| --- | --- | --- | --- | --- | --- | --- | --- | --- |", *latency_rows(res), ""]
+    out.append("Source: " + ", ".join(f"`benchmarks/results/{p.name}`" for p in runs) + ".")
+    return "\n".join(out) + "\n"
+
+
 def grading_points_table(folder=None) -> str:
     """The nbgrader points per exercise and notebook (``sg.grading.points_table`` of the course's notebooks)."""
     from .grading import points_table
@@ -265,7 +298,7 @@ def grading_points_table(folder=None) -> str:
 TABLES = {"gpu-benchmark": gpu_benchmark_table, "cpu-benchmark": cpu_benchmark_table,
           "fast-sampling": fast_sampling_table, "recipes": recipes_table,
           "course-timings": course_timings_table, "checkpoints": checkpoints_table,
-          "grading-points": grading_points_table}
+          "grading-points": grading_points_table, "widget-latency": widget_latency_table}
 
 
 def render_readme(text: str) -> str:

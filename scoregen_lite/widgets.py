@@ -1,30 +1,41 @@
 """Interactive explorers for the notebooks.
 
 Each explorer is two layers: a *view*, a plain function of numbers and names
-that computes, draws, and returns ``(figure, info)``; and a thin ipywidgets
-``interactive`` that wires sliders to it. Notebooks call the view directly for
-static figures (and assert on ``info``); tests drive the widget by setting
-``w.children[i].value`` and reading ``w.result`` (the ``info`` dict). Views read
-no notebook globals.
+that computes, draws, and returns ``(figure, info)``; and a thin widget that
+wires sliders to it (``sg.live.interactive_view``). Notebooks call the view
+directly for static figures (and assert on ``info``); tests drive the widget by
+setting ``w.children[i].value`` and reading ``w.result`` (the ``info`` dict).
+Views read no notebook globals.
+
+Every view takes ``fig=``: given the figure it drew last time, it updates that
+figure's artists in place when its structure is unchanged (``sg.live.reuse``),
+and its layout is fixed when the figure is made, so a slider costs the
+compute and one draw (issue 23; ``benchmarks/widget_latency.py`` measures it).
+Densities drawn behind the samples are computed once per target and noise level
+and cached. The 2D explorers (notebooks 01-06) live here; the MNIST explorers
+(notebooks 08-09) in ``sg.image_widgets``, also reachable as
+``sg.widgets.<name>``.
 """
 from __future__ import annotations
 
 import functools
-import math
+import time
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
 import torch
 
-import time
-
 from . import _checks, densities, metrics, plot, samplers, schedules
 from . import sde as sdes
+from .image_widgets import (fast_sampling_explorer, fast_sampling_view, guidance_explorer, guidance_view,
+                            inpainting_explorer, inpainting_view)
+from .live import interactive_view, keep, reuse
 
 __all__ = [
     "interactive_view",
     "uniform_start",
     "energy_floor",
+    "target_image",
     "langevin_view",
     "langevin_explorer",
     "dsm_view",
@@ -45,31 +56,6 @@ __all__ = [
 ]
 
 
-def interactive_view(view, **controls) -> W.interactive:
-    """Wire ``controls`` (widgets or ``ipywidgets.fixed`` values) to ``view(**kwargs) -> (fig, info)``.
-
-    The figure is displayed and closed; ``w.result`` holds ``info``. The time a view took (``info["seconds"]``,
-    with ``info["nfe"]``) is printed as a line of text under the figure, not drawn in it: the figure shows only
-    what the settings change, so a control that changes nothing leaves it identical (the browser tests rely on it).
-    """
-    from IPython.display import display
-
-    def show(**kwargs):
-        fig, info = view(**kwargs)
-        display(fig)
-        plt.close(fig)
-        if isinstance(info, dict) and "seconds" in info:
-            print(f"{info['nfe']} score evaluations in {info['seconds']:.2f} s" if "nfe" in info
-                  else f"{info['seconds']:.2f} s")
-        return info
-
-    show.__name__ = view.__name__
-    show.__doc__ = view.__doc__
-    w = W.interactive(show, **controls)
-    w.layout = W.Layout(border="1px solid #ddd", padding="4px")
-    return w
-
-
 def uniform_start(n: int, bounds, generator=None, dtype=torch.float32) -> torch.Tensor:
     """n points uniform on the box ``bounds`` = (xmin, xmax, ymin, ymax): a prior that knows nothing."""
     xmin, xmax, ymin, ymax = bounds
@@ -87,6 +73,73 @@ def energy_floor(target: str, n: int, m: int = 4000, repeats: int = 5) -> tuple[
     return floor["mean"], floor["std"]
 
 
+@functools.lru_cache(maxsize=128)
+def _mixture_image(mixture, sigma: float):
+    q = mixture.perturb(sigma) if sigma > 0 else mixture
+    return plot.density_image(q.log_prob, mixture.bounds())
+
+
+def target_image(target, sigma: float = 0.0):
+    """``sg.plot.density_image`` of a mixture (a ready-made target's name, or a ``GaussianMixture``) at
+    ``sigma`` = 0, or of its perturbed density q_sigma, over the mixture's plotting window: computed once per
+    (mixture, sigma) and cached, so that moving a slider does not re-evaluate a density on 25,600 grid
+    points. Returns (image, bounds)."""
+    p = _named(target) if isinstance(target, str) else target
+    return _mixture_image(p, float(sigma)), p.bounds()
+
+
+@functools.lru_cache(maxsize=None)
+def _named(target: str):
+    """One mixture object per ready-made target, so its cached images are found again."""
+    return densities.target(target)
+
+
+@functools.lru_cache(maxsize=32)
+def _reference(target: str, m: int = 4000, seed: int = 1):
+    """The m true samples every energy distance of a view is taken against, with their mean distance
+    within (fixed per target and cached: half of an energy distance's cost)."""
+    y = densities.target(target).sample(m, generator=torch.Generator().manual_seed(seed))
+    return y, metrics.mean_distance_within(y)
+
+
+def _energy_distance(x, target: str, generator) -> float:
+    """Energy distance of samples x to the target's fixed 4000-point reference (``sg.metrics.energy_distance``)."""
+    y, within = _reference(target)
+    return metrics.energy_distance(x, y, generator=generator, y_within=within)
+
+
+def _density_axes(ax, image, bounds, cmap=plot.DENSITY_CMAP):
+    """An ``imshow`` of a density image as ``sg.plot.density`` draws it; returns the AxesImage. The colour
+    scale is fixed to [0, 1] (the images are p / max p), not taken from the first image: ``set_data`` keeps
+    the scale, so an image updated in place looks as it would drawn fresh."""
+    im = ax.imshow(image, origin="lower", extent=bounds, cmap=cmap, aspect="equal", interpolation="bilinear",
+                   vmin=0.0, vmax=1.0)
+    ax.set_xlim(bounds[0], bounds[1]); ax.set_ylim(bounds[2], bounds[3])
+    return im
+
+
+def _scatter(ax, s: float = 2.0):
+    """An empty sample scatter in the style of ``sg.plot.samples`` (filled by ``set_offsets``)."""
+    return ax.scatter([], [], s=s, c=plot.SAMPLE_COLOR, alpha=0.5, linewidths=0)
+
+
+def _bars(ax, n: int):
+    """True weights beside sample fractions per mixture component; returns the two bar containers."""
+    k = range(n)
+    true = ax.bar([i - 0.2 for i in k], [0.0] * n, width=0.4, label="true weight", color="#7c3aed")
+    got = ax.bar([i + 0.2 for i in k], [0.0] * n, width=0.4, label="fraction of samples", color=plot.SAMPLE_COLOR,
+                 hatch="//", edgecolor="white", linewidth=0)
+    ax.set_xticks(list(k))
+    ax.set_xlabel("mixture component")
+    ax.set_ylim(0, 1)
+    return true, got
+
+
+def _set_bars(bars, values):
+    for rect, v in zip(bars, values):
+        rect.set_height(v)
+
+
 def _diverged(err: Exception, info: dict):
     """The figure a view shows instead of samples when the chains blew up (``SamplerDiverged``)."""
     info.update(diverged=True, message=str(err))
@@ -98,12 +151,13 @@ def _diverged(err: Exception, info: dict):
 
 
 def langevin_view(target: str = "two modes (0.2/0.8)", step_size: float = 0.1, n_steps: int = 300,
-                  sampler: str = "Langevin", n_chains: int = 1000, seed: int = 0):
+                  sampler: str = "Langevin", n_chains: int = 1000, seed: int = 0, fig=None):
     """Run Langevin (eq. (1)) or MALA with the exact score of a ready-made target and show the result.
 
     Chains start uniform over the plotting window. Left: the density, the final
     samples and a few paths. Right: the fraction of samples in each mixture
-    component next to the true weights.
+    component next to the true weights. ``fig``: the figure this view drew last
+    time, updated in place (``sg.live``).
 
     Returns ``(fig, info)`` with info keys ``target``, ``step_size``, ``n_steps``,
     ``sampler``, ``true_weights``, ``sample_weights`` (lists), ``max_weight_error``,
@@ -114,9 +168,9 @@ def langevin_view(target: str = "two modes (0.2/0.8)", step_size: float = 0.1, n
     p = densities.target(target)
     gen = torch.Generator().manual_seed(seed)
     bounds = p.bounds()
-    x0 = uniform_start(n_chains, bounds, generator=gen)
     info = {"target": target, "step_size": step_size, "n_steps": n_steps, "sampler": sampler, "diverged": False}
     _checks.choice("sampler", sampler, {"Langevin", "MALA"})
+    x0 = uniform_start(n_chains, bounds, generator=gen)
     try:
         if sampler == "MALA":
             x, rate, path = samplers.mala(p.log_prob, p.score, x0, step_size, n_steps, return_path=True,
@@ -132,21 +186,37 @@ def langevin_view(target: str = "two modes (0.2/0.8)", step_size: float = 0.1, n
     info.update(true_weights=true_w, sample_weights=got_w,
                 max_weight_error=max(abs(a - b) for a, b in zip(true_w, got_w)))
 
-    fig, (ax, bar) = plt.subplots(1, 2, figsize=(7.2, 3.4), gridspec_kw={"width_ratios": [1.1, 1]})
-    plot.density(ax, p.log_prob, bounds)
-    plot.samples(ax, x, bounds=bounds)
-    plot.paths(ax, path, n_show=5, bounds=bounds)
+    n_show = min(5, n_chains)
+    live = reuse(fig, ("langevin", target, n_show))
+    if live is None:
+        fig, (ax, bar) = plt.subplots(1, 2, figsize=(7.2, 3.4), gridspec_kw={"width_ratios": [1.1, 1]})
+        _density_axes(ax, *target_image(target))
+        ax.set_aspect("equal")
+        scat = _scatter(ax)
+        lines = []
+        for i in range(n_show):
+            c = plot.PATH_COLORS[i % len(plot.PATH_COLORS)]
+            lines.append((ax.plot([], [], "-", color=c, lw=0.9, alpha=0.85)[0],
+                          ax.plot([], [], "o", color=c, ms=4, mec="white", mew=0.5)[0],
+                          ax.plot([], [], "*", color=c, ms=9, mec="white", mew=0.5)[0]))
+        true_bars, got_bars = _bars(bar, p.n_components)
+        bar.legend(loc="upper left", fontsize=8, frameon=False)
+        fig.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.9, wspace=0.25)
+        title, bar_title = ax.set_title(" "), bar.set_title(" ")
+        live = keep(fig, ("langevin", target, n_show), scat=scat, lines=lines, true=true_bars, got=got_bars,
+                    title=title, bar_title=bar_title,
+                    moving=[scat, *(a for trio in lines for a in trio), *true_bars, *got_bars, title, bar_title])
+    live["scat"].set_offsets(x.float().numpy())
+    chains = path[:, :n_show].float().numpy()
+    for i, (line, start, end) in enumerate(live["lines"]):
+        line.set_data(chains[:, i, 0], chains[:, i, 1])
+        start.set_data(chains[:1, i, 0], chains[:1, i, 1])
+        end.set_data(chains[-1:, i, 0], chains[-1:, i, 1])
+    _set_bars(live["true"], true_w)
+    _set_bars(live["got"], got_w)
     extra = f", accept {info['acceptance']:.0%}" if sampler == "MALA" else ""
-    ax.set_title(f"{sampler}: eps={step_size:.3g}, T={n_steps}{extra}")
-    k = range(p.n_components)
-    bar.bar([i - 0.2 for i in k], true_w, width=0.4, label="true weight", color="#7c3aed")
-    bar.bar([i + 0.2 for i in k], got_w, width=0.4, label="fraction of samples", color=plot.SAMPLE_COLOR)
-    bar.set_xticks(list(k))
-    bar.set_xlabel("mixture component")
-    bar.set_ylim(0, 1)
-    bar.legend(loc="upper left", fontsize=8, frameon=False)
-    bar.set_title(f"max weight error {info['max_weight_error']:.3f}")
-    fig.tight_layout()
+    live["title"].set_text(f"{sampler}: eps={step_size:.3g}, T={n_steps}{extra}")
+    live["bar_title"].set_text(f"max weight error {info['max_weight_error']:.3f}")
     return fig, info
 
 
@@ -167,7 +237,7 @@ def langevin_explorer(n_chains: int = 1000) -> W.interactive:
     )
 
 
-def dsm_view(nets: dict, density, sigma: float, n_grid: int = 60):
+def dsm_view(nets: dict, density, sigma: float, n_grid: int = 60, fig=None):
     """Learned DSM score at one noise level against the exact perturbed score.
 
     ``nets`` maps sigma -> a network trained by denoising score matching, eq. (3),
@@ -175,6 +245,7 @@ def dsm_view(nets: dict, density, sigma: float, n_grid: int = 60):
     ``density`` is the data density (a ``GaussianMixture``), so the target is
     ``density.perturb(sigma).score``. Left: q_sigma with the learned field.
     Right: log10 of the error ||s_theta - grad log q_sigma|| with contours of q_sigma.
+    ``fig``: the figure this view drew last time, updated in place (``sg.live``).
 
     Returns ``(fig, info)``, info = {"sigma", "error_high", "error_low", "ratio"}
     (mean error where the data density is high / low, see ``sg.metrics.error_by_density``).
@@ -187,16 +258,30 @@ def dsm_view(nets: dict, density, sigma: float, n_grid: int = 60):
     bounds = density.bounds()
     stats = metrics.error_by_density(net, q, bounds, region=density)
     err = metrics.score_error_map(net, q.score, bounds, n=n_grid)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(7.4, 3.4))
-    plot.density(a, q.log_prob, bounds, title=f"q_sigma and learned score, sigma={sigma:g}")
-    plot.score_field(a, net, bounds, n=17)
-    im = b.imshow(err.clamp(min=1e-3).log10().numpy(), origin="lower", extent=bounds, cmap="viridis", vmin=-2, vmax=1.5)
+    image, _ = target_image(density, sigma)
     xs, ys, pts = plot.grid(bounds, n_grid)
-    b.contour(xs.numpy(), ys.numpy(), q.log_prob(pts).reshape(n_grid, n_grid).numpy(), levels=6, colors="white",
-              linewidths=0.6)
-    fig.colorbar(im, ax=b, fraction=0.046, label="log10 error")
-    b.set_title(f"error: {stats['high']:.2f} where p is high, {stats['low']:.2f} where low", fontsize=9)
-    fig.tight_layout()
+    live = reuse(fig, ("dsm", id(density), n_grid))
+    if live is None:
+        fig, (a, b) = plt.subplots(1, 2, figsize=(7.4, 3.4))
+        dens = _density_axes(a, image, bounds)
+        im = b.imshow(err.numpy(), origin="lower", extent=bounds, cmap="viridis", vmin=-2, vmax=1.5)
+        fig.colorbar(im, ax=b, fraction=0.046, label="log10 error")
+        fig.subplots_adjust(left=0.06, right=0.93, bottom=0.1, top=0.9, wspace=0.18)
+        live = keep(fig, ("dsm", id(density), n_grid), a=a, b=b, dens=dens, err=im, quiver=None, contour=None,
+                    title=a.set_title(" "), err_title=b.set_title(" ", fontsize=9))
+    a, b = live["a"], live["b"]
+    live["dens"].set_data(image)
+    live["err"].set_data(err.clamp(min=1e-3).log10().numpy())
+    for name in ("quiver", "contour"):          # redrawn on top (the same order as a fresh figure)
+        if live[name] is not None:
+            live[name].remove()
+    plot.score_field(a, net, bounds, n=17)
+    live["quiver"] = a.collections[-1]
+    live["contour"] = b.contour(xs.numpy(), ys.numpy(), q.log_prob(pts).reshape(n_grid, n_grid).numpy(), levels=6,
+                                colors="white", linewidths=0.6)
+    live["title"].set_text(f"q_sigma and learned score, sigma={sigma:g}")
+    live["err_title"].set_text(f"error: {stats['high']:.2f} where p is high, {stats['low']:.2f} where low")
+    live["moving"] = [live["dens"], live["err"], live["quiver"], live["contour"], live["title"], live["err_title"]]
     return fig, {"sigma": sigma, "error_high": stats["high"], "error_low": stats["low"], "ratio": stats["ratio"]}
 
 
@@ -224,8 +309,13 @@ def ladder(sigma_max: float, sigma_min: float, n_levels: int, spacing: str = "ge
     raise ValueError(f"spacing={spacing!r} is invalid: choose 'geometric' or 'linear'.")
 
 
+def _picks(n_levels: int) -> list[int]:
+    """The levels whose q_sigma the schedule view shows: first, middle and last."""
+    return sorted({0, n_levels // 2, n_levels - 1})
+
+
 def schedule_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int = 10, spacing: str = "geometric",
-                  target: str = "two modes (0.2/0.8)", step_size: float = 5e-3):
+                  target: str = "two modes (0.2/0.8)", step_size: float = 5e-3, fig=None):
     """What a sigma ladder does to a 2D target, without sampling anything.
 
     Top left: the ladder sigma_1 > ... > sigma_L on a log axis, with the largest distance
@@ -233,43 +323,71 @@ def schedule_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int
     step sizes alpha_i = step_size sigma_i^2 / sigma_L^2 and the update's signal-to-noise
     ratio sqrt(alpha_i) / (2 sigma_i), constant for any ladder. Bottom: the exact perturbed
     densities q_sigma at the first, middle and last level (``GaussianMixture.perturb``).
+    ``fig``: the figure this view drew last time, updated in place (``sg.live``).
 
     Returns ``(fig, info)`` with ``sigmas``, ``ratios`` (sigma_{i-1}/sigma_i), ``alphas``,
     ``snr`` (lists) and ``mode_distance``. Introduced in notebooks/05_annealed_langevin.ipynb.
     """
-    p = densities.target(target)
+    p = _named(target)
     sig = ladder(sigma_max, sigma_min, n_levels, spacing)
     alphas = schedules.step_sizes(sig, step_size)
     snr = schedules.update_snr(sig, step_size)
     mode_distance = torch.cdist(p.means, p.means).max().item()
     bounds = p.bounds()
-
-    fig = plt.figure(figsize=(8.4, 5.4))
-    gs = fig.add_gridspec(2, 3, height_ratios=[1, 1.15])
-    ax = fig.add_subplot(gs[0, :2])
-    levels = range(1, len(sig) + 1)
-    ax.semilogy(levels, sig, "o-", color="#7c3aed", label=f"sigma_i ({spacing})")
-    ax.axhline(mode_distance, color="k", ls="--", lw=1, label=f"largest mode distance {mode_distance:.1f}")
-    ax.set_xlabel("level i"); ax.set_ylabel("sigma_i")
-    ax.legend(frameon=False, fontsize=8, loc="upper right")
-    ax.set_title(f"{len(sig)} levels, sigma from {float(sig[0]):.3g} to {float(sig[-1]):.3g}")
-    ax2 = fig.add_subplot(gs[0, 2])
-    ax2.semilogy(levels, alphas, "s-", color=plot.SAMPLE_COLOR, label="alpha_i")
-    ax2.set_xlabel("level i"); ax2.set_ylabel("step size alpha_i")
-    tw = ax2.twinx()
-    tw.plot(levels, snr, "k:", lw=1.5, label="SNR")
-    tw.set_ylim(0, max(0.1, 2 * float(snr.max())))
-    tw.set_ylabel("update SNR", fontsize=8)
-    ax2.set_title(f"SNR {float(snr[0]):.3f} at every level", fontsize=9)
-    picks = sorted({0, len(sig) // 2, len(sig) - 1})
-    for k, i in enumerate(picks):
-        a = fig.add_subplot(gs[1, k])
-        plot.density(a, p.perturb(float(sig[i])).log_prob, bounds, title=f"q at sigma_{i + 1} = {float(sig[i]):.3g}")
-        a.set_xticks([]); a.set_yticks([])
-    fig.tight_layout()
+    picks = _picks(len(sig))
+    key = ("schedule", target, len(picks))
+    live = reuse(fig, key)
+    if live is None:
+        fig = plt.figure(figsize=(8.4, 5.4))
+        gs = fig.add_gridspec(2, 3, height_ratios=[1, 1.15])
+        ax = fig.add_subplot(gs[0, :2])
+        line, = ax.semilogy([1], [1], "o-", color="#7c3aed", label=" ")
+        ax.axhline(mode_distance, color="k", ls="--", lw=1, label=f"largest mode distance {mode_distance:.1f}")
+        ax.set_xlabel("level i"); ax.set_ylabel("sigma_i")
+        legend = ax.legend(frameon=False, fontsize=8, loc="upper right")
+        ax2 = fig.add_subplot(gs[0, 2])
+        aline, = ax2.semilogy([1], [1], "s-", color=plot.SAMPLE_COLOR, label="alpha_i")
+        ax2.set_xlabel("level i"); ax2.set_ylabel("step size alpha_i")
+        tw = ax2.twinx()
+        sline, = tw.semilogy([1], [1], "k:", lw=1.5, label="SNR")
+        tw.set_ylabel("update SNR", fontsize=8)
+        images, titles = [], []
+        for k in range(len(picks)):
+            a = fig.add_subplot(gs[1, k])
+            images.append(_density_axes(a, target_image(target, 1.0)[0], bounds))
+            titles.append(a.set_title(" "))
+            a.set_xticks([]); a.set_yticks([])
+        fig.subplots_adjust(left=0.08, right=0.93, bottom=0.03, top=0.93, wspace=0.45, hspace=0.3)
+        title, title2 = ax.set_title(" "), ax2.set_title(" ", fontsize=9)
+        live = keep(fig, key, ax=ax, ax2=ax2, tw=tw, line=line, aline=aline, sline=sline, legend=legend,
+                    images=images, titles=titles, title=title, title2=title2,
+                    moving=[line, aline, sline, *images, *titles, title, title2])
+    levels = list(range(1, len(sig) + 1))
+    live["line"].set_data(levels, sig.tolist())
+    live["legend"].get_texts()[0].set_text(f"sigma_i ({spacing})")
+    live["aline"].set_data(levels, alphas.tolist())
+    live["sline"].set_data(levels, snr.tolist())
+    # fixed ranges (what the explorer's sliders can reach), so a move shows the ladder moving, not the axes
+    # rescaling, and only a new L redraws the axes (sg.live blits the rest)
+    for ax in (live["ax"], live["ax2"]):
+        ax.set_xlim(0.5, len(sig) + 0.5)
+    live["ax"].set_ylim(*_SIGMA_RANGE)
+    live["ax2"].set_ylim(*_ALPHA_RANGE)
+    live["tw"].set_ylim(*_SNR_RANGE)
+    live["static"] = (spacing, len(sig))            # the legend names the spacing; L sets the x axis
+    live["title"].set_text(f"{len(sig)} levels, sigma from {float(sig[0]):.3g} to {float(sig[-1]):.3g}")
+    live["title2"].set_text(f"SNR {float(snr[0]):.3f} at every level")
+    for im, title, i in zip(live["images"], live["titles"], picks):
+        im.set_data(target_image(target, float(sig[i]))[0])
+        title.set_text(f"q at sigma_{i + 1} = {float(sig[i]):.3g}")
     info = {"sigmas": sig.tolist(), "ratios": (sig[:-1] / sig[1:]).tolist(), "alphas": alphas.tolist(),
             "snr": snr.tolist(), "mode_distance": mode_distance}
     return fig, info
+
+
+#: the schedule view's fixed axis ranges: sigma_i, alpha_i and the update SNR over every value its sliders reach
+#: (sigma in [0.01, 50], eps in [1e-4, 0.1]; values outside are clipped by the axes)
+_SIGMA_RANGE, _ALPHA_RANGE, _SNR_RANGE = (5e-3, 1e2), (3e-5, 1e7), (1e-3, 3e1)
 
 
 def _ladder_controls() -> dict:
@@ -300,20 +418,21 @@ def schedule_explorer() -> W.interactive:
 
 def annealed_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int = 10, step_size: float = 5e-3,
                   n_steps_each: int = 100, score: str = "exact", net=None, target: str = "two modes (0.2/0.8)",
-                  spacing: str = "geometric", n_chains: int = 2000, seed: int = 0):
+                  spacing: str = "geometric", n_chains: int = 2000, seed: int = 0, fig=None):
     """Annealed Langevin dynamics from a uniform start, with the exact or a learned score.
 
     ``score='exact'`` uses ``density.perturbed_score``; ``score='learned'`` uses ``net(x, sigma)``,
     a noise-conditional network trained on the target (e.g. by ``sg.train.train_ncsn``).
     Panels: the chains at the start, after a third and two thirds of the levels, at the end
-    (over the density), and the fraction of samples per mixture component.
+    (over the density), and the fraction of samples per mixture component. ``fig``: the figure this
+    view drew last time, updated in place (``sg.live``).
 
     Returns ``(fig, info)``, info: ``true_weights``, ``sample_weights``, ``max_weight_error``,
     ``energy_distance`` (to 4000 true samples) and ``energy_floor`` (its noise floor, (mean, std), see
     ``energy_floor``), ``title`` (the figure's title; None when diverged)
     and ``diverged`` (True when the step size blew the chains up; the figure then says so). Introduced in notebooks/05_annealed_langevin.ipynb.
     """
-    p = densities.target(target)
+    p = _named(target)
     if score == "exact":
         score_fn = p.perturbed_score
     elif score == "learned":
@@ -336,29 +455,40 @@ def annealed_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int
         return _diverged(err, info)
     got = p.mode_weights(x).tolist()
     info.update(sample_weights=got, max_weight_error=max(abs(a - b) for a, b in zip(info["true_weights"], got)),
-                energy_distance=metrics.energy_distance(x, p.sample(4000, generator=gen), generator=gen),
+                energy_distance=_energy_distance(x, target, gen),
                 energy_floor=energy_floor(target, n_chains))
-    fig, axes = plt.subplots(1, 5, figsize=(12.5, 2.7), gridspec_kw={"width_ratios": [1, 1, 1, 1, 0.9]})
+    key = ("annealed", target)
+    live = reuse(fig, key)
+    if live is None:
+        fig, axes = plt.subplots(1, 5, figsize=(12.5, 2.7), gridspec_kw={"width_ratios": [1, 1, 1, 1, 0.9]})
+        images, scats, titles = [], [], []
+        for ax in axes[:4]:
+            images.append(_density_axes(ax, target_image(target)[0], bounds))
+            scats.append(_scatter(ax, s=1.5))
+            titles.append(ax.set_title(" ", fontsize=9))
+            ax.set_xticks([]); ax.set_yticks([])
+        true_bars, got_bars = _bars(axes[4], p.n_components)
+        axes[4].set_xlabel("")
+        axes[4].legend(["true", "samples"], frameon=False, fontsize=7)
+        fig.subplots_adjust(left=0.01, right=0.99, bottom=0.1, top=0.8, wspace=0.12)
+        bar_title, suptitle = axes[4].set_title(" ", fontsize=9), fig.suptitle(" ", fontsize=10)
+        live = keep(fig, key, images=images, scats=scats, titles=titles, true=true_bars, got=got_bars,
+                    bar_title=bar_title, suptitle=suptitle,
+                    moving=[*images, *scats, *titles, *true_bars, *got_bars, bar_title, suptitle])
     L = len(sig)
     snaps = [0, max(1, L // 3), max(1, 2 * L // 3), L]
-    for ax, k in zip(axes[:4], snaps):
-        level_sigma = float(sig[k - 1]) if k > 0 else None
-        dens = p.perturb(level_sigma).log_prob if level_sigma else p.log_prob
-        plot.density(ax, dens, bounds)
-        plot.samples(ax, path[k][:1500], bounds=bounds, s=1.5)
-        ax.set_title("start (uniform)" if k == 0 else f"after level {k}, sigma={level_sigma:.2g}", fontsize=9)
-        ax.set_xticks([]); ax.set_yticks([])
-    k = range(p.n_components)
-    bar = axes[4]
-    bar.bar([i - 0.2 for i in k], info["true_weights"], width=0.4, color="#7c3aed", label="true")
-    bar.bar([i + 0.2 for i in k], got, width=0.4, color=plot.SAMPLE_COLOR, label="samples")
-    bar.set_ylim(0, 1); bar.set_xticks(list(k)); bar.legend(frameon=False, fontsize=7)
-    bar.set_title(f"weight error {info['max_weight_error']:.3f}", fontsize=9)
+    for im, scat, title, k in zip(live["images"], live["scats"], live["titles"], snaps):
+        level_sigma = float(sig[k - 1]) if k > 0 else 0.0
+        im.set_data(target_image(target, level_sigma)[0])
+        scat.set_offsets(path[k][:1500].float().numpy())
+        title.set_text("start (uniform)" if k == 0 else f"after level {k}, sigma={level_sigma:.2g}")
+    _set_bars(live["true"], info["true_weights"])
+    _set_bars(live["got"], got)
+    live["bar_title"].set_text(f"weight error {info['max_weight_error']:.3f}")
     info["title"] = (f"annealed Langevin ({score} score): L={L}, eps={step_size:.2g}, T={n_steps_each}, "
                      f"energy distance {info['energy_distance']:.4f} (noise floor {info['energy_floor'][0]:.4f} "
                      f"+- {info['energy_floor'][1]:.4f})")
-    fig.suptitle(info["title"], fontsize=10)
-    fig.tight_layout()
+    live["suptitle"].set_text(info["title"])
     return fig, info
 
 
@@ -380,20 +510,21 @@ def annealed_explorer(net=None, target: str = "two modes (0.2/0.8)", n_chains: i
 
 
 def sde_view(sampler: str = "EM", n_steps: int = 100, snr: float = 0.16, sde_name: str = "VP", score: str = "exact",
-             nets: dict | None = None, target: str = "ring of 8", n_samples: int = 2000, seed: int = 0):
+             nets: dict | None = None, target: str = "ring of 8", n_samples: int = 2000, seed: int = 0, fig=None):
     """Sample a 2D target with a reverse-time sampler and compare with the truth.
 
     ``sampler``: "EM" (Euler-Maruyama, eq. (7)), "PC" (predictor-corrector with one corrector step at
     ``snr``; n_steps is halved so the cost matches EM) or "ODE" (probability flow, adaptive RK45;
     n_steps is ignored). ``score``: "exact" (``SDEMarginal.score``) or "learned" (``nets[sde_name]``,
-    a time-conditional network trained for that SDE).
+    a time-conditional network trained for that SDE). ``fig``: the figure this view drew last time,
+    updated in place (``sg.live``).
 
     Returns ``(fig, info)``: info has ``nfe`` (score evaluations), ``seconds``,
     ``energy_distance`` to 4000 true samples and ``energy_floor`` (its noise floor, (mean, std)). Introduced in notebooks/06_sdes.ipynb.
     """
     _checks.choice("sampler", sampler, {"EM", "PC", "ODE"})
     _checks.choice("sde_name", sde_name, sdes.SDES)
-    p = densities.target(target)
+    p = _named(target)
     sde = sdes.SDES[sde_name]()
     if score == "exact":
         score_fn = densities.SDEMarginal(p, sde).score
@@ -415,15 +546,19 @@ def sde_view(sampler: str = "EM", n_steps: int = 100, snr: float = 0.16, sde_nam
     else:
         x, nfe = samplers.probability_flow_ode(sde, score_fn, shape, rtol=1e-4, atol=1e-4, generator=gen)
     seconds = time.perf_counter() - start
-    ed = metrics.energy_distance(x, p.sample(4000, generator=gen), generator=gen)
+    ed = _energy_distance(x, target, gen)
     floor = energy_floor(target, n_samples)
-    bounds = p.bounds()
-    fig, ax = plt.subplots(figsize=(3.8, 3.8))
-    plot.density(ax, p.log_prob, bounds)
-    plot.samples(ax, x, bounds=bounds)
-    ax.set_title(f"{sde_name} SDE, {sampler} ({score}): NFE {nfe}\nenergy distance {ed:.4f} "
-                 f"(noise floor {floor[0]:.4f} +- {floor[1]:.4f})", fontsize=9)
-    fig.tight_layout()
+    key = ("sde", target)
+    live = reuse(fig, key)
+    if live is None:
+        fig, ax = plt.subplots(figsize=(3.8, 3.8))
+        _density_axes(ax, *target_image(target))
+        fig.subplots_adjust(left=0.12, right=0.97, bottom=0.08, top=0.86)
+        scat, title = _scatter(ax), ax.set_title(" ", fontsize=9)
+        live = keep(fig, key, scat=scat, title=title, moving=[scat, title])
+    live["scat"].set_offsets(x.float().numpy())
+    live["title"].set_text(f"{sde_name} SDE, {sampler} ({score}): NFE {nfe}\nenergy distance {ed:.4f} "
+                           f"(noise floor {floor[0]:.4f} +- {floor[1]:.4f})")
     return fig, {"sampler": sampler, "sde": sde_name, "score": score, "nfe": nfe, "seconds": seconds,
                  "energy_distance": ed, "energy_floor": floor, "n_steps": n_steps, "snr": snr}
 
@@ -454,188 +589,3 @@ def sde_explorer(nets: dict | None = None, target: str = "ring of 8", n_samples:
 
     sampler.observe(enable, names="value")
     return w
-
-
-def _digit_noise(seed: int) -> torch.Tensor:
-    """The fixed N(0, I) start of the MNIST widgets: 16 digits, so a change of settings is all that changes."""
-    return torch.randn((16, 1, 28, 28), generator=torch.Generator().manual_seed(seed))
-
-
-def _timed_digits(net, draw):
-    """Run ``draw(device) -> (x, nfe)`` on ``net``'s device without gradients; return the digits on the CPU
-    in [0, 1], nfe and the seconds it took."""
-    device = next(net.parameters()).device if hasattr(net, "parameters") else torch.device("cpu")
-    start = time.perf_counter()
-    with torch.no_grad():
-        x, nfe = draw(device)
-    return x.float().cpu().clamp(0, 1), nfe, time.perf_counter() - start
-
-
-def fast_sampling_view(net, sde, n_steps: int = 18, sigma_max: float = 9.0, sigma_min: float = 0.03, rho: float = 7.0,
-                       churn: float = 0.0, solver: str = "heun", noise: torch.Tensor | None = None, seed: int = 0):
-    """A sampling schedule on MNIST: the schedule and the digits it gives, from fixed noise.
-
-    Left: ``karras_sigmas(sigma_max, sigma_min, n_steps, rho)`` on a log axis, beside the geometric
-    NCSN ladder of notebook 04 with the same ends and length (the rho -> infinity limit) and the
-    uniform one (rho = 1). Right: the digits ``solver`` draws from ``noise`` ((16, 1, 28, 28) N(0, I),
-    fixed so that a change of settings is all that changes the picture): "heun" or "euler"
-    (``sg.samplers.edm_sampler``, with ``churn``) or "dpm" (``sg.samplers.dpm_solver_2m``; churn unused).
-    ``net``: a score network ``net(x, t)`` trained for ``sde``.
-
-    Returns ``(fig, info)`` with ``sigmas`` (the schedule before 0), ``nfe``, ``seconds`` and ``samples``.
-    Introduced in notebooks/08_fast_sampling.ipynb.
-    """
-    _checks.choice("solver", solver, {"heun", "euler", "dpm"})
-    sig = schedules.karras_sigmas(sigma_max, sigma_min, n_steps, rho=rho, dtype=torch.float64)  # checks first
-    noise = _digit_noise(seed) if noise is None else noise
-
-    def draw(device):
-        if solver == "dpm":
-            return samplers.dpm_solver_2m(sde, net, None, n_steps, rho=rho, sigma_min=sigma_min, sigma_max=sigma_max,
-                                          noise=noise.to(device))
-        return samplers.edm_sampler(sde, net, None, n_steps, rho=rho, sigma_min=sigma_min, sigma_max=sigma_max,
-                                    churn=churn, solver=solver, noise=noise.to(device),
-                                    generator=torch.Generator(device).manual_seed(seed))
-
-    x, nfe, seconds = _timed_digits(net, draw)
-
-    fig, (ax, ax_img) = plt.subplots(1, 2, figsize=(8.6, 3.6), gridspec_kw={"width_ratios": [1.25, 1]})
-    i = range(len(sig))
-    ax.semilogy(i, schedules.geometric_sigmas(sigma_max, sigma_min, n_steps), "--", color="0.55", lw=1.2,
-                label="geometric (NCSN, rho -> inf)")
-    ax.semilogy(i, schedules.linear_sigmas(sigma_max, sigma_min, n_steps), ":", color="0.55", lw=1.2,
-                label="uniform (rho = 1)")
-    ax.semilogy(i, sig, "o-", color="#7c3aed", ms=4, label=f"Karras, rho = {rho:g}")
-    ax.set_xlabel("step i"); ax.set_ylabel("sigma_i")
-    ax.legend(frameon=False, fontsize=8, loc="lower left")
-    ax.set_title(f"{n_steps} levels from {sigma_max:.3g} to {sigma_min:.3g}, then 0", fontsize=9)
-    plot.image_grid(ax_img, x, nrow=4)
-    gamma = min(churn / n_steps, math.sqrt(2.0) - 1.0)
-    if solver == "dpm":
-        what = "DPM-Solver++(2M)" + (" (churn unused: EDM's solvers only)" if churn else "")
-    else:
-        what = f"EDM {solver}" + (f", churn {churn:g}: gamma = {gamma:.3f}" + (" (capped)" if churn / n_steps > gamma
-                                                                                 else "") if churn else "")
-    ax_img.set_title(f"{what}: NFE {nfe}", fontsize=9)
-    fig.tight_layout()
-    return fig, {"sigmas": sig.tolist(), "nfe": nfe, "seconds": seconds, "samples": x, "solver": solver,
-                 "gamma": 0.0 if solver == "dpm" else gamma}
-
-
-def fast_sampling_explorer(net, sde, seed: int = 0, eps: float = 1e-5) -> W.interactive:
-    """Sliders for ``fast_sampling_view``: N, sigma_max, sigma_min, rho, churn and the solver, on 16 digits
-    from fixed noise (notebook 08). Every slider value changes the picture: sigma_min starts at sigma(eps), the
-    smallest level the network trained on (``eps``: its smallest training time); churn stops where
-    gamma = S_churn / N reaches its cap sqrt(2) - 1 (its maximum follows N) and is disabled for DPM-Solver,
-    which has no churn."""
-    top = sde.max_noise_level()
-    low = float(sde.sigma_of_t(torch.tensor(eps, dtype=torch.float64)))
-    noise = _digit_noise(seed)
-    churn = W.FloatSlider(value=0.0, min=0.0, max=_churn_cap(18), step=0.5, description="churn",
-                          continuous_update=False)
-    n_steps = W.IntSlider(value=18, min=2, max=60, description="N", continuous_update=False)
-    solver = W.ToggleButtons(options=["heun", "euler", "dpm"], value="heun", description="solver")
-    w = interactive_view(
-        fast_sampling_view,
-        n_steps=n_steps,
-        sigma_max=W.FloatLogSlider(value=min(9.0, top), base=10, min=0, max=float(torch.log10(torch.tensor(top))),
-                                   step=0.02, description="sigma_max", continuous_update=False),
-        sigma_min=W.FloatLogSlider(value=0.03, base=10, min=math.log10(low), max=-0.5, step=0.05,
-                                   description="sigma_min", continuous_update=False),
-        rho=W.FloatSlider(value=7.0, min=1.0, max=20.0, step=0.5, description="rho", continuous_update=False),
-        churn=churn,
-        solver=solver,
-        net=W.fixed(net), sde=W.fixed(sde), noise=W.fixed(noise), seed=W.fixed(seed),
-    )
-    n_steps.observe(lambda change: setattr(churn, "max", _churn_cap(change["new"])), names="value")
-    solver.observe(lambda change: setattr(churn, "disabled", change["new"] == "dpm"), names="value")
-    return w
-
-
-def _churn_cap(n_steps: int) -> float:
-    """The S_churn at which EDM's gamma = S_churn / N reaches sqrt(2) - 1 (larger values change nothing)."""
-    return math.floor(2 * (math.sqrt(2.0) - 1.0) * n_steps) / 2
-
-
-def guidance_view(net, sde, digit: int = 7, scale: float = 2.0, n_steps: int = 18, churn: float = 40.0,
-                  classifier=None, noise: torch.Tensor | None = None, seed: int = 0):
-    """Ask a class-conditional network for a digit: 16 samples of ``digit`` with classifier-free guidance at
-    ``scale`` (``sg.guidance.classifier_free_net``; 0 ignores the label, 1 is the conditional model), drawn
-    by notebook 08's EDM sampler (Heun, ``n_steps`` levels, ``churn``) from fixed ``noise``. With the
-    package's ``classifier`` the title says how many are read as ``digit``.
-
-    Returns ``(fig, info)`` with ``nfe``, ``seconds``, ``samples`` and ``accuracy`` (None without a classifier).
-    Introduced in notebooks/09_controllable_generation.ipynb."""
-    from . import guidance
-
-    score = guidance.classifier_free_net(net, digit, scale)     # checks the digit and the scale first
-    noise = _digit_noise(seed) if noise is None else noise
-    x, nfe, seconds = _timed_digits(net, lambda device: samplers.edm_sampler(
-        sde, score, None, n_steps, churn=churn, noise=noise.to(device), generator=torch.Generator(device).manual_seed(seed)))
-    acc = metrics.accuracy(classifier, x, torch.full((len(x),), digit)) if classifier is not None else None
-    fig, ax = plt.subplots(figsize=(3.6, 3.9))
-    plot.image_grid(ax, x, nrow=4)
-    read = f"; {acc:.0%} read as {digit}" if acc is not None else ""
-    ax.set_title(f"'{digit}', guidance scale {scale:g}\nNFE {nfe} (x2 with guidance){read}", fontsize=9)
-    fig.tight_layout()
-    return fig, {"digit": digit, "scale": scale, "nfe": nfe, "seconds": seconds, "samples": x, "accuracy": acc}
-
-
-def guidance_explorer(net, sde, classifier=None, seed: int = 0) -> W.interactive:
-    """Sliders for ``guidance_view``: digit, guidance scale and sampler levels (notebook 09)."""
-    noise = _digit_noise(seed)
-    return interactive_view(
-        guidance_view,
-        digit=W.IntSlider(value=7, min=0, max=9, description="digit", continuous_update=False),
-        scale=W.FloatSlider(value=2.0, min=0.0, max=6.0, step=0.25, description="scale", continuous_update=False),
-        n_steps=W.IntSlider(value=18, min=4, max=40, description="N", continuous_update=False),
-        net=W.fixed(net), sde=W.fixed(sde), churn=W.fixed(40.0), classifier=W.fixed(classifier),
-        noise=W.fixed(noise), seed=W.fixed(seed),
-    )
-
-
-def inpainting_view(net, sde, images: torch.Tensor, labels: torch.Tensor, digit: int = 3, mask: str = "top",
-                    method: str = "RePaint", n_steps: int = 50, resample: int = 5, classifier=None, seed: int = 0):
-    """Complete digits from part of them: the first 8 of ``images`` (held-out digits, please) whose label is
-    ``digit``, shown only where ``mask`` is 1 (``sg.guidance.make_mask``), completed by the unconditional
-    ``net`` with ``method`` "replacement" (``sg.guidance.inpaint``, Euler-Maruyama, ``n_steps``) or "RePaint"
-    (the same with ``resample`` passes per step). Rows: originals, what the sampler sees, completions.
-
-    Returns ``(fig, info)`` with ``nfe``, ``seconds``, ``samples`` and ``accuracy_as_original`` (how many
-    completions the package's ``classifier`` reads as the original digit; None without one).
-    Introduced in notebooks/09_controllable_generation.ipynb."""
-    from . import guidance
-
-    _checks.choice("method", method, {"replacement", "RePaint"})
-    m = guidance.make_mask(mask, generator=torch.Generator().manual_seed(seed))
-    idx = (labels == digit).nonzero().flatten()[:8]
-    if len(idx) == 0:
-        raise ValueError(f"digit={digit!r}: no image with that label among the {len(labels)} given.")
-    known = images[idx]
-    x, nfe, seconds = _timed_digits(net, lambda device: guidance.inpaint(
-        sde, net, known.to(device), m.to(device), n_steps, sampler="em", resample=resample if method == "RePaint" else 1,
-        generator=torch.Generator(device).manual_seed(seed)))
-    acc = metrics.accuracy(classifier, x, labels[idx]) if classifier is not None else None
-    shown = guidance.masked_view(known, m)
-    fig, ax = plt.subplots(figsize=(6.4, 2.9))
-    plot.image_grid(ax, torch.cat([known, shown, x]), nrow=len(idx))
-    read = f"; {acc:.0%} read as the original" if acc is not None else ""
-    ax.set_title(f"{mask} shown, {method}: NFE {nfe}{read}\n(rows: original, shown, completed)",
-                 fontsize=9)
-    fig.tight_layout()
-    return fig, {"digit": digit, "mask": mask, "method": method, "nfe": nfe, "seconds": seconds, "samples": x,
-                 "known": known, "accuracy_as_original": acc}
-
-
-def inpainting_explorer(net, sde, images, labels, classifier=None) -> W.interactive:
-    """Controls for ``inpainting_view``: digit, mask and method (notebook 09)."""
-    from .guidance import MASKS
-
-    return interactive_view(
-        inpainting_view,
-        digit=W.IntSlider(value=3, min=0, max=9, description="digit", continuous_update=False),
-        mask=W.Dropdown(options=list(MASKS), value="top", description="mask"),
-        method=W.ToggleButtons(options=["replacement", "RePaint"], value="RePaint", description="method"),
-        net=W.fixed(net), sde=W.fixed(sde), images=W.fixed(images), labels=W.fixed(labels),
-        n_steps=W.fixed(50), resample=W.fixed(5), classifier=W.fixed(classifier), seed=W.fixed(0),
-    )

@@ -4,8 +4,8 @@ sigma^2, a transposed covariance, a dropped noise term or a biased estimator is 
 
 Each mutant names the file, the exact text it replaces (which must occur once, so a refactor that moves
 the code makes this test fail loudly instead of silently testing nothing), the bug, and the tests that
-must catch it. All mutants run in one pytest process per mutant against a copy of the package put first
-on PYTHONPATH; together they take about two minutes on 2 cores.
+must catch it. Each mutant runs in its own interpreter (one pytest run) against a copy of the package put first on
+PYTHONPATH, two at a time on one thread each.
 """
 import os
 import shutil
@@ -20,12 +20,12 @@ REPO = Path(__file__).resolve().parents[1]
 # (id, file, original text, mutated text, tests that must fail)
 MUTANTS = [
     ("densities-score-sign", "densities.py",
-     "        return (resp[:, :, None] * comp_scores).sum(1)",
-     "        return -(resp[:, :, None] * comp_scores).sum(1)",
+     "        return (untile @ ((spread @ resp) * comp_scores)).T.contiguous()",
+     "        return -(untile @ ((spread @ resp) * comp_scores)).T.contiguous()",
      "tests/test_densities.py::test_score_matches_autograd"),
     ("densities-prior-weights-not-responsibilities", "densities.py",
-     "        resp = torch.softmax(terms, dim=1)\n        comp_scores",
-     "        resp = torch.softmax(log_w_prior(self, terms), dim=1)\n        comp_scores",
+     "        resp = torch.softmax(terms, dim=0)\n        comp_scores",
+     "        resp = torch.softmax(log_w_prior(self, terms), dim=0)\n        comp_scores",
      "tests/test_densities.py::test_score_matches_autograd"),
     ("densities-transposed-cholesky", "densities.py",
      'torch.einsum("nde,ne->nd", chol[k], z)',
@@ -112,8 +112,8 @@ MUTANTS = [
      "std = self.sigma_min * torch.expm1(2 * t * self._log_ratio)",
      "tests/test_sde.py::test_marginal_prob_matches_forward_simulation"),
     ("metrics-energy-v-statistic", "metrics.py",
-     "        return d.sum() / (len(a) * (len(a) - 1))",
-     "        return d.sum() / (len(a) * len(a))",
+     "    return float(torch.cdist(a, a).sum() / (len(a) * (len(a) - 1)))",
+     "    return float(torch.cdist(a, a).sum() / (len(a) * len(a)))",
      "tests/test_train_metrics.py::test_energy_distance_is_unbiased_against_closed_form"),
     ("metrics-frechet-diagonal-only", "metrics.py",
      "    tr_sqrt = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp(min=0).sqrt().sum()",
@@ -193,6 +193,14 @@ MUTANTS = [
      "                                               points=exercises.POINTS[check])},",
      "                                               points=1)},",
      "tests/test_grading.py::test_source_notebooks_metadata"),
+    ("widgets-density-colour-scale-from-the-first-image", "widgets.py",
+     'interpolation="bilinear",\n                   vmin=0.0, vmax=1.0)',
+     'interpolation="bilinear")',
+     "tests/test_widgets.py::test_2d_views_update_their_figure_in_place_exactly"),
+    ("live-no-computing-state-before-the-work", "live.py",
+     "        self.status.value = '<span data-state=\"computing\">computing...</span>'   # sent to the browser now\n",
+     "",
+     "tests/test_widgets.py::test_live_view_says_computing_first_then_what_the_update_cost"),
     ("site-equations-counted-in-code-spans", "site.py",
      "    return len(_MATH.findall(_CODE_SPAN.sub(\" \", markdown)))",
      "    return len(_MATH.findall(markdown))",
@@ -206,7 +214,7 @@ MUTANTS = [
 # helpers some mutants call, appended to the mutated module
 EXTRA = {
     "densities-prior-weights-not-responsibilities":
-        "\n\ndef log_w_prior(mix, terms):\n    return torch.log(mix.weights.to(terms.dtype))[None].expand_as(terms)\n",
+        "\n\ndef log_w_prior(mix, terms):\n    return torch.log(mix.weights.to(terms.dtype))[:, None].expand_as(terms)\n",
 }
 
 
@@ -217,22 +225,50 @@ def test_mutants_are_listed_for_every_module():
     assert len(MUTANTS) >= 18
 
 
-@pytest.mark.parametrize("mutant", MUTANTS, ids=[m[0] for m in MUTANTS])
-def test_mutant_is_killed(mutant, tmp_path):
+WORKERS = 2     # mutants run two at a time, each on one thread (CI has 2 cores)
+
+
+def _run_mutant(mutant, folder: Path) -> tuple[int, str]:
+    """Copy the package into ``folder``, plant the bug, run its tests in one fresh interpreter that first
+    checks it imported the mutated copy (exit 17 otherwise); returns (exit code, output)."""
     name, filename, old, new, tests = mutant
-    pkg = tmp_path / "scoregen_lite"
+    pkg = folder / "scoregen_lite"
     shutil.copytree(REPO / "scoregen_lite", pkg, ignore=shutil.ignore_patterns("__pycache__"))
     src = (pkg / filename).read_text()
-    assert src.count(old) == 1, f"{name}: the text to mutate occurs {src.count(old)} times in {filename}; update MUTANTS"
+    if src.count(old) != 1:
+        return -1, f"{name}: the text to mutate occurs {src.count(old)} times in {filename}; update MUTANTS"
     (pkg / filename).write_text(src.replace(old, new) + EXTRA.get(name, ""))
-    env = dict(os.environ, PYTHONPATH=str(tmp_path) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               SCOREGEN_QUICK="1", SCOREGEN_CACHE=str(tmp_path / "cache"), PYTHONDONTWRITEBYTECODE="1")
+    env = dict(os.environ, PYTHONPATH=str(folder) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               SCOREGEN_QUICK="1", SCOREGEN_CACHE=str(folder / "cache"), PYTHONDONTWRITEBYTECODE="1",
+               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     # run from the copy's folder: python puts the working directory first on sys.path, so the mutated
-    # package is the one imported (checked), and the tests are named by their absolute paths
-    probe = subprocess.run([sys.executable, "-c", "import scoregen_lite; print(scoregen_lite.__file__)"], env=env,
-                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
-    assert probe.stdout.strip() == str(pkg / "__init__.py"), probe.stdout + probe.stderr
-    res = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--rootdir", str(REPO),
-                          *(str(REPO / t) for t in tests.split())],
-                         env=env, capture_output=True, text=True, cwd=tmp_path, timeout=600)
-    assert res.returncode == 1, f"mutant {name} survived (or the run broke, rc={res.returncode}):\n" + res.stdout[-2000:]
+    # package is the one imported (checked before any test), and the tests are named by their absolute paths
+    args = ["-x", "-q", "-p", "no:cacheprovider", "--rootdir", str(REPO), *(str(REPO / t) for t in tests.split())]
+    code = (f"import sys, scoregen_lite, pytest\n"
+            f"if scoregen_lite.__file__ != {str(pkg / '__init__.py')!r}:\n"
+            f"    print('imported', scoregen_lite.__file__, 'not the mutated copy'); sys.exit(17)\n"
+            f"sys.exit(pytest.main({args!r}))\n")
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=folder, timeout=900)
+    return res.returncode, res.stdout[-2000:] + res.stderr[-1000:]
+
+
+@pytest.fixture(scope="module")
+def mutant_runs(request, tmp_path_factory):
+    """Every selected mutant, run ``WORKERS`` at a time (the first mutant test waits for all of them)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    selected = [item.callspec.params["mutant"] for item in request.session.items
+                if getattr(item, "originalname", None) == "test_mutant_is_killed"]
+    root = tmp_path_factory.mktemp("mutants")
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        futures = {m[0]: pool.submit(_run_mutant, m, root / m[0]) for m in selected}
+        return {name: f.result() for name, f in futures.items()}
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[m[0] for m in MUTANTS])
+def test_mutant_is_killed(mutant, mutant_runs):
+    name = mutant[0]
+    rc, out = mutant_runs[name]
+    assert rc != -1, out
+    assert rc != 17, f"mutant {name}: the mutated copy was not the package imported:\n{out}"
+    assert rc == 1, f"mutant {name} survived (or the run broke, rc={rc}):\n" + out

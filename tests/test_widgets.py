@@ -164,13 +164,13 @@ def test_inpainting_explorer_driven_by_values(mnist_models, shared_mnist):
     controls = {c.description: c for c in w.children[:-1]}
     assert set(controls) >= {"digit", "mask", "method"}
     r = w.result
-    seq = sg.guidance.repaint_schedule(50, 5)
-    down = sum(b > a for a, b in zip(seq, seq[1:]))          # 50 + 4 x 49 = 246 reverse steps, one evaluation each
-    assert r["method"] == "RePaint" and r["nfe"] == down == 246 and r["samples"].shape == r["known"].shape
+    seq = sg.guidance.repaint_schedule(30, 3)
+    down = sum(b > a for a, b in zip(seq, seq[1:]))          # 30 + 2 x 29 = 88 reverse steps, one evaluation each
+    assert r["method"] == "RePaint" and r["nfe"] == down == 88 and r["samples"].shape == r["known"].shape
     top = sg.guidance.make_mask("top").bool().expand_as(r["known"])
     assert torch.equal(r["samples"][top], r["known"][top].clamp(0, 1))        # the shown half is kept
     controls["method"].value = "replacement"
-    assert w.result["nfe"] == 50
+    assert w.result["nfe"] == 30
     controls["mask"].value = "left"
     left = sg.guidance.make_mask("left").bool().expand_as(w.result["known"])
     assert torch.equal(w.result["samples"][left], w.result["known"][left].clamp(0, 1))
@@ -277,3 +277,70 @@ def test_every_enabled_slider_of_the_mnist_widgets_changes_the_plot(mnist_models
     for w in (sg.widgets.fast_sampling_explorer(net, sde), sg.widgets.guidance_explorer(cond, cond_sde),
               sg.widgets.inpainting_explorer(net, sde, split.x_held, split.y_held)):
         assert _every_slider_changes_the_content(w)
+
+
+def _png_pixels(png: bytes):
+    import io
+
+    return plt.imread(io.BytesIO(png))
+
+
+def _updated_in_place_equals_fresh(view, first: dict, changes: list[dict], **fixed):
+    """Draw ``view`` once, then update that figure in place with each of ``changes`` in turn: it must be the
+    same figure object, and render exactly the pixels of a fresh figure drawn with the same settings (a
+    forgotten ``set_data``, a stale title or a wrong background fails here)."""
+    import numpy as np
+
+    fig, _ = view(**fixed, **first)
+    sg.live.render_png(fig)
+    for change in changes:
+        again, _ = view(**fixed, **change, fig=fig)
+        assert again is fig, f"{view.__name__}{change}: drew a new figure instead of updating the old one"
+        fresh, _ = view(**fixed, **change)
+        a, b = _png_pixels(sg.live.render_png(fig)), _png_pixels(sg.live.render_png(fresh))
+        plt.close(fresh)
+        assert a.shape == b.shape and np.array_equal(a, b), \
+            f"{view.__name__}{change}: the figure updated in place differs from a fresh one"
+    plt.close(fig)
+
+
+def test_2d_views_update_their_figure_in_place_exactly(dsm_nets):
+    p, nets = dsm_nets
+    w = sg.widgets
+    _updated_in_place_equals_fresh(w.langevin_view, {}, [{"step_size": 0.2}, {"n_steps": 150}, {"sampler": "MALA"}],
+                                   n_chains=200)
+    _updated_in_place_equals_fresh(w.dsm_view, {"sigma": 0.1}, [{"sigma": 1.0}], nets=nets, density=p)
+    _updated_in_place_equals_fresh(w.schedule_view, {}, [{"sigma_max": 20.0}, {"n_levels": 4}, {"step_size": 1e-2},
+                                                         {"spacing": "linear"}])
+    _updated_in_place_equals_fresh(w.annealed_view, {}, [{"sigma_min": 0.3}, {"n_levels": 6}], n_chains=300,
+                                   n_steps_each=20)
+    _updated_in_place_equals_fresh(w.sde_view, {}, [{"n_steps": 30}, {"sampler": "PC"}], n_samples=300)
+
+
+def test_mnist_views_update_their_figure_in_place_exactly(mnist_models, shared_mnist):
+    net, sde, cond, cond_sde = mnist_models
+    split = sg.data.mnist_split(root=shared_mnist)
+    w = sg.widgets
+    _updated_in_place_equals_fresh(w.fast_sampling_view, {"n_steps": 6}, [{"n_steps": 5}, {"n_steps": 5, "rho": 3.0}],
+                                   net=net, sde=sde)
+    _updated_in_place_equals_fresh(w.guidance_view, {"n_steps": 5}, [{"n_steps": 5, "digit": 2}], net=cond, sde=cond_sde)
+    _updated_in_place_equals_fresh(w.inpainting_view, {"n_steps": 5, "resample": 1}, [{"n_steps": 5, "resample": 1,
+                                                                                       "mask": "left"}],
+                                   net=net, sde=sde, images=split.x_held, labels=split.y_held)
+
+
+def test_live_view_says_computing_first_then_what_the_update_cost():
+    """The status line under the figure: "computing..." before any work (the first thing the browser sees
+    after a move), then the kernel's timings; the image is the PNG of the figure on screen, updated in place."""
+    w = sg.widgets.langevin_explorer(n_chains=200)
+    assert len(w.timings) == 1 and not w.timings[0]["in_place"]
+    states, results = [], []
+    w.status.observe(lambda change: (states.append(change["new"]), results.append(w.result)), names="value")
+    before = w.result
+    slider = next(c for c in w.children[:-1] if getattr(c, "description", "") == "T")
+    slider.value = 100
+    assert 'data-state="computing"' in states[0] and results[0] is before     # said before the view ran
+    assert 'data-state="done"' in states[-1] and w.result["n_steps"] == 100
+    assert len(w.timings) == 2 and w.timings[1]["in_place"] and w.timings[1]["view_ms"] > 0
+    assert w.image.value == sg.live.render_png(w.figure)
+    assert f'data-view-ms="{w.timings[1]["view_ms"]:.1f}"' in w.status.value

@@ -1,8 +1,8 @@
 """Real-browser tests: JupyterLab on 127.0.0.1 with a token, driven by Debian's Chromium through
 Playwright (system executable, no browser download). Every notebook with a widget (01, 03, 05, 06, 08, 09) and
 04 run top to bottom in quick mode with no error output; every enabled slider of every widget is moved and
-the figure must change. The views draw no timings in their figures (the time is a text line under them), so
-a changed image is changed content (tests/test_widgets.py checks the plotted values slider by slider).
+the figure (the bytes of its PNG) must change. The views draw no timings in their figures (the time is a text
+line under them), so a changed image is changed content (tests/test_widgets.py checks the plotted values slider by slider).
 Screenshots go to test-artifacts/browser/ (not committed).
 
 Runs when Chromium is installed; with SCOREGEN_BROWSER_TESTS=1 (set by .ci/run) a missing browser
@@ -116,10 +116,15 @@ def _errors(page):
 
 
 def _figure_hash(interact):
+    """A hash of the figure's PNG bytes (the widget's image is a blob URL, new at every update, so the URL
+    says nothing about the content); None while there is no image or the blob was just replaced."""
     imgs = interact.locator("img")
     if imgs.count() == 0:
         return None
-    return hashlib.sha1(imgs.first.get_attribute("src").encode()).hexdigest()
+    data = imgs.first.evaluate("""async img => { try { const b = await (await fetch(img.src)).arrayBuffer();
+        const d = await crypto.subtle.digest('SHA-1', b); return Array.from(new Uint8Array(d)).join(','); }
+        catch (e) { return null; } }""")
+    return hashlib.sha1(data.encode()).hexdigest() if data else None
 
 
 def _move_slider_and_wait(page, interact, index, before):
@@ -131,6 +136,9 @@ def _move_slider_and_wait(page, interact, index, before):
     handle.press("ArrowLeft" if at_max else "ArrowRight")
     for _ in range(240):  # up to 60 s for the callback to redraw
         page.wait_for_timeout(250)
+        state = interact.locator(".sg-status [data-state]")
+        if state.count() and state.first.get_attribute("data-state") != "done":
+            continue                                   # still computing: the status line says so
         now = _figure_hash(interact)
         if now is not None and now != before:
             return now

@@ -3,7 +3,7 @@
 The unit tests check the source notebooks' metadata. The end-to-end test runs the real nbgrader (its command
 line, no mocks) in a temporary course directory, in quick mode: ``generate_assignment`` for every notebook with
 exercises (the release has no solution code), then ``autograde`` of three students: the solutions (full marks in
-every notebook), the released copy unchanged (zero), and one catalogued mistake (prior weights for
+the first and the last notebook with exercises), the released copy unchanged (zero), and one catalogued mistake (prior weights for
 responsibilities in notebook 01's gmm_score: exactly that exercise's points lost, and its feedback from
 ``generate_feedback`` shows that mistake's hint rather than a traceback).
 
@@ -113,9 +113,11 @@ def test_nbgrader_end_to_end(tmp_path, nbgrader_cli):
                     assert line not in text, f"{a}: solution line {line!r} is in the release"
         released[a] = release
 
-    # the solutions: full marks in every notebook (timed: one student's nine notebooks)
+    # the solutions: full marks, autograded for the first and the last notebook with exercises (every notebook's
+    # solutions pass their checks under nbval, and every notebook's nbgrader metadata and points are checked
+    # above; autograding all nine here took 8 of CI's 30 minutes)
     start, totals = time.perf_counter(), {}
-    for path in WITH_EXERCISES:
+    for path in (WITH_EXERCISES[0], WITH_EXERCISES[-1]):
         a = path.stem
         _submit(course, "alice", a, json.loads((course / "source" / a / f"{a}.ipynb").read_text()))
         _run(nbgrader_cli, course, "autograde", a, "--student", "alice", "--create", "--force")
@@ -123,7 +125,7 @@ def test_nbgrader_end_to_end(tmp_path, nbgrader_cli):
         assert score == max_score == sum(sg.exercises.POINTS[c] for _, c in
                                          grading.exercise_cells(json.loads(path.read_text()))), a
         totals[a] = max_score
-    print(f"autograde of one student's {len(totals)} notebooks (quick mode): {time.perf_counter() - start:.0f} s; "
+    print(f"autograde of {len(totals)} notebooks (quick mode): {time.perf_counter() - start:.0f} s; "
           f"points {totals}")
 
     # the released copy, unchanged: zero

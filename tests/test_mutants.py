@@ -240,7 +240,8 @@ def _run_mutant(mutant, folder: Path) -> tuple[int, str]:
     (pkg / filename).write_text(src.replace(old, new) + EXTRA.get(name, ""))
     env = dict(os.environ, PYTHONPATH=str(folder) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                SCOREGEN_QUICK="1", SCOREGEN_CACHE=str(folder / "cache"), PYTHONDONTWRITEBYTECODE="1",
-               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")   # no nbval, hypothesis, anyio: half of each run's start-up
     # run from the copy's folder: python puts the working directory first on sys.path, so the mutated
     # package is the one imported (checked before any test), and the tests are named by their absolute paths
     args = ["-x", "-q", "-p", "no:cacheprovider", "--rootdir", str(REPO), *(str(REPO / t) for t in tests.split())]

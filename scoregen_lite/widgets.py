@@ -322,8 +322,10 @@ def schedule_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int
     between two modes (technique 1 of Song & Ermon 2020: sigma_1 should reach it). Top right:
     step sizes alpha_i = step_size sigma_i^2 / sigma_L^2 and the update's signal-to-noise
     ratio sqrt(alpha_i) / (2 sigma_i), constant for any ladder. Bottom: the exact perturbed
-    densities q_sigma at the first, middle and last level (``GaussianMixture.perturb``).
-    ``fig``: the figure this view drew last time, updated in place (``sg.live``).
+    densities q_sigma at the first, middle and last level (``GaussianMixture.perturb``). The three
+    curves' y axes keep fixed ranges (all the explorer's sliders can reach), so a move shows the ladder move
+    rather than the axes rescale; only a new L redraws the axes. ``fig``: the figure this view drew last
+    time, updated in place (``sg.live``).
 
     Returns ``(fig, info)`` with ``sigmas``, ``ratios`` (sigma_{i-1}/sigma_i), ``alphas``,
     ``snr`` (lists) and ``mode_distance``. Introduced in notebooks/05_annealed_langevin.ipynb.

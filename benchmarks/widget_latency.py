@@ -98,36 +98,40 @@ def parse(argv=None):
     return p.parse_args(argv)
 
 
-def _free_port():
+# The JupyterLab driver below is shared with tests/browser/test_widgets_browser.py (which imports this file).
+
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _start_lab(root: Path, quick: bool):
-    env = {k: v for k, v in os.environ.items() if k != "SCOREGEN_QUICK"}
-    if quick:
-        env["SCOREGEN_QUICK"] = "1"
-    port = _free_port()
+def start_lab(root: Path, env: dict, token: str = TOKEN, wait_s: float = 120):
+    """JupyterLab on 127.0.0.1 serving ``root`` with ``token`` and environment ``env``, its own process group;
+    returns (process, url, log file) once its API answers (a RuntimeError after ``wait_s`` or if it exits)."""
+    port = free_port()
     log = open(root / "server.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
          "--allow-root", "--ServerApp.open_browser=False"],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(240):
+    for _ in range(int(wait_s / 0.5)):
         try:
-            urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2)
+            urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
             return proc, url, log
         except OSError:
             if proc.poll() is not None:
+                log.close()
                 raise RuntimeError("jupyter lab exited: " + (root / "server.log").read_text()[-2000:])
             time.sleep(0.5)
-    raise RuntimeError("jupyter lab did not start in 120 s")
+    stop_lab(proc, log)
+    raise RuntimeError(f"jupyter lab did not start in {wait_s:.0f} s")
 
 
-def _stop(proc, log):
+def stop_lab(proc, log):
+    """Stop the server and its kernels (the whole process group)."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -137,8 +141,10 @@ def _stop(proc, log):
     log.close()
 
 
-def _run_all(page, url, name):
-    page.goto(f"{url}/lab/tree/{name}?token={TOKEN}&reset")
+def run_all(page, url, name, token: str = TOKEN, timeout_s: float = 1800) -> float:
+    """Open notebook ``name`` in a fresh workspace, run all cells and wait until no prompt shows [*] and the
+    kernel is idle; returns the seconds that took."""
+    page.goto(f"{url}/lab/tree/{name}?token={token}&reset")   # a fresh workspace: only this notebook open
     page.wait_for_function("() => window.jupyterapp && document.querySelector('.jp-NotebookPanel .jp-Cell')",
                            timeout=120_000)
     page.wait_for_function("""() => { const p = window.jupyterapp.shell.currentWidget;
@@ -150,15 +156,18 @@ def _run_all(page, url, name):
     page.wait_for_function("""() => { const prompts = [...document.querySelectorAll('""" + PANEL + """ .jp-InputPrompt')];
         const busy = prompts.some(p => p.textContent.includes('*'));
         const k = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
-        return !busy && k.status === 'idle'; }""", timeout=1_800_000, polling=1000)
-    errors = [t for t in page.locator(f'{PANEL} .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
-              .all_inner_texts() if "Traceback" in t or "Error" in t]
-    if errors:
-        raise RuntimeError(f"{name}: error output after running all cells:\n{errors[0][-2000:]}")
+        return !busy && k.status === 'idle'; }""", timeout=int(timeout_s * 1000), polling=1000)
     return time.perf_counter() - start
 
 
-def _enabled_sliders(interact):
+def error_outputs(page) -> list[str]:
+    """The error outputs (tracebacks) of the notebook in front."""
+    texts = page.locator(f'{PANEL} .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]').all_inner_texts()
+    return [t for t in texts if "Traceback" in t or "Error" in t]
+
+
+def enabled_sliders(interact) -> list[int]:
+    """Indices of a widget's sliders that are not disabled."""
     handles = interact.locator(".noUi-handle")
     return [i for i in range(handles.count())
             if not handles.nth(i).evaluate("h => !!h.closest('[disabled]') || !!h.closest('.mod-disabled')")]
@@ -263,14 +272,20 @@ def main(argv=None) -> int:
            "device": _cpu(), "mode": "quick" if args.quick else "full", "date": time.strftime("%Y-%m-%d"),
            "commit": _commit(),
            "moves_per_slider": args.moves, "targets": TARGETS, "widgets": [], "notebook_seconds": {}}
-    proc, url, log = _start_lab(root, args.quick)
+    env = {k: v for k, v in os.environ.items() if k != "SCOREGEN_QUICK"}
+    if args.quick:
+        env["SCOREGEN_QUICK"] = "1"
+    proc, url, log = start_lab(root, env)
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROME_ARGS)
             res["browser"] = f"Chromium {browser.version}"
             for name in args.notebooks:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                res["notebook_seconds"][name] = _run_all(page, url, name)
+                res["notebook_seconds"][name] = run_all(page, url, name)
+                errors = error_outputs(page)
+                if errors:
+                    raise RuntimeError(f"{name}: error output after running all cells:\n{errors[0][-2000:]}")
                 print(f"{name}: ran in {res['notebook_seconds'][name]:.0f} s", flush=True)
                 interacts = page.locator(f"{PANEL} .widget-interact")
                 page.wait_for_function(f"() => document.querySelectorAll('{PANEL} .widget-interact img').length >= "
@@ -279,7 +294,7 @@ def main(argv=None) -> int:
                     w = interacts.nth(i)
                     w.scroll_into_view_if_needed()
                     moves = []
-                    for k in _enabled_sliders(w):
+                    for k in enabled_sliders(w):
                         slider = _slider_name(w, k)
                         for j in range(args.moves):
                             m = _move(page, w, k, +1 if j % 2 == 0 else -1)
@@ -292,7 +307,7 @@ def main(argv=None) -> int:
                 page.close()
             browser.close()
     finally:
-        _stop(proc, log)
+        stop_lab(proc, log)
         shutil.rmtree(root, ignore_errors=True)
     print(table(res))
     out = Path(args.out)

@@ -24,7 +24,6 @@ Introduced in notebooks/01_scores_and_langevin.ipynb (the Langevin explorer).
 """
 from __future__ import annotations
 
-import html
 import inspect
 import io
 import time
@@ -180,7 +179,7 @@ class LiveView(W.interactive):
                     else f"{info['seconds']:.2f} s") + " &middot; "
         return (f'<span data-state="done" data-view-ms="{timing["view_ms"]:.1f}" '
                 f'data-render-ms="{timing["render_ms"]:.1f}">{what}'
-                f'{html.escape("updated")} in {timing["view_ms"] + timing["render_ms"]:.0f} ms '
+                f'updated in {timing["view_ms"] + timing["render_ms"]:.0f} ms '
                 f'(view {timing["view_ms"]:.0f} ms, drawing {timing["render_ms"]:.0f} ms)</span>')
 
 

@@ -11,12 +11,7 @@ is a failure, not a skip."""
 import hashlib
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -33,9 +28,20 @@ if not CHROMIUM or not shutil.which("jupyter", path=os.path.dirname(sys.executab
 playwright = pytest.importorskip("playwright.sync_api") if not REQUIRED else __import__("playwright.sync_api").sync_api
 
 TOKEN = "scoregen-test-token"
-PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in front (earlier tabs stay in the DOM)
-CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+
+def _driver():
+    """The JupyterLab driver of benchmarks/widget_latency.py (start, run all, stop), shared with the benchmark."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("widget_latency", REPO / "benchmarks" / "widget_latency.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+DRIVER = _driver()
+PANEL, CHROME_ARGS = DRIVER.PANEL, DRIVER.CHROME_ARGS
 
 
 #: the test notebook with every other explorer of the course, built as the notebooks build them but small
@@ -75,12 +81,6 @@ def _write_widgets_notebook(path):
     nbformat.write(nb, str(path))
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
@@ -89,36 +89,11 @@ def lab(tmp_path_factory):
             _write_widgets_notebook(root / name)
         else:
             shutil.copy(REPO / "notebooks" / name, root / name)
-    port = _free_port()
-    env = dict(os.environ, SCOREGEN_QUICK="1")
-    log = open(root / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-         "--allow-root",
-         "--ServerApp.open_browser=False"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    proc, url, log = DRIVER.start_lab(root, dict(os.environ, SCOREGEN_QUICK="1"), token=TOKEN, wait_s=60)
     try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    raise RuntimeError("jupyter lab exited: " + (root / "server.log").read_text()[-2000:])
-                time.sleep(0.5)
-        else:
-            raise RuntimeError("jupyter lab did not start in 60 s")
         yield url
     finally:  # stop the server (and its kernels) in every case
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+        DRIVER.stop_lab(proc, log)
 
 
 @pytest.fixture(scope="module")
@@ -127,27 +102,6 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROME_ARGS)
         yield b
         b.close()
-
-
-def _run_all(page, url, name):
-    page.goto(f"{url}/lab/tree/{name}?token={TOKEN}&reset")  # a fresh workspace: only this notebook open
-    page.wait_for_function("() => window.jupyterapp && document.querySelector('.jp-NotebookPanel .jp-Cell')",
-                           timeout=120_000)
-    page.wait_for_function("""() => { const p = window.jupyterapp.shell.currentWidget;
-        return p && p.sessionContext && p.sessionContext.session && p.sessionContext.session.kernel &&
-               p.sessionContext.session.kernel.status === 'idle'; }""", timeout=120_000)
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    page.wait_for_timeout(1000)
-    # done when no prompt shows [*] and the kernel is idle again
-    page.wait_for_function("""() => { const prompts = [...document.querySelectorAll('""" + PANEL + """ .jp-InputPrompt')];
-        const busy = prompts.some(p => p.textContent.includes('*'));
-        const k = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
-        return !busy && k.status === 'idle'; }""", timeout=600_000, polling=1000)
-
-
-def _errors(page):
-    texts = page.locator(f'{PANEL} .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]').all_inner_texts()
-    return [t for t in texts if "Traceback" in t or "Error" in t]
 
 
 def _figure_hash(interact):
@@ -180,21 +134,15 @@ def _move_slider_and_wait(page, interact, index, before):
     raise AssertionError(f"the widget's figure did not change after moving slider {index}")
 
 
-def _enabled_sliders(interact):
-    handles = interact.locator(".noUi-handle")
-    return [i for i in range(handles.count())
-            if not handles.nth(i).evaluate("h => !!h.closest('[disabled]') || !!h.closest('.mod-disabled')")]
-
-
 @pytest.mark.parametrize("name, n_widgets", list(NOTEBOOKS.items()))
 def test_notebook_runs_and_widgets_respond(lab, browser, name, n_widgets):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
-        _run_all(page, lab, name)
+        DRIVER.run_all(page, lab, name, token=TOKEN, timeout_s=600)
         stem = name.split(".")[0]
         page.screenshot(path=str(ARTIFACTS / f"{stem}_after_run.png"))
-        assert _errors(page) == [], f"{name}: error output in the browser"
+        assert DRIVER.error_outputs(page) == [], f"{name}: error output in the browser"
         interacts = page.locator(f"{PANEL} .widget-interact")
         page.wait_for_function(f"() => document.querySelectorAll('{PANEL} .widget-interact img').length >= {n_widgets}",
                                timeout=120_000)
@@ -204,7 +152,7 @@ def test_notebook_runs_and_widgets_respond(lab, browser, name, n_widgets):
             w.scroll_into_view_if_needed()
             h = _figure_hash(w)
             assert h is not None, f"{name}: widget {i} shows no figure"
-            sliders = _enabled_sliders(w)
+            sliders = DRIVER.enabled_sliders(w)
             assert sliders, f"{name}: widget {i} has no enabled slider"
             seen = {h}
             for k in sliders:   # every enabled slider changes the figure
@@ -212,6 +160,6 @@ def test_notebook_runs_and_widgets_respond(lab, browser, name, n_widgets):
                 seen.add(h)
             assert len(seen) == len(sliders) + 1
             w.screenshot(path=str(ARTIFACTS / f"{stem}_widget{i}.png"))
-        assert _errors(page) == [], f"{name}: error output after moving the sliders"
+        assert DRIVER.error_outputs(page) == [], f"{name}: error output after moving the sliders"
     finally:
         page.close()

@@ -453,13 +453,17 @@ def test_cpu_benchmark_script_runs_tiny(tmp_path, shared_mnist, classifier_cache
     renders, with the target read from the committed GPU run."""
     env = dict(os.environ, SCOREGEN_DATA=str(shared_mnist.parent), SCOREGEN_CACHE=str(classifier_cache))
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "mnist_cpu.py"
-    out = tmp_path / "cpu.json"
+    out = tmp_path / "mnist_cpu_tiny.json"
     r = subprocess.run([sys.executable, str(script), "--tiny", "--out", str(out)], env=env, capture_output=True,
                        text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     res = json.loads(out.read_text())
-    assert res["target_frechet"] == pytest.approx(79.746, abs=1e-3) and res["heldout"] == "train[-500:]"
+    assert res["target_frechet"] == 20.0 and res["reference_frechet"] == pytest.approx(79.746, abs=1e-3)
+    assert res["heldout"] == "train[-500:]" and res["quality"]["reference_digits"].startswith("held-out")
     assert res["quality"]["n_samples"] == 64 and res["train"]["steps"] == 20 and "CPU" in res["device"]
+    assert res["config"]["precond"] == "edm" and res["config"]["noise"] == "lognormal"   # the adopted recipe
+    table = sg.results.cpu_benchmark_table(tmp_path)
+    assert "| edm |" in table and "to held-out digits, 64 samples" in table and "reference recipe" not in table
 
 
 def test_sampling_says_its_precision(monkeypatch):

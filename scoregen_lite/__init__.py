@@ -115,7 +115,7 @@ from . import densities, samplers, mcmc, solvers, plot, nets, losses, train, met
 # Loaded on first use (``sg.exercises``, ``sg.data``, ``sg.mnist``, ``sg.widgets``) so that
 # ``python -m scoregen_lite.exercises`` runs without importing the module twice, and the package
 # imports on a headless GPU box that has torch but no Jupyter stack (ipywidgets).
-_LAZY = ("exercises", "data", "mnist", "widgets", "results", "site", "grading")
+_LAZY = ("exercises", "data", "mnist", "widgets", "results", "site", "grading", "notation")
 
 
 def __getattr__(name):

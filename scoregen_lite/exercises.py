@@ -1,4 +1,5 @@
-"""Exercise checks, and the tool that writes student copies of the notebooks.
+"""Exercise checks; the tool that writes student copies of the notebooks lives in ``sg.copies`` and is
+re-exported here (``python -m scoregen_lite.exercises strip ...`` keeps working).
 
 In a notebook an exercise is a function the student writes, with the
 teacher's solution between two marker lines::
@@ -19,12 +20,8 @@ check a locked test cell worth ``POINTS[check]`` points (``sg.grading``).
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import re
 import sys
-from pathlib import Path
 
 import torch
 
@@ -38,6 +35,8 @@ __all__ = [
     "check_sigma_max",
     "check_step_sizes",
     "check_em_step",
+    "check_em_sampler",
+    "check_dsm_loss",
     "check_ve_std",
     "check_karras_sigmas",
     "check_heun_step",
@@ -50,12 +49,12 @@ __all__ = [
     "strip_folder",
     "BEGIN",
     "END",
+    "STUB",
     "POINTS",
 ]
 
-BEGIN = "# BEGIN SOLUTION"
-END = "# END SOLUTION"
-STUB = 'raise NotImplementedError("Exercise: replace this line with your solution")'
+# the student-copy tool (``python -m scoregen_lite.exercises strip ...``) lives in sg.copies; re-exported here
+from .copies import BEGIN, END, STUB, main, strip_folder, strip_notebook, strip_source  # noqa: E402,F401
 
 
 #: Points of each exercise's check when the course is graded with nbgrader (``sg.grading``): 1 for a formula
@@ -66,7 +65,7 @@ POINTS = {
     "check_dsm_target": 1,                                                          # 03
     "check_sigma_max": 1,                                                           # 04
     "check_step_sizes": 1,                                                          # 05
-    "check_ve_std": 1, "check_em_step": 2,                                          # 06
+    "check_ve_std": 1, "check_em_step": 2, "check_em_sampler": 2, "check_dsm_loss": 2,  # 06
     "check_karras_sigmas": 1, "check_heun_step": 2,                                 # 08
     "check_guided_score": 1, "check_replacement_step": 2,                           # 09
     "check_edm_coefficients": 1, "check_preconditioned_score": 2,                   # 10
@@ -103,6 +102,7 @@ def _compare(name: str, got, want, atol: float, what: str, *, mistakes=(), where
     """
     if not isinstance(got, torch.Tensor):
         raise ExerciseFailed(f"{name}: your function returned {type(got).__name__}; expected a torch.Tensor ({what}).")
+    got = got.detach()
     if got.shape != want.shape:
         raise ExerciseFailed(f"{name}: your result has shape {tuple(got.shape)}; expected {tuple(want.shape)} ({what}).")
     diff = (got.double() - want.double()).abs()
@@ -304,7 +304,7 @@ def check_sigma_max(fn) -> None:
 
 
 def check_step_sizes(fn) -> None:
-    """Check ``fn(sigmas, step_size) -> (L,)``: alpha_i = step_size * sigma_i^2 / sigma_L^2 (notebook 05).
+    """Check ``fn(sigmas, step_size) -> (L,)``: eps_i = step_size * sigma_i^2 / sigma_L^2 (notebook 05).
 
     Recognised mistakes: sigma_i / sigma_L without the square, the ratio upside down, and sigma_1 (the
     largest level) as the reference instead of sigma_L."""
@@ -313,15 +313,15 @@ def check_step_sizes(fn) -> None:
     for sig, eps in ((geometric_sigmas(10.0, 0.1, 10, dtype=torch.float64), 5e-3),
                      (torch.tensor([3.0, 1.0, 0.5], dtype=torch.float64), 0.1)):
         want = eps * sig**2 / sig[-1] ** 2
-        mistakes = [(eps * sig / sig[-1], "sigma_i / sigma_L is not squared: alpha_i must scale like sigma_i^2 (the "
+        mistakes = [(eps * sig / sig[-1], "sigma_i / sigma_L is not squared: eps_i must scale like sigma_i^2 (the "
                                           "score scales like 1/sigma_i) to keep the update's signal-to-noise ratio"),
                     (eps * sig[-1] ** 2 / sig**2, "the ratio is upside down: the largest noise level takes the largest step"),
                     (eps * sig**2 / sig[0] ** 2, "the reference level is sigma_1; the rule divides by sigma_L, the "
                                                  "smallest level, whose step is eps")]
         _compare("step_sizes", fn(sig, eps), want, 1e-9 * float(eps * (sig[0] / sig[-1]) ** 2),
-                 f"alpha_i for {len(sig)} levels, eps={eps}", mistakes=mistakes,
+                 f"eps_i for {len(sig)} levels, eps={eps}", mistakes=mistakes,
                  where=lambda i: f"level {i + 1}, sigma = {float(sig[i]):.4g}")
-    _passed("step_sizes", "alpha_i = eps sigma_i^2 / sigma_L^2 on two ladders")
+    _passed("step_sizes", "eps_i = eps sigma_i^2 / sigma_L^2 on two ladders")
 
 
 def check_em_step(fn) -> None:
@@ -353,6 +353,116 @@ def check_em_step(fn) -> None:
         _compare("em_step", fn(x, t, dt, s, sde, z), want, 1e-9, f"eq. (7) for the {sde.name} SDE, t={t}, dt={dt}",
                  mistakes=mistakes, where=lambda i: _point(x, i))
     _passed("em_step", "one reverse Euler-Maruyama step of eq. (7) for the VP and VE SDEs")
+
+
+def _em_reference(sde, score_fn, x, n_steps, t_min, zs, *, grid=None, last_noise=False, score_at_next=False,
+                  ode=False):
+    """The reverse Euler-Maruyama loop of ``check_em_sampler`` (and its catalogued mistakes)."""
+    ts = torch.linspace(1.0, t_min, (n_steps if grid == "short" else n_steps) + (0 if grid == "short" else 1),
+                        dtype=torch.float64).tolist()
+    for k in range(len(ts) - 1):
+        t, dt = ts[k], ts[k + 1] - ts[k]
+        tv = torch.full((x.shape[0],), t, dtype=x.dtype)
+        g = sde.diffusion(tv)[:, None]
+        s = score_fn(x, torch.full_like(tv, ts[k + 1]) if score_at_next else tv)
+        x = x + (sde.drift(x, tv) - (0.5 if ode else 1.0) * g**2 * s) * dt
+        if k < len(ts) - 2 or last_noise:
+            x = x + g * math.sqrt(-dt) * zs[k]
+    return x
+
+
+def check_em_sampler(fn) -> None:
+    """Check ``fn(sde, score_fn, x1, n_steps, t_min, zs) -> x``: the whole reverse-SDE sampler of eq. (7) with
+    Euler-Maruyama (notebook 06): from x = x1 at t = 1, ``n_steps`` even steps down to ``t_min`` on the grid
+    ``torch.linspace(1, t_min, n_steps + 1)``, each x <- x + [f - g^2 s(x, t)] dt + g sqrt(|dt|) zs[k] at the
+    step's start time t, except the last, which adds no noise (as ``sg.samplers.euler_maruyama``).
+
+    Recognised mistakes: noise added on the last step too, a grid of n_steps points (one step short), the score
+    taken at the step's end time, and the probability-flow drift (1/2 g^2) in an SDE sampler."""
+    from .densities import SDEMarginal, two_modes
+    from .sde import VESDE, VPSDE
+
+    gen = torch.Generator().manual_seed(12)
+    n_steps, t_min = 6, 1e-3
+    for sde in (VPSDE(), VESDE(0.01, 10.0)):
+        score_fn = SDEMarginal(two_modes(torch.float64), sde).score
+        x1 = sde.prior_sample((12, 2), generator=gen, dtype=torch.float64)
+        zs = torch.randn(n_steps, 12, 2, generator=gen, dtype=torch.float64)
+        want = _em_reference(sde, score_fn, x1, n_steps, t_min, zs)
+        mistakes = [(_em_reference(sde, score_fn, x1, n_steps, t_min, zs, last_noise=True),
+                     "the last step adds noise: no later step can remove it, so the last step returns the mean "
+                     "(use zs[k] for every step but the last)"),
+                    (_em_reference(sde, score_fn, x1, n_steps, t_min, zs, grid="short"),
+                     "the time grid has n_steps points, so n_steps - 1 steps: n_steps steps need n_steps + 1 times, "
+                     "torch.linspace(1, t_min, n_steps + 1)"),
+                    (_em_reference(sde, score_fn, x1, n_steps, t_min, zs, score_at_next=True),
+                     "the score is taken at the step's end time t + dt: Euler-Maruyama evaluates everything at the "
+                     "start of the step, t"),
+                    (_em_reference(sde, score_fn, x1, n_steps, t_min, zs, ode=True),
+                     "that drift, f - (1/2) g^2 score, is the probability-flow ODE's; with noise, eq. (7) needs "
+                     "f - g^2 score")]
+        got = fn(sde, score_fn, x1.clone(), n_steps, t_min, zs)
+        _compare("em_sampler", got, want, 1e-8 * float(want.abs().max()),
+                 f"{n_steps} steps of eq. (7) for the {sde.name} SDE from t=1 to t_min={t_min}",
+                 mistakes=mistakes, where=lambda i: "chain " + str(i) + " starting at x1 = " + _fmt(x1[i]))
+    _passed("em_sampler", "six reverse Euler-Maruyama steps of eq. (7) for the VP and VE SDEs, last one without noise")
+
+
+class _TinyScoreNet(torch.nn.Module):
+    """A small fixed network s(x, t) for ``check_dsm_loss`` (float64, with parameters, so the loss has a gradient)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        gen = torch.Generator().manual_seed(13)
+        self.w = torch.nn.Parameter(torch.randn(dim, dim, generator=gen, dtype=torch.float64) / dim)
+        self.b = torch.nn.Parameter(torch.randn(dim, generator=gen, dtype=torch.float64))
+
+    def forward(self, x, t):
+        return torch.tanh(x @ self.w + self.b) / (0.1 + t[:, None])
+
+
+def check_dsm_loss(fn) -> None:
+    """Check ``fn(score_net, x0, sde, t, z) -> loss``: eq. (8) with lambda(t) = sigma_t^2 on given times and noise
+    (notebook 06): x_t = alpha_t x0 + sigma_t z, and the batch mean of || sigma_t s(x_t, t) + z ||^2 (summed over
+    the coordinates), a 0-d tensor that still carries the network's gradient. This is noise prediction
+    ("epsilon-prediction", Ho et al. 2020): -sigma_t s(x_t, t) estimates the noise z. As ``sg.losses.sde_dsm``.
+
+    Recognised mistakes: lambda = 1 (|| s + z / sigma_t ||^2), the target's sign (sigma_t s - z), x_t without
+    alpha_t, the mean over coordinates instead of their sum, and a factor 1/2 that eq. (8) does not have."""
+    from .sde import VESDE, VPSDE
+
+    gen = torch.Generator().manual_seed(14)
+    x0 = torch.randn(32, 3, generator=gen, dtype=torch.float64)
+    z = torch.randn(32, 3, generator=gen, dtype=torch.float64)
+    t = torch.rand(32, generator=gen, dtype=torch.float64) * 0.98 + 0.01
+    net = _TinyScoreNet(3)
+    for sde in (VPSDE(), VESDE(0.01, 10.0)):
+        with torch.no_grad():
+            alpha, std = (v[:, None] for v in sde.marginal_coeffs(t))
+            xt = alpha * x0 + std * z
+            s = net(xt, t)
+            per = lambda r: r.pow(2).sum(1).mean()  # noqa: E731
+            want = per(std * s + z)
+            mistakes = [(per(s + z / std), "that is lambda = 1: eq. (8) weights each term by lambda(t) = sigma_t^2, "
+                                           "i.e. || sigma_t s + z ||^2, so no noise level dominates"),
+                        (per(std * s - z), "the sign: the kernel's score is -z / sigma_t, so the error is "
+                                           "sigma_t s + z"),
+                        (per(std * net(x0 + std * z, t) + z), "x_t = alpha_t x0 + sigma_t z: the kernel's mean is "
+                                                               "alpha_t x0 (alpha_t < 1 for the VP SDE)"),
+                        ((std * s + z).pow(2).mean(), "the mean over all entries divides by the dimension too: sum "
+                                                       "the squared error over the coordinates, then average over the "
+                                                       "batch"),
+                        (0.5 * want, "eq. (8) has no factor 1/2 in front")]
+        got = fn(net, x0, sde, t, z)
+        if isinstance(got, torch.Tensor) and got.dim() != 0:
+            raise ExerciseFailed(f"dsm_loss: your loss has shape {tuple(got.shape)}; expected a 0-d tensor (the batch "
+                                 f"mean, e.g. .mean() at the end).")
+        _compare("dsm_loss", got, want, 1e-9 * float(want), f"eq. (8) for the {sde.name} SDE on a batch of 32",
+                 mistakes=mistakes)
+        if not got.requires_grad:
+            raise ExerciseFailed("dsm_loss: your loss carries no gradient (it was detached, computed under no_grad or "
+                                 "turned into a float): training needs loss.backward() to reach the network.")
+    _passed("dsm_loss", "eq. (8) with lambda = sigma_t^2 for the VP and VE SDEs, with its gradient")
 
 
 def check_ve_std(fn) -> None:
@@ -541,101 +651,6 @@ def check_preconditioned_score(fn) -> None:
         _compare("preconditioned_score", fn(F, y, sigma, sd), want, 1e-8 * float(want.abs().max()),
                  f"sigma_data={sd}", mistakes=mistakes, where=lambda i: f"sigma = {float(sigma[i]):g}")
     _passed("preconditioned_score", "six noise levels, two sigma_data")
-
-
-# ---------------------------------------------------------------------------
-# Student copies
-# ---------------------------------------------------------------------------
-
-_MARK = re.compile(r"^(?P<indent>[ \t]*)(?P<mark># (BEGIN|END) SOLUTION)\s*$")
-
-
-def strip_source(source: str) -> str:
-    """Replace every BEGIN/END SOLUTION block (markers included) with the stub at the marker's indent."""
-    out, inside, start_line = [], False, 0
-    lines = source.splitlines(keepends=True)
-    for i, line in enumerate(lines):
-        m = _MARK.match(line.rstrip("\n"))
-        if m and m.group("mark") == BEGIN:
-            if inside:
-                raise ValueError(f"line {i + 1}: '{BEGIN}' inside another solution block (opened at line {start_line}).")
-            inside, start_line = True, i + 1
-            out.append(f"{m.group('indent')}{STUB}\n")
-        elif m and m.group("mark") == END:
-            if not inside:
-                raise ValueError(f"line {i + 1}: '{END}' without a matching '{BEGIN}'.")
-            inside = False
-        elif not inside:
-            out.append(line)
-    if inside:
-        raise ValueError(f"line {start_line}: '{BEGIN}' is never closed by '{END}'.")
-    text = "".join(out)
-    return text if source.endswith("\n") else text.rstrip("\n")
-
-
-def strip_notebook(nb: dict) -> dict:
-    """A student copy of a notebook (as loaded JSON): solutions stubbed, outputs cleared."""
-    nb = json.loads(json.dumps(nb))
-    for cell in nb.get("cells", []):
-        if cell.get("cell_type") != "code":
-            continue
-        src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
-        cell["source"] = strip_source(src).splitlines(keepends=True)
-        cell["outputs"] = []
-        cell["execution_count"] = None
-    return nb
-
-
-def strip_folder(src: str | Path, dst: str | Path) -> list[Path]:
-    """Write a student copy of every ``*.ipynb`` in ``src`` (or of one notebook file) into ``dst``."""
-    src, dst = Path(src), Path(dst)
-    if src.is_file():
-        files = [src]
-    elif src.is_dir():
-        files = sorted(src.glob("*.ipynb"))
-    else:
-        raise ValueError(f"src={str(src)!r} is neither a notebook nor a folder; expected e.g. notebooks/.")
-    if not files:
-        raise ValueError(f"src={str(src)!r} holds no .ipynb files.")
-    if dst.resolve() == (src if src.is_dir() else src.parent).resolve():
-        raise ValueError(f"dst={str(dst)!r} is the source folder; choose another folder so the solutions survive.")
-    dst.mkdir(parents=True, exist_ok=True)
-    written = []
-    for f in files:
-        nb = strip_notebook(json.loads(f.read_text(encoding="utf-8")))
-        out = dst / f.name
-        out.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        written.append(out)
-    return written
-
-
-def main(argv=None) -> int:
-    """Command line: ``strip SRC DST`` writes student copies; exit 2 with a message on bad paths."""
-    parser = argparse.ArgumentParser(prog="python -m scoregen_lite.exercises",
-                                     description="Write student copies of the course notebooks, or nbgrader "
-                                                 "source notebooks.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    strip = sub.add_parser("strip", help="replace solutions by NotImplementedError and clear outputs")
-    strip.add_argument("src", help="a notebook or a folder of notebooks, e.g. notebooks/")
-    strip.add_argument("dst", help="output folder, e.g. student/")
-    grade = sub.add_parser("nbgrader", help="write nbgrader source notebooks (solution cells, locked graded "
-                                            "test cells with POINTS, every other cell locked)")
-    grade.add_argument("src", help="a notebook or a folder of notebooks, e.g. notebooks/")
-    grade.add_argument("dst", help="an nbgrader course's source/ folder: one assignment per notebook")
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "nbgrader":
-            from .grading import nbgrader_folder
-
-            written = nbgrader_folder(args.src, args.dst)
-        else:
-            written = strip_folder(args.src, args.dst)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    for path in written:
-        print(f"wrote {path}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -167,7 +167,7 @@ def guidance_view(net, sde, digit: int = 7, scale: float = 2.0, n_steps: int = 1
         live = keep(fig, ("guidance", len(x)), grid=grid, title=title, moving=[grid, title])
     live["grid"].set_data(plot.grid_array(x, 4))
     read = f"; {acc:.0%} read as {digit}" if acc is not None else ""
-    live["title"].set_text(f"'{digit}', guidance scale {scale:g}\nNFE {nfe} (x2 with guidance){read}")
+    live["title"].set_text(f"'{digit}', guidance scale κ = {scale:g}\nNFE {nfe} (x2 with guidance){read}")
     return fig, {"digit": digit, "scale": scale, "nfe": nfe, "seconds": seconds, "samples": x, "accuracy": acc}
 
 

@@ -157,9 +157,9 @@ def annealed_langevin(
     """Annealed Langevin dynamics (notes, section "Annealed Langevin dynamics").
 
     For each level i = 1..L (sigma_1 > ... > sigma_L), run ``n_steps_each`` steps of eq. (1)
-    with the score at that level and step alpha_i = step_size * sigma_i^2 / sigma_L^2:
+    with the score at that level and step eps_i = step_size * sigma_i^2 / sigma_L^2:
 
-        x <- x + (alpha_i / 2) score_fn(x, sigma_i) + sqrt(alpha_i) z
+        x <- x + (eps_i / 2) score_fn(x, sigma_i) + sqrt(eps_i) z
 
     This is eq. (1)'s convention: ``step_size`` is the eps of eq. (1) at the last level. The
     NCSN code writes x + a s + sqrt(2a) z with a = eps_ncsn sigma_i^2 / sigma_L^2, so
@@ -195,14 +195,14 @@ def annealed_langevin(
     bar = tqdm(total=len(sig) * n_steps_each, desc="annealed Langevin", disable=not progress, leave=False,
                mininterval=0.5)
     for level, sigma in enumerate(sig):
-        alpha = step_size * sigma**2 / sig[-1] ** 2   # alpha_i = eps sigma_i^2 / sigma_L^2
+        alpha = step_size * sigma**2 / sig[-1] ** 2   # eps_i = eps sigma_i^2 / sigma_L^2
         noise_scale = math.sqrt(alpha)
         for t in range(n_steps_each):
             s = call_score(score_fn, x, sigma, where=f"at level {level + 1} (sigma={sigma:.3g}, alpha={alpha:.3g})",
                             step_size=step_size)
             if level == 0 and t == 0:
                 check_score_output(s, x)
-            # x <- x + (alpha_i/2) s(x, sigma_i) + sqrt(alpha_i) z      eq. (1) at level i
+            # x <- x + (eps_i/2) s(x, sigma_i) + sqrt(eps_i) z      eq. (1) at level i
             x = x + 0.5 * alpha * s + noise_scale * randn_like(x, generator)
         bar.update(n_steps_each)
         check_finite(x, f"at level {level + 1} (sigma={sigma:.3g}, alpha={alpha:.3g})", step_size)

@@ -308,11 +308,19 @@ def grading_points_table(folder=None) -> str:
     return points_table(Path(folder) if folder else _course_dir() / "notebooks")
 
 
+def notation_table(folder=None) -> str:
+    """The course's notation sheet and abbreviations (``sg.notation.sheet``; ``folder`` is unused)."""
+    from .notation import sheet
+
+    return sheet()
+
+
 #: README block name -> the function that renders it.
 TABLES = {"gpu-benchmark": gpu_benchmark_table, "cpu-benchmark": cpu_benchmark_table,
           "fast-sampling": fast_sampling_table, "recipes": recipes_table,
           "course-timings": course_timings_table, "checkpoints": checkpoints_table,
-          "grading-points": grading_points_table, "widget-latency": widget_latency_table}
+          "grading-points": grading_points_table, "widget-latency": widget_latency_table,
+          "notation": notation_table}
 
 
 def render_readme(text: str) -> str:

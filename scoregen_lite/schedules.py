@@ -129,7 +129,7 @@ def n_levels_for(sigma_max: float, sigma_min: float, ratio: float) -> int:
 
 
 def step_size_for(n_steps_each: int, sigma_min: float, ratio: float) -> float:
-    """Technique 4 of Song & Ermon (2020): with alpha_i = eps sigma_i^2 / sigma_L^2 and T steps
+    """Technique 4 of Song & Ermon (2020): with eps_i = eps sigma_i^2 / sigma_L^2 and T steps
     per level, choose eps so that the variance at the end of each level is as close as possible
     to the one the next level expects, i.e. the expression
 
@@ -156,7 +156,7 @@ def step_size_for(n_steps_each: int, sigma_min: float, ratio: float) -> float:
 
 
 def step_sizes(sigmas: torch.Tensor, step_size: float) -> torch.Tensor:
-    """alpha_i = step_size * sigma_i^2 / sigma_L^2 for each level (notes, annealed Langevin)."""
+    """eps_i = step_size * sigma_i^2 / sigma_L^2 for each level (notes, annealed Langevin)."""
     step_size = _checks.positive("step_size", step_size)
     sigmas = _checks.tensor("sigmas", torch.as_tensor(sigmas))
     return step_size * sigmas**2 / sigmas[-1] ** 2
@@ -164,11 +164,11 @@ def step_sizes(sigmas: torch.Tensor, step_size: float) -> torch.Tensor:
 
 def update_snr(sigmas: torch.Tensor, step_size: float, dim: int = 2) -> torch.Tensor:
     """Expected signal-to-noise ratio of one annealed Langevin update at each level,
-    ||(alpha_i/2) s|| / ||sqrt(alpha_i) z|| with ||s|| ~ sqrt(D)/sigma_i (the score of the
-    perturbation) and ||z|| ~ sqrt(D): sqrt(alpha_i) / (2 sigma_i) = sqrt(step_size) / (2 sigma_L).
+    ||(eps_i/2) s|| / ||sqrt(eps_i) z|| with ||s|| ~ sqrt(D)/sigma_i (the score of the
+    perturbation) and ||z|| ~ sqrt(D): sqrt(eps_i) / (2 sigma_i) = sqrt(step_size) / (2 sigma_L).
 
-    It is the same at every level: the point of alpha_i proportional to sigma_i^2.
+    It is the same at every level: the point of eps_i proportional to sigma_i^2.
     """
-    alphas = step_sizes(sigmas, step_size)
-    sigmas = torch.as_tensor(sigmas, dtype=alphas.dtype)
-    return torch.sqrt(alphas) / (2 * sigmas)
+    steps = step_sizes(sigmas, step_size)
+    sigmas = torch.as_tensor(sigmas, dtype=steps.dtype)
+    return torch.sqrt(steps) / (2 * sigmas)

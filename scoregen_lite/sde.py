@@ -17,7 +17,7 @@ import torch
 
 from . import _checks
 
-__all__ = ["SDE", "VESDE", "VPSDE", "SubVPSDE", "SDES", "as_time", "per_sample", "denoiser"]
+__all__ = ["SDE", "VESDE", "VPSDE", "SubVPSDE", "SDES", "as_time", "per_sample", "denoiser", "continuity_check"]
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -341,3 +341,32 @@ SDES = {
     "VP": lambda: VPSDE(beta_min=0.1, beta_max=20.0),
     "sub-VP": lambda: SubVPSDE(beta_min=0.1, beta_max=20.0),
 }
+
+
+def continuity_check(marginal, sde: SDE, x: torch.Tensor, t: float, *, ode_factor: float = 0.5,
+                     h: float = 1e-4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both sides of the continuity equation of a deterministic flow dx/dt = v(x, t), divided by p_t:
+
+        d/dt log p_t(x)  =  -div v(x, t) - v(x, t) . grad_x log p_t(x),
+
+    with v = f - ``ode_factor`` g^2 grad_x log p_t, for an exact time-dependent density ``marginal``
+    (``log_prob(x, t)``, ``score(x, t)``; e.g. ``sg.densities.SDEMarginal``). The Fokker-Planck equation of
+    eq. (6) says that the probability-flow ODE (``ode_factor`` = 1/2, notes after eq. (7)) satisfies it, so the
+    ODE carries p_t to p_t at every t; the reverse SDE's drift without its noise (``ode_factor`` = 1) does not.
+    The left side is a central difference in t (step ``h``; its error is O(h^2) for a float64 ``marginal``, a
+    float32 one adds rounding of order 1e-7 / h), the divergence is exact (autograd), in float64.
+    Returns (lhs, rhs), each of shape (n,). Introduced in notebooks/06_sdes.ipynb."""
+    x = _checks.batch("x", x).to(torch.float64)
+    if not h < t < 1 - h:
+        raise ValueError(f"t={t!r} must lie in ({h}, {1 - h}) for the central difference with h={h}.")
+    lhs = (marginal.log_prob(x, t + h).to(torch.float64) - marginal.log_prob(x, t - h).to(torch.float64)) / (2 * h)
+    xr = x.detach().requires_grad_(True)
+    tv = torch.full((x.shape[0],), float(t), dtype=torch.float64)
+    score = marginal.score(xr, tv).to(torch.float64)
+    g2 = per_sample(sde.diffusion(tv).to(torch.float64) ** 2, xr)
+    v = sde.drift(xr, tv).to(torch.float64) - ode_factor * g2 * score
+    div = torch.zeros(x.shape[0], dtype=torch.float64)
+    for d in range(x.shape[1]):
+        div = div + torch.autograd.grad(v[:, d].sum(), xr, retain_graph=True)[0][:, d]
+    rhs = -div - (v * score).sum(-1)
+    return lhs.detach(), rhs.detach()

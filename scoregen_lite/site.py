@@ -32,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 
+from .notation import NOTATION_LINK
+
 __all__ = ["build_site", "notebook_title", "notebook_map", "figure_alt_texts", "count_equations", "repository_url",
            "MATHJAX_CONFIG"]
 
@@ -230,7 +232,8 @@ def _sidebar(pages: list, current: int | None, outline: list) -> str:
         else:
             items.append(f'<li><a href="{stem}.html">{html.escape(title)}</a></li>')
     return (f'<nav class="sg-sidebar" aria-label="Course"><a class="sg-home" href="index.html">scoregen-lite</a>'
-            f'<div id="sg-search" role="search"></div><h2>Notebooks</h2><ol>{"".join(items)}</ol></nav>')
+            f'<div id="sg-search" role="search"></div><h2>Notebooks</h2><ol>{"".join(items)}</ol>'
+            f'<h2>Reference</h2><ul><li><a href="notation.html">Notation</a></li></ul></nav>')
 
 
 _TITLE_CALL = re.compile(r"""(?:set_title|suptitle|\btitle\s*=|\.title)\s*\(?\s*f?(["'])(.+?)\1""")
@@ -342,8 +345,9 @@ def build_site(out="site", *, course=None, log=print, search: bool = True) -> di
         n_widgets, n_eq = 0, 0
         alts = figure_alt_texts(nb.cells)
         for k, cell in enumerate(nb.cells):
-            if cell.cell_type == "markdown":   # links to sibling notebooks go to their pages
+            if cell.cell_type == "markdown":   # links to sibling notebooks and the notation sheet go to their pages
                 cell.source = re.sub(r"\]\((\d\d_\w+)\.ipynb\)", r"](\1.html)", cell.source)
+                cell.source = cell.source.replace(f"]({NOTATION_LINK})", "](notation.html)")
                 n_eq += count_equations(cell.source)
             if cell.cell_type != "code":
                 continue
@@ -378,6 +382,8 @@ def build_site(out="site", *, course=None, log=print, search: bool = True) -> di
         equations[f"{path.stem}.html"] = n_eq
         log(f"{path.stem}.html ({len(body) / 1e6:.1f} MB, {n_eq} equations"
             f"{f', {n_widgets} widget note(s)' if n_widgets else ''})")
+    equations["notation.html"] = _notation_page(out, exporter, pages, repo)
+    log(f"notation.html ({equations['notation.html']} equations)")
     _home(out, pages, notebook_map(course / "README.md"), _minutes(course / "benchmarks" / "results" /
                                                                     "course_timings.json"))
     if search:
@@ -390,6 +396,31 @@ def build_site(out="site", *, course=None, log=print, search: bool = True) -> di
     log(f"site written to {out} ({len(pages)} notebooks + index.html) in {seconds:.1f} s: "
         f"{info['megabytes']:.1f} MB, largest page {largest.name} {sizes[largest] / 1e6:.1f} MB")
     return info
+
+
+def _notation_page(out: Path, exporter, pages, repo) -> int:
+    """``notation.html``: the notation sheet (``sg.notation.sheet``), typeset like the notebook pages; returns its
+    number of equations."""
+    import nbformat
+
+    from .notation import sheet
+
+    table, abbreviations = sheet().split("\n\n", 1)
+    text = ("# Notation\n\nOne meaning per symbol across the notebooks, the package and the widgets. The course "
+            "notes' equations (1)-(8) keep their symbols; where a paper writes a symbol differently, the last column "
+            "says so.\n\n## Symbols\n\n" + table + "\n\n## Abbreviations\n\n" + abbreviations)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(text)])
+    nav = ('<nav class="sg-nav" aria-label="Previous and next"><a href="index.html">&larr; the course</a>'
+           f'<a href="{pages[0][0]}.html">{html.escape(pages[0][1])} &rarr;</a></nav>')
+    resources = {"metadata": {"name": "Notation"}, "language_code": "en", "scoregen_css": _CSS, "scoregen_nav": nav,
+                 "scoregen_sidebar": "<!--scoregen-sidebar-->", "scoregen_mathjax_config": MATHJAX_CONFIG,
+                 "scoregen_mathjax_url": _MATHJAX_URL, "scoregen_search_js": _SEARCH_JS}
+    body, _ = exporter.from_notebook_node(nb, resources=resources)
+    body = re.sub(r'<link[^>]*href="https?://[^"]*"[^>]*>', "", body)
+    body = body.replace("<!--scoregen-sidebar-->", _sidebar(pages, None, _outline(body)), 1)
+    body = body.replace('<a class="anchor-link"', '<a data-pagefind-ignore class="anchor-link"')
+    (out / "notation.html").write_text(body, encoding="utf-8")
+    return count_equations(text)
 
 
 def _copy_mathjax(package: Path, target: Path) -> None:
@@ -445,6 +476,7 @@ runs on a laptop CPU; these pages show them as last executed (full mode), with t
 <tbody>
 {chr(10).join(rows)}
 </tbody></table>
+<p>Every symbol means one thing throughout: see the <a href="notation.html">notation sheet</a>.</p>
 <p class="note">Time: measured wall time per notebook in full mode (and quick mode, <code>SCOREGEN_QUICK=1</code>)
 on {device or "the course machine"}. To run the notebooks yourself (widgets need a live kernel): install the course
 with <code>pip install -e ".[notebooks]"</code> and start <code>jupyter lab notebooks/</code>; each page links to its

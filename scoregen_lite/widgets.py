@@ -327,12 +327,12 @@ def schedule_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int
     rather than the axes rescale; only a new L redraws the axes. ``fig``: the figure this view drew last
     time, updated in place (``sg.live``).
 
-    Returns ``(fig, info)`` with ``sigmas``, ``ratios`` (sigma_{i-1}/sigma_i), ``alphas``,
+    Returns ``(fig, info)`` with ``sigmas``, ``ratios`` (sigma_{i-1}/sigma_i), ``steps`` (eps_i),
     ``snr`` (lists) and ``mode_distance``. Introduced in notebooks/05_annealed_langevin.ipynb.
     """
     p = _named(target)
     sig = ladder(sigma_max, sigma_min, n_levels, spacing)
-    alphas = schedules.step_sizes(sig, step_size)
+    steps = schedules.step_sizes(sig, step_size)
     snr = schedules.update_snr(sig, step_size)
     mode_distance = torch.cdist(p.means, p.means).max().item()
     bounds = p.bounds()
@@ -348,8 +348,8 @@ def schedule_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int
         ax.set_xlabel("level i"); ax.set_ylabel("sigma_i")
         legend = ax.legend(frameon=False, fontsize=8, loc="upper right")
         ax2 = fig.add_subplot(gs[0, 2])
-        aline, = ax2.semilogy([1], [1], "s-", color=plot.SAMPLE_COLOR, label="alpha_i")
-        ax2.set_xlabel("level i"); ax2.set_ylabel("step size alpha_i")
+        aline, = ax2.semilogy([1], [1], "s-", color=plot.SAMPLE_COLOR, label="eps_i")
+        ax2.set_xlabel("level i"); ax2.set_ylabel("step size eps_i")
         tw = ax2.twinx()
         sline, = tw.semilogy([1], [1], "k:", lw=1.5, label="SNR")
         tw.set_ylabel("update SNR", fontsize=8)
@@ -367,7 +367,7 @@ def schedule_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int
     levels = list(range(1, len(sig) + 1))
     live["line"].set_data(levels, sig.tolist())
     live["legend"].get_texts()[0].set_text(f"sigma_i ({spacing})")
-    live["aline"].set_data(levels, alphas.tolist())
+    live["aline"].set_data(levels, steps.tolist())
     live["sline"].set_data(levels, snr.tolist())
     # fixed ranges (what the explorer's sliders can reach), so a move shows the ladder moving, not the axes
     # rescaling, and only a new L redraws the axes (sg.live blits the rest)
@@ -382,7 +382,7 @@ def schedule_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int
     for im, title, i in zip(live["images"], live["titles"], picks):
         im.set_data(target_image(target, float(sig[i]))[0])
         title.set_text(f"q at sigma_{i + 1} = {float(sig[i]):.3g}")
-    info = {"sigmas": sig.tolist(), "ratios": (sig[:-1] / sig[1:]).tolist(), "alphas": alphas.tolist(),
+    info = {"sigmas": sig.tolist(), "ratios": (sig[:-1] / sig[1:]).tolist(), "steps": steps.tolist(),
             "snr": snr.tolist(), "mode_distance": mode_distance}
     return fig, info
 

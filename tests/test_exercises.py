@@ -38,7 +38,9 @@ def test_checks_pass_on_solutions(capsys):
         lambda s, sd: sg.recipes.coefficients("edm", s, torch.ones_like(s), torch.zeros_like(s), sd))
     sg.exercises.check_preconditioned_score(lambda F, y, s, sd: sg.recipes.Preconditioned(
         lambda xi, c: F, sg.sde.VESDE(1e-4, 100.0), "edm", sd).forward(y, sg.sde.VESDE(1e-4, 100.0).t_of_sigma(s)))
-    assert capsys.readouterr().out.count("passed") == 9
+    sg.exercises.check_em_sampler(lambda *a: _em_loop(*a))
+    sg.exercises.check_dsm_loss(lambda *a: _dsm(*a))
+    assert capsys.readouterr().out.count("passed") == 11
 
 
 def _heun(x, s, sn, slope, weight=0.5):
@@ -64,6 +66,28 @@ def _em(x, t, dt, s, sde, z, *, noise="sqrt", half=False, sign=-1):
     drift = sde.drift(x, tv) + sign * (0.5 if half else 1.0) * g**2 * s
     scale = {"sqrt": math.sqrt(-dt), "none": 1.0, "dt": -dt, "drop": 0.0}[noise]
     return x + drift * dt + g * scale * z
+
+
+def _em_loop(sde, score_fn, x, n_steps, t_min, zs, *, last_noise=False, points=None, at_next=False, half=False):
+    """The reverse-SDE sampler as a student writes it (and the catalogued slips)."""
+    ts = torch.linspace(1.0, t_min, points or n_steps + 1, dtype=torch.float64)
+    for k in range(len(ts) - 1):
+        t, dt = float(ts[k]), float(ts[k + 1] - ts[k])
+        tv = torch.full((x.shape[0],), float(ts[k + 1]) if at_next else t, dtype=x.dtype)
+        g = sde.diffusion(torch.full((x.shape[0],), t, dtype=x.dtype))[:, None]
+        x = x + (sde.drift(x, tv * 0 + t) - (0.5 if half else 1.0) * g**2 * score_fn(x, tv)) * dt
+        if k < len(ts) - 2 or last_noise:
+            x = x + g * math.sqrt(-dt) * zs[k]
+    return x
+
+
+def _dsm(net, x0, sde, t, z, *, weighted=True, sign=1, alpha=True, reduce="sum", half=False):
+    a, std = (v[:, None] for v in sde.marginal_coeffs(t))
+    xt = (a if alpha else 1.0) * x0 + std * z
+    s = net(xt, t)
+    r = (std * s + sign * z) if weighted else (s + z / std)
+    loss = r.pow(2).sum(1).mean() if reduce == "sum" else r.pow(2).mean()
+    return 0.5 * loss if half else loss
 
 
 def _ve(t, smin, smax, kind):
@@ -142,6 +166,15 @@ CATALOGUE = [
     ("check_em_step", lambda *a: _em(*a, half=True), "probability-flow ODE's"),
     ("check_em_step", lambda *a: _em(*a, sign=+1), "wrong sign"),
     ("check_em_step", lambda *a: _em(*a, noise="drop"), "noise term is missing"),
+    ("check_em_sampler", lambda *a: _em_loop(*a, last_noise=True), "the last step adds noise"),
+    ("check_em_sampler", lambda *a: _em_loop(*a, points=a[3]), "so n_steps - 1 steps"),
+    ("check_em_sampler", lambda *a: _em_loop(*a, at_next=True), "step's end time"),
+    ("check_em_sampler", lambda *a: _em_loop(*a, half=True), "probability-flow ODE's"),
+    ("check_dsm_loss", lambda *a: _dsm(*a, weighted=False), "that is lambda = 1"),
+    ("check_dsm_loss", lambda *a: _dsm(*a, sign=-1), "the sign"),
+    ("check_dsm_loss", lambda *a: _dsm(*a, alpha=False), "kernel's mean"),
+    ("check_dsm_loss", lambda *a: _dsm(*a, reduce="mean"), "divides by the dimension"),
+    ("check_dsm_loss", lambda *a: _dsm(*a, half=True), "no factor 1/2"),
     ("check_ve_std", lambda t, a, b: _ve(t, a, b, "var"), "that is the variance"),
     ("check_ve_std", lambda t, a, b: _ve(t, a, b, "sigma"), "that is sigma(t) itself"),
     ("check_ve_std", lambda t, a, b: _ve(t, a, b, "diff"), "variances add"),

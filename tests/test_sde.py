@@ -108,6 +108,24 @@ def test_ode_likelihood_matches_analytic():
     assert abs(ll_h.mean().item() - p.log_prob(x).mean().item()) < 0.3  # unbiased, noisy per point
 
 
+@pytest.mark.parametrize("name", ["VE", "VP"])
+def test_probability_flow_velocity_satisfies_the_continuity_equation(name):
+    """Fokker-Planck: the ODE's velocity f - g^2 s / 2 moves the exact marginals p_t of a mixture as a flow does
+    (residual at the central difference's O(h^2), measured <= 5e-6 relative); the reverse SDE's drift without its
+    noise (factor 1) misses by more than the left side's size."""
+    ring = sg.densities.ring(dtype=torch.float64)
+    sde = sg.sde.SDES[name]()
+    marginal = SDEMarginal(ring, sde)
+    for t in (0.1, 0.5, 0.9):
+        x = marginal.sample(300, t, generator=torch.Generator().manual_seed(0))
+        lhs, rhs = sg.sde.continuity_check(marginal, sde, x, t)
+        assert ((lhs - rhs).abs().max() / lhs.abs().mean()).item() < 1e-5
+        lhs, rhs = sg.sde.continuity_check(marginal, sde, x, t, ode_factor=1.0)
+        assert ((lhs - rhs).abs().max() / lhs.abs().mean()).item() > 1.0
+    with pytest.raises(ValueError, match="central difference"):
+        sg.sde.continuity_check(marginal, sde, x, 1.0)
+
+
 def test_bits_per_dim():
     ll = torch.tensor([-784 * math.log(2)])
     assert sg.samplers.bits_per_dim(ll, 784).item() == pytest.approx(1.0)

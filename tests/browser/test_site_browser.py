@@ -87,6 +87,7 @@ def test_site_builds_every_notebook_quickly(site):
     assert info["pages"] == [f"{p.stem}.html" for p in NOTEBOOKS] and len(info["pages"]) >= 9
     assert info["seconds"] < 120                       # the budget; measured 16 s here (search index included)
     assert (out / "index.html").exists() and all((out / "notebooks" / p.name).exists() for p in NOTEBOOKS)
+    assert (out / "notation.html").exists() and "notation.html" in info["equations"]
     assert (out / "mathjax" / "tex-svg-full.js").exists() and (out / "pagefind" / "pagefind-ui.js").exists()
     # a reasonable size: measured 20 MB in all (MathJax 7, the notebook downloads 5), the largest page 1.2 MB
     assert info["megabytes"] < 30 and info["largest_page"][1] < 3
@@ -105,7 +106,7 @@ def _open(browser, url, name):
     return page, errors, outside
 
 
-@pytest.mark.parametrize("name", ["index.html"] + [f"{p.stem}.html" for p in NOTEBOOKS])
+@pytest.mark.parametrize("name", ["index.html", "notation.html"] + [f"{p.stem}.html" for p in NOTEBOOKS])
 def test_page_loads_cleanly(site, browser, name):
     url, _, info = site
     page, errors, outside = _open(browser, url, name)
@@ -134,12 +135,21 @@ def test_page_loads_cleanly(site, browser, name):
         text = page.inner_text("body")
         if name == "index.html":
             assert len(images) == 0 and all(f"{p.stem}.html" in internal for p in NOTEBOOKS)
-            assert "CC BY 4.0" in text and "MIT" in text
+            assert "CC BY 4.0" in text and "MIT" in text and "notation.html" in internal
             page.screenshot(path=str(_artifact("index.png")), full_page=True)
+        elif name == "notation.html":   # the notation sheet: every symbol typeset, reachable from the sidebar
+            assert page.title() == "Notation" and "index.html" in internal
+            typeset = page.locator("main mjx-container").count()
+            assert typeset == info["equations"][name] >= 30, f"{name}: {typeset} of {info['equations'][name]} typeset"
+            assert page.locator("mjx-merror, [data-mjx-error]").count() == 0, f"{name}: a TeX error"
+            visible = page.evaluate(_VISIBLE_TEXT)
+            assert not re.search(r"\$[^$\s][^$]*\$", visible), f"{name}: raw $...$ left: {_around(visible, '$')}"
+            assert page.locator("main table").count() == 2 and "Tweedie" in visible
+            assert page.locator("nav.sg-sidebar ol > li").count() == len(NOTEBOOKS)
         else:
             nb = REPO / "notebooks" / name.replace(".html", ".ipynb")
             assert page.title() == notebook_title(nb)
-            assert "index.html" in internal and f"notebooks/{nb.name}" in internal
+            assert "index.html" in internal and f"notebooks/{nb.name}" in internal and "notation.html" in internal
             assert len(images) >= 2, f"{name}: the figures are missing"
             # the maths: every equation of the markdown typeset, none left as TeX, no TeX error
             typeset = page.locator("main mjx-container").count()

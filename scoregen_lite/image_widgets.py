@@ -82,7 +82,7 @@ def fast_sampling_view(net, sde, n_steps: int = 18, sigma_max: float = 9.0, sigm
         uni, = ax.semilogy([0], [1], ":", color="0.55", lw=1.2, label="uniform (rho = 1)")
         kar, = ax.semilogy([0], [1], "o-", color="#7c3aed", ms=4, label=" ")
         ax.set_xlabel("step i"); ax.set_ylabel("sigma_i")
-        legend = ax.legend(frameon=False, fontsize=8, loc="lower left")
+        legend = ax.legend(frameon=False, fontsize=9, loc="lower left")
         fig.subplots_adjust(left=0.09, right=0.98, bottom=0.13, top=0.9, wspace=0.12)
         grid, title, img_title = _grid_axes(ax_img, x, 4), ax.set_title(" ", fontsize=9), ax_img.set_title(" ", fontsize=9)
         live = keep(fig, ("fast_sampling", len(x)), ax=ax, geo=geo, uni=uni, kar=kar, legend=legend, grid=grid,

@@ -200,7 +200,7 @@ def langevin_view(target: str = "two modes (0.2/0.8)", step_size: float = 0.1, n
                           ax.plot([], [], "o", color=c, ms=4, mec="white", mew=0.5)[0],
                           ax.plot([], [], "*", color=c, ms=9, mec="white", mew=0.5)[0]))
         true_bars, got_bars = _bars(bar, p.n_components)
-        bar.legend(loc="upper left", fontsize=8, frameon=False)
+        bar.legend(loc="upper left", fontsize=9, frameon=False)
         fig.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.9, wspace=0.25)
         title, bar_title = ax.set_title(" "), bar.set_title(" ")
         live = keep(fig, ("langevin", target, n_show), scat=scat, lines=lines, true=true_bars, got=got_bars,
@@ -346,13 +346,13 @@ def schedule_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int
         line, = ax.semilogy([1], [1], "o-", color="#7c3aed", label=" ")
         ax.axhline(mode_distance, color="k", ls="--", lw=1, label=f"largest mode distance {mode_distance:.1f}")
         ax.set_xlabel("level i"); ax.set_ylabel("sigma_i")
-        legend = ax.legend(frameon=False, fontsize=8, loc="upper right")
+        legend = ax.legend(frameon=False, fontsize=9, loc="upper right")
         ax2 = fig.add_subplot(gs[0, 2])
         aline, = ax2.semilogy([1], [1], "s-", color=plot.SAMPLE_COLOR, label="eps_i")
         ax2.set_xlabel("level i"); ax2.set_ylabel("step size eps_i")
         tw = ax2.twinx()
         sline, = tw.semilogy([1], [1], "k:", lw=1.5, label="SNR")
-        tw.set_ylabel("update SNR", fontsize=8)
+        tw.set_ylabel("update SNR", fontsize=9)
         images, titles = [], []
         for k in range(len(picks)):
             a = fig.add_subplot(gs[1, k])
@@ -471,7 +471,7 @@ def annealed_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int
             ax.set_xticks([]); ax.set_yticks([])
         true_bars, got_bars = _bars(axes[4], p.n_components)
         axes[4].set_xlabel("")
-        axes[4].legend(["true", "samples"], frameon=False, fontsize=7)
+        axes[4].legend(["true", "samples"], frameon=False, fontsize=9)
         fig.subplots_adjust(left=0.01, right=0.99, bottom=0.1, top=0.8, wspace=0.12)
         bar_title, suptitle = axes[4].set_title(" ", fontsize=9), fig.suptitle(" ", fontsize=10)
         live = keep(fig, key, images=images, scats=scats, titles=titles, true=true_bars, got=got_bars,

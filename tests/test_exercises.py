@@ -40,7 +40,8 @@ def test_checks_pass_on_solutions(capsys):
         lambda xi, c: F, sg.sde.VESDE(1e-4, 100.0), "edm", sd).forward(y, sg.sde.VESDE(1e-4, 100.0).t_of_sigma(s)))
     sg.exercises.check_em_sampler(lambda *a: _em_loop(*a))
     sg.exercises.check_dsm_loss(lambda *a: _dsm(*a))
-    assert capsys.readouterr().out.count("passed") == 11
+    sg.exercises.check_train_step(lambda *a: _train(*a))
+    assert capsys.readouterr().out.count("passed") == 12
 
 
 def _heun(x, s, sn, slope, weight=0.5):
@@ -88,6 +89,21 @@ def _dsm(net, x0, sde, t, z, *, weighted=True, sign=1, alpha=True, reduce="sum",
     r = (std * s + sign * z) if weighted else (s + z / std)
     loss = r.pow(2).sum(1).mean() if reduce == "sum" else r.pow(2).mean()
     return 0.5 * loss if half else loss
+
+
+def _train(net, opt, loss_fn, max_norm, *, zero=True, clip="before", step=True, as_float=True):
+    """One training step as a student writes it (and the catalogued slips)."""
+    if zero:
+        opt.zero_grad()
+    loss = loss_fn(net)
+    loss.backward()
+    if clip == "before":
+        torch.nn.utils.clip_grad_norm_(net.parameters(), max_norm)
+    if step:
+        opt.step()
+    if clip == "after":
+        torch.nn.utils.clip_grad_norm_(net.parameters(), max_norm)
+    return loss.item() if as_float else loss
 
 
 def _ve(t, smin, smax, kind):
@@ -170,6 +186,10 @@ CATALOGUE = [
     ("check_em_sampler", lambda *a: _em_loop(*a, points=a[3]), "so n_steps - 1 steps"),
     ("check_em_sampler", lambda *a: _em_loop(*a, at_next=True), "step's end time"),
     ("check_em_sampler", lambda *a: _em_loop(*a, half=True), "probability-flow ODE's"),
+    ("check_train_step", lambda *a: _train(*a, zero=False), "never cleared"),
+    ("check_train_step", lambda *a: _train(*a, clip=None), "unclipped gradients"),
+    ("check_train_step", lambda *a: _train(*a, clip="after"), "unclipped gradients"),
+    ("check_train_step", lambda *a: _train(*a, step=False), "never change"),
     ("check_dsm_loss", lambda *a: _dsm(*a, weighted=False), "that is lambda = 1"),
     ("check_dsm_loss", lambda *a: _dsm(*a, sign=-1), "the sign"),
     ("check_dsm_loss", lambda *a: _dsm(*a, alpha=False), "kernel's mean"),

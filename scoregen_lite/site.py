@@ -113,7 +113,7 @@ body.sg-page { margin: 0; }
 #sg-search { --pagefind-ui-scale: 0.75; --pagefind-ui-primary: #4c1d95; --pagefind-ui-text: #222; }
 .sg-nav { display: flex; gap: 1.2em; align-items: center; flex-wrap: wrap; padding: 0.7em 1em; margin: 1em 0;
   background: #f4f0ff; border: 1px solid #ddd3fb; border-radius: 6px; font: 14px system-ui, sans-serif; }
-.sg-nav a { color: #4c1d95; text-decoration: none; } .sg-nav a:hover { text-decoration: underline; }
+.sg-nav a { color: #4c1d95; text-decoration: none; } .sg-nav a:hover { text-decoration: underline; } main .jp-RenderedMarkdown a:link, main .jp-RenderedMarkdown a:visited { text-decoration: underline; }
 .sg-nav .sg-run { flex-basis: 100%; color: #333; font-size: 13px; }
 .sg-nav code, .sg-widget code { background: #fff; padding: 0 0.25em; border-radius: 3px; }
 /* matplotlib's animation player asks for Font Awesome from a CDN; offline, these glyphs stand in */

@@ -368,21 +368,13 @@ def build_site(out="site", *, course=None, log=print, search: bool = True) -> di
                 cell.outputs = list(cell.outputs) + [nbformat.v4.new_output("display_data", data={
                     "text/html": _WIDGET_NOTE.format(nb=f"notebooks/{path.name}"), "text/plain": "widget"})]
                 n_widgets += 1
-        title = pages[i][1]
-        resources = {"metadata": {"name": title}, "language_code": "en", "scoregen_css": _CSS,
-                     "scoregen_nav": _nav(i, pages, repo), "scoregen_sidebar": "<!--scoregen-sidebar-->",
-                     "scoregen_mathjax_config": MATHJAX_CONFIG, "scoregen_mathjax_url": _MATHJAX_URL,
-                     "scoregen_search_js": _SEARCH_JS}
-        body, _ = exporter.from_notebook_node(nb, resources=resources)
-        body = re.sub(r'<link[^>]*href="https?://[^"]*"[^>]*>', "", body)   # nothing is fetched from the internet
-        body = body.replace("<!--scoregen-sidebar-->", _sidebar(pages, i, _outline(body)), 1)
-        body = body.replace('<a class="anchor-link"', '<a data-pagefind-ignore class="anchor-link"')   # no pilcrows in results
+        body = _render(exporter, nb, pages[i][1], _nav(i, pages, repo), pages, i)
         (out / f"{path.stem}.html").write_text(body, encoding="utf-8")
         shutil.copy(path, out / "notebooks" / path.name)
         equations[f"{path.stem}.html"] = n_eq
         log(f"{path.stem}.html ({len(body) / 1e6:.1f} MB, {n_eq} equations"
             f"{f', {n_widgets} widget note(s)' if n_widgets else ''})")
-    equations["notation.html"] = _notation_page(out, exporter, pages, repo)
+    equations["notation.html"] = _notation_page(out, exporter, pages)
     log(f"notation.html ({equations['notation.html']} equations)")
     _home(out, pages, notebook_map(course / "README.md"), _minutes(course / "benchmarks" / "results" /
                                                                     "course_timings.json"))
@@ -398,28 +390,32 @@ def build_site(out="site", *, course=None, log=print, search: bool = True) -> di
     return info
 
 
-def _notation_page(out: Path, exporter, pages, repo) -> int:
-    """``notation.html``: the notation sheet (``sg.notation.sheet``), typeset like the notebook pages; returns its
-    number of equations."""
-    import nbformat
-
-    from .notation import sheet
-
-    table, abbreviations = sheet().split("\n\n", 1)
-    text = ("# Notation\n\nOne meaning per symbol across the notebooks, the package and the widgets. The course "
-            "notes' equations (1)-(8) keep their symbols; where a paper writes a symbol differently, the last column "
-            "says so.\n\n## Symbols\n\n" + table + "\n\n## Abbreviations\n\n" + abbreviations)
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(text)])
-    nav = ('<nav class="sg-nav" aria-label="Previous and next"><a href="index.html">&larr; the course</a>'
-           f'<a href="{pages[0][0]}.html">{html.escape(pages[0][1])} &rarr;</a></nav>')
-    resources = {"metadata": {"name": "Notation"}, "language_code": "en", "scoregen_css": _CSS, "scoregen_nav": nav,
+def _render(exporter, nb, title: str, nav: str, pages, current: int | None) -> str:
+    """One page of the site: ``nb`` exported with the course's template, nothing fetched from the internet, the
+    sidebar with this page's outline, no pilcrows in search results."""
+    resources = {"metadata": {"name": title}, "language_code": "en", "scoregen_css": _CSS, "scoregen_nav": nav,
                  "scoregen_sidebar": "<!--scoregen-sidebar-->", "scoregen_mathjax_config": MATHJAX_CONFIG,
                  "scoregen_mathjax_url": _MATHJAX_URL, "scoregen_search_js": _SEARCH_JS}
     body, _ = exporter.from_notebook_node(nb, resources=resources)
     body = re.sub(r'<link[^>]*href="https?://[^"]*"[^>]*>', "", body)
-    body = body.replace("<!--scoregen-sidebar-->", _sidebar(pages, None, _outline(body)), 1)
-    body = body.replace('<a class="anchor-link"', '<a data-pagefind-ignore class="anchor-link"')
-    (out / "notation.html").write_text(body, encoding="utf-8")
+    body = body.replace("<!--scoregen-sidebar-->", _sidebar(pages, current, _outline(body)), 1)
+    return body.replace('<a class="anchor-link"', '<a data-pagefind-ignore class="anchor-link"')
+
+
+def _notation_page(out: Path, exporter, pages) -> int:
+    """``notation.html``: the notation sheet (``sg.notation``), typeset like the notebook pages; returns its
+    number of equations."""
+    import nbformat
+
+    from .notation import abbreviations_table, markdown_table
+
+    text = ("# Notation\n\nOne meaning per symbol across the notebooks, the package and the widgets. The course "
+            "notes' equations (1)-(8) keep their symbols; where a paper writes a symbol differently, the last column "
+            "says so.\n\n## Symbols\n\n" + markdown_table() + "\n## Abbreviations\n\n" + abbreviations_table())
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(text)])
+    nav = ('<nav class="sg-nav" aria-label="Previous and next"><a href="index.html">&larr; the course</a>'
+           f'<a href="{pages[0][0]}.html">{html.escape(pages[0][1])} &rarr;</a></nav>')
+    (out / "notation.html").write_text(_render(exporter, nb, "Notation", nav, pages, None), encoding="utf-8")
     return count_equations(text)
 
 

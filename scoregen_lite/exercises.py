@@ -360,8 +360,7 @@ def check_em_step(fn) -> None:
 def _em_reference(sde, score_fn, x, n_steps, t_min, zs, *, grid=None, last_noise=False, score_at_next=False,
                   ode=False):
     """The reverse Euler-Maruyama loop of ``check_em_sampler`` (and its catalogued mistakes)."""
-    ts = torch.linspace(1.0, t_min, (n_steps if grid == "short" else n_steps) + (0 if grid == "short" else 1),
-                        dtype=torch.float64).tolist()
+    ts = torch.linspace(1.0, t_min, n_steps + (0 if grid == "short" else 1), dtype=torch.float64).tolist()
     for k in range(len(ts) - 1):
         t, dt = ts[k], ts[k + 1] - ts[k]
         tv = torch.full((x.shape[0],), t, dtype=x.dtype)

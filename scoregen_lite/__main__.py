@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--time-budget", type=float, help="stop after this many seconds")
     t.add_argument("--no-compile", action="store_true", help="train eagerly (no torch.compile)")
     t.add_argument("--no-resume", action="store_true", help="start afresh even if a checkpoint exists")
+    t.add_argument("--init-from", help="fine-tune: start from this checkpoint's EMA weights (e.g. "
+                                       "checkpoints/mnist_ve.pt), with a fresh optimizer")
+    t.add_argument("--ema-decay", type=float, help="decay of the weight EMA (default: the config's, 0.999)")
     t.add_argument("--limit", type=int, help="use only the first N training digits")
     t.add_argument("--root", help="folder with the MNIST IDX files (default $SCOREGEN_DATA/mnist)")
     t.add_argument("--device")
@@ -101,12 +104,13 @@ def main(argv=None) -> int:
             config = mnist.config_for(args.quick or QUICK, cpu=args.cpu, conditional=args.conditional,
                                       n_steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                       time_budget_s=args.time_budget, compile=False if args.no_compile else None,
-                                      precision=args.precision)
+                                      precision=args.precision, ema_decay=args.ema_decay)
             if args.recipe:
                 config = config.with_recipe(args.recipe)
             command = "python -m scoregen_lite " + " ".join(raw)
             _, _, info = mnist.train_model(args.out, config, root=args.root, device=args.device,
-                                           resume=not args.no_resume, limit=args.limit, command=command)
+                                           resume=not args.no_resume, limit=args.limit, command=command,
+                                           init=args.init_from)
             print(f"trained {info['steps']} steps in {info['seconds']:.1f} s ({info['images_per_s']:,.0f} images/s); "
                   f"checkpoint: {Path(args.out) / 'checkpoint.pt'}")
         elif args.command == "sample":

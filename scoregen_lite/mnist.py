@@ -83,11 +83,14 @@ def commit_id() -> str:
 
 
 def train_model(out_dir, config: ImageConfig, *, root=None, device=None, resume: bool = True, progress: bool = True,
-                log=print, limit: int | None = None, command: str | None = None):
+                log=print, limit: int | None = None, command: str | None = None, init=None):
     """Train on the training digits of ``sg.data.mnist_split`` (never the held-out ones) and write
     ``out_dir/checkpoint.pt`` and ``out_dir/train.json`` (command, commit, device, steps, batch, time).
 
-    ``limit`` uses only the first ``limit`` training digits (quick mode). Returns (net, ema, info)."""
+    ``limit`` uses only the first ``limit`` training digits (quick mode). ``init``: fine-tune from that
+    checkpoint's EMA weights (``sg.train.train_images``); its sha256, command, commit and steps are
+    recorded as ``init_from`` (from its manifest beside it when there is one), so the chain of commands
+    reproduces the result. Returns (net, ema, info)."""
     from . import device as default_device
 
     device = torch.device(device) if device is not None else default_device()
@@ -99,10 +102,21 @@ def train_model(out_dir, config: ImageConfig, *, root=None, device=None, resume:
         x, y = x[:limit], y[:limit]
     meta = {"heldout": split.heldout, "n_train": len(x), "command": command, "commit": commit_id(),
             "device": device_name(device)}
+    if init is not None:
+        init = Path(init)
+        if not init.exists():
+            raise FileNotFoundError(f"init={str(init)!r} does not exist; pass a checkpoint to start from "
+                                    f"(e.g. checkpoints/mnist_ve.pt).")
+        origin = {"path": str(init), "sha256": hashlib.sha256(init.read_bytes()).hexdigest()}
+        manifest = init.with_suffix(".json")
+        if manifest.exists():
+            m = json.loads(manifest.read_text())
+            origin.update({k: m.get(k) for k in ("command", "commit", "steps", "init_from") if m.get(k) is not None})
+        meta["init_from"] = origin
     log(f"training on {len(x):,} digits; held out: {split.heldout} ({len(split.x_held):,} digits)")
     net, ema, info = train.train_images(x, config, labels=y if config.n_classes else None,
                                         checkpoint=out / "checkpoint.pt", resume=resume, device=device,
-                                        progress=progress, log=log, meta=meta)
+                                        progress=progress, log=log, meta=meta, init=init)
     summary = {k: v for k, v in info.items() if k not in ("losses", "config")}
     summary.update(meta, batch_size=config.batch_size, final_loss=sum(info["losses"][-100:]) / max(1, len(info["losses"][-100:])),
                    parameters=sum(p.numel() for p in net.parameters()))
@@ -420,6 +434,7 @@ def ship(checkpoint, name: str, *, n: int = 2000, n_steps: int = 500, n_likeliho
             "precision": run_info.get("precision"), "heldout": small["meta"].get("heldout"),
             "n_train": small["meta"].get("n_train"), "stored": "EMA weights, float16", "size_mb": round(size_mb, 3),
             "sha256": sha256(target), "note": note,
+            **({"init_from": small["meta"]["init_from"]} if small["meta"].get("init_from") else {}),
             "metrics": {k: v for k, v in result.items()}}
     (checkpoints_dir() / f"{name}.json").write_text(json.dumps(info, indent=2) + "\n")
     return info

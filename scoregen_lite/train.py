@@ -415,7 +415,7 @@ def _maybe_compile(net, config, device, log):
 
 def train_images(data: torch.Tensor, config: ImageConfig = FAST, *, labels: torch.Tensor | None = None,
                  checkpoint: str | Path | None = None, resume: bool = True, device=None, progress: bool = True,
-                 log=print, stop_after: int | None = None, meta: dict | None = None):
+                 log=print, stop_after: int | None = None, meta: dict | None = None, init=None):
     """Train a ``ScoreUNet`` with eq. (8) on images (n, 1, 28, 28) in [0, 1], with the config's recipe
     (``sg.recipes.recipe_loss``: preconditioning, noise levels, weighting; notebook 10).
 
@@ -470,6 +470,18 @@ def train_images(data: torch.Tensor, config: ImageConfig = FAST, *, labels: torc
         gen.set_state(state["rng"].cpu() if device.type == "cpu" else state["rng"].to("cpu"))
         step, losses = state["step"], list(state["losses"])
         log(f"resumed from {checkpoint} at step {step}")
+    elif init is not None:
+        start_net, _, start_config = load_score_model(init, device="cpu", use_ema=True)
+        mismatch = {k: (getattr(start_config, k), getattr(config, k)) for k in
+                    ("channels", "embed_dim", "n_classes", "precond", "sde_sigma", "sigma_data")
+                    if getattr(start_config, k) != getattr(config, k)}
+        if mismatch:
+            raise ValueError(f"init={str(init)!r} holds a different network: (its, this config's) {mismatch}; "
+                             f"pass the config it was trained with (e.g. --cpu --conditional as in its manifest).")
+        net.load_state_dict({k: v.float() for k, v in start_net.state_dict().items()})
+        if ema is not None:
+            ema = EMA(net, config.ema_decay)
+        log(f"starting from the EMA weights of {init}")
     data = data.to(device, non_blocking=True)
     if config.n_classes:
         labels = labels.to(device=device, dtype=torch.long)

@@ -482,3 +482,24 @@ def test_sampling_says_its_precision(monkeypatch):
     monkeypatch.setattr(sg, "precision", lambda device=None, requested="auto": (torch.bfloat16, "bf16 (patched)"))
     sg.samplers.sample_batched(spy, sg.sde.VESDE.tutorial(25.0), 2, n_steps=2, device="cpu", log=said.append)
     assert said[-1] == "sampling precision: bf16 (patched)" and set(seen) == {(True, torch.bfloat16)}
+
+
+def test_init_from_starts_at_the_given_ema_weights(tmp_path, tiny_data):
+    """--init-from: the new run starts from the first run's EMA weights (not its last ones, not fresh
+    ones), with step 0 and a fresh optimizer; a different network is refused by name."""
+    cfg = tiny_config(n_steps=6, checkpoint_every=3)
+    first, ema, _ = sg.train.train_images(tiny_data, cfg, checkpoint=tmp_path / "a.pt", device="cpu", progress=False)
+    ema_net, _, _ = sg.train.load_score_model(tmp_path / "a.pt", device="cpu")
+    x, t = torch.rand(2, 1, 28, 28), torch.full((2,), 0.5)
+    fine = replace(cfg, n_steps=0)
+    net0, _, info = sg.train.train_images(tiny_data, fine, checkpoint=tmp_path / "b.pt", device="cpu",
+                                          progress=False, init=tmp_path / "a.pt", log=lambda m: None)
+    assert info["steps"] == 0
+    assert torch.allclose(net0(x, t), ema_net(x, t), atol=1e-6)          # the EMA weights ...
+    assert not torch.allclose(net0(x, t), first.eval()(x, t), atol=1e-4)  # ... not the last ones
+    _, _, more = sg.train.train_images(tiny_data, replace(cfg, n_steps=3), checkpoint=tmp_path / "c.pt",
+                                       device="cpu", progress=False, init=tmp_path / "a.pt", log=lambda m: None)
+    assert more["steps"] == 3 and more["resumed_from_step"] == 0
+    with pytest.raises(ValueError, match="different network"):
+        sg.train.train_images(tiny_data, replace(cfg, embed_dim=cfg.embed_dim * 2), device="cpu", progress=False,
+                              init=tmp_path / "a.pt", log=lambda m: None)

@@ -20,7 +20,7 @@ __all__ = ["score_mse", "fisher_divergence", "score_error_map", "error_by_densit
            "mean_distance_within",
            "MNISTClassifier", "mnist_classifier", "frechet_distance", "class_histogram", "histogram_ok",
            "evaluate_images", "accuracy", "moment_z", "energy_noise_floor", "cache_dir", "cache_path",
-           "save_to_cache", "nearest_neighbours", "memorisation_ratio", "memorised_fraction"]
+           "save_to_cache", "nearest_neighbours", "memorisation_ratio", "memorised_fraction", "score_norm_law"]
 
 
 @torch.no_grad()
@@ -371,3 +371,31 @@ def memorised_fraction(samples: torch.Tensor, train: torch.Tensor, threshold: fl
     """The fraction of samples whose ``memorisation_ratio`` is below ``threshold`` (1/3): copies of training
     points. Notebook 10 shows it near 1 for a model trained on 100 digits and near 0 for the shipped one."""
     return float((memorisation_ratio(samples, train) < threshold).float().mean())
+
+
+@torch.no_grad()
+def score_norm_law(score_fn, sde, x0: torch.Tensor, times, generator: torch.Generator | None = None) -> dict:
+    """Notebook 04's 1/sigma law, measured on any score model of an SDE (notebook 07 does it on the U-Net).
+
+    For each t of ``times``, perturb the data points ``x0`` (n, ...) with the SDE's kernel,
+    x_t = mean_t(x0) + std_t z, and evaluate s = ``score_fn(x_t, t)``. The kernel's own score is
+    -z / std_t, of norm about sqrt(D) / std_t in D dimensions, and where the data are far apart compared
+    with std_t (or all within std_t of each other) the true score is close to it. Returns lists over
+    ``times`` (a list or 1-d tensor of times in (0, 1]): ``std`` (std_t), ``norm`` (mean ||s||), ``ratio`` (std_t * mean ||s|| / sqrt(D): 1 on the
+    law) and ``cosine`` (mean cosine between s and -z: 1 when the score points back along the noise).
+    """
+    x0 = _checks.batch("x0", x0)
+    out = {"std": [], "norm": [], "ratio": [], "cosine": []}
+    dim = x0[0].numel()
+    for t in torch.as_tensor(times, dtype=torch.float32).reshape(-1).tolist():
+        tt = torch.full((len(x0),), float(t), device=x0.device)
+        mean, std = sde.marginal_prob(x0, tt)
+        z = torch.randn(x0.shape, generator=generator, device=x0.device)   # ``generator`` on x0's device
+        s = score_fn(mean + std.view(-1, *[1] * (x0.dim() - 1)) * z, tt).reshape(len(x0), -1).float()
+        norm = s.norm(dim=1).mean().item()
+        sd = float(std.reshape(-1)[0])
+        out["std"].append(sd)
+        out["norm"].append(norm)
+        out["ratio"].append(sd * norm / dim ** 0.5)
+        out["cosine"].append(torch.nn.functional.cosine_similarity(s, -z.reshape(len(x0), -1).float()).mean().item())
+    return out

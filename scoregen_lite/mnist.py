@@ -30,7 +30,7 @@ from .train import CPU, FAST, QUICK_CPU, ImageConfig
 __all__ = ["train_model", "sample_model", "evaluate_model", "bits_per_dim", "config_for", "SHIPPED",
            "checkpoints_dir", "course_dir", "find_checkpoint", "pretrained", "manifest", "ship", "sha256",
            "ChecksumMismatch", "HeldoutError", "inpaint_model", "commit_id", "SHIP_SAMPLERS",
-           "SHIP_GUIDED"]
+           "SHIP_GUIDED", "GUIDANCE_SCALE", "guided_metrics"]
 
 #: The checkpoints that ship in ``checkpoints/``, and what each is.
 SHIPPED = {
@@ -237,9 +237,41 @@ def _checks_eps(checkpoint) -> float:
 #: The samplers a shipped checkpoint's manifest also reports (Frechet distance to the held-out digits).
 SHIP_SAMPLERS = {"Heun-18": dict(sampler="edm", n_steps=18), "Heun-18 churn 40": dict(sampler="edm", n_steps=18,
                                                                                       churn=40.0)}
+#: Notebook 09's classifier-free guidance scale for the shipped conditional model: the smallest scale of
+#: ``benchmarks/guidance_cpu.py``'s sweep at which >= 98 % of the digits read as asked (larger scales read
+#: even better but look less like real digits: their Frechet distance grows; the table in notebook 09).
+GUIDANCE_SCALE = 1.5
 #: How a class-conditional checkpoint's manifest measures guidance: notebook 09's scale and sampler, the same
-#: number of digits asked for of every class.
-SHIP_GUIDED = dict(scale=2.0, sampler="edm", n_steps=18, churn=40.0)
+#: number of digits asked for of every class (``guided_metrics``).
+SHIP_GUIDED = dict(scale=GUIDANCE_SCALE, sampler="edm", n_steps=18, churn=40.0)
+
+
+def guided_metrics(net, sde, classifier, x_held: torch.Tensor, guided: dict, *, n: int = 2000, seed: int = 0,
+                   batch_size: int | None = None, device=None) -> dict:
+    """How well classifier-free guidance asks a class-conditional network for a digit (notebook 09; the
+    manifests' and ``benchmarks/guidance_cpu.py``'s protocol): ``n // 10`` digits asked of each class, digit k
+    drawn with seed ``seed + k`` at the guidance scale ``guided["scale"]`` and the sampler keywords beside it
+    (e.g. ``SHIP_GUIDED``). Returns {"guided": {**guided, "n"}, "guided_accuracy": the share read as asked by
+    ``classifier``, "guided_frechet_heldout": their Frechet distance to ``x_held`` on its features,
+    "guided_seconds"}."""
+    n_classes = int(getattr(net, "n_classes", 0) or 0)
+    if not n_classes:
+        raise ValueError("guided_metrics needs a class-conditional network (trained with --conditional).")
+    if "scale" not in guided:
+        raise ValueError(f"guided={guided!r} has no 'scale'; pass e.g. sg.mnist.SHIP_GUIDED.")
+    device = torch.device(device) if device is not None else next(net.parameters()).device
+    kw = {k: v for k, v in guided.items() if k != "scale"}
+    per = max(1, n // n_classes)
+    xs, asked, start = [], [], time.perf_counter()
+    for label in range(n_classes):
+        x_k, _, _ = _sample(net, sde, per, batch_size=batch_size, seed=seed + label, device=device, label=label,
+                            guidance=float(guided["scale"]), **kw)
+        xs.append(x_k)
+        asked.append(torch.full((per,), label, dtype=torch.long))
+    x_g, y_g = torch.cat(xs), torch.cat(asked)
+    return {"guided": {**guided, "n": len(x_g)}, "guided_accuracy": metrics.accuracy(classifier, x_g, y_g),
+            "guided_frechet_heldout": metrics.evaluate_images(x_g, x_held, classifier)["frechet"],
+            "guided_seconds": time.perf_counter() - start}
 
 
 def check_heldout(checkpoint_meta: dict, split) -> None:
@@ -309,17 +341,8 @@ def evaluate_model(checkpoint, *, n: int = 10_000, sampler: str = "em", n_steps:
             "frechet_heldout": metrics.evaluate_images(x_fast, split.x_held, classifier)["frechet"], "nfe": nfe_fast,
             "seconds": sec_fast, **kw}
     if guided is not None:
-        kw = {k: v for k, v in guided.items() if k != "scale"}
-        per = max(1, n // net.n_classes)
-        xs, asked = [], []
-        for label in range(net.n_classes):
-            x_k, _, _ = _sample(net, sde, per, batch_size=batch_size, seed=seed + label, device=device, label=label,
-                                guidance=float(guided["scale"]), **kw)
-            xs.append(x_k)
-            asked.append(torch.full((per,), label, dtype=torch.long))
-        x_g, y_g = torch.cat(xs), torch.cat(asked)
-        result.update(guided={**guided, "n": len(x_g)}, guided_accuracy=metrics.accuracy(classifier, x_g, y_g),
-                      guided_frechet_heldout=metrics.evaluate_images(x_g, split.x_held, classifier)["frechet"])
+        result.update(guided_metrics(net, sde, classifier, split.x_held, guided, n=n, seed=seed,
+                                     batch_size=batch_size, device=device))
     from .recipes import bits_floor
 
     sigma_min = float(sde.sigma_of_t(torch.tensor(_checks_eps(checkpoint), dtype=torch.float64)))

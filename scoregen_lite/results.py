@@ -17,7 +17,7 @@ import re
 import sys
 from pathlib import Path
 
-__all__ = ["results_dir", "gpu_benchmark_table", "cpu_benchmark_table", "fast_sampling_table", "recipes_table", "load_recipes", "course_timings_table",
+__all__ = ["results_dir", "gpu_benchmark_table", "cpu_benchmark_table", "fast_sampling_table", "guidance_table", "recipes_table", "load_recipes", "course_timings_table",
            "checkpoints_table", "TABLES", "render_readme", "main"]
 
 
@@ -153,6 +153,37 @@ def fast_sampling_table(folder=None) -> str:
     return "\n".join(out) + "\n"
 
 
+def guidance_table(folder=None) -> str:
+    """Markdown table of every committed guidance benchmark run (``benchmarks/guidance_cpu.py``): per guidance
+    scale, the share of digits read as asked and their Frechet distance to the held-out digits, with the
+    course's targets at notebook 09's scale. Shown in notebooks/09_controllable_generation.ipynb."""
+    folder = Path(folder) if folder else results_dir()
+    runs = sorted(folder.glob("guidance_cpu*.json"))
+    if not runs:
+        raise FileNotFoundError(f"no guidance results (guidance_cpu*.json) in {folder}; run benchmarks/guidance_cpu.py.")
+    shipped = _course_dir() / "checkpoints" / "mnist_cond.json"
+    shipped_sha = json.loads(shipped.read_text())["sha256"] if shipped.exists() else None
+    out = []
+    for path in runs:
+        r = json.loads(path.read_text())
+        stale = "" if r.get("checkpoint_sha256") == shipped_sha else " (not the checkpoint shipped now)"
+        s = r["sampler"]
+        out += [f"`{path.stem}`: {r['n']:,} digits per scale ({r['n'] // 10} asked of each class) from "
+                f"`{Path(r['checkpoint']).name}`{stale} on {r['device']}, EDM Heun-{s['n_steps']} with churn "
+                f"{s.get('churn', 0):g}; Frechet distance to the {r['n_heldout']} held-out digits (training digits "
+                f"score {_fmt(r.get('frechet_real_heldout'), '.1f')}). Targets at notebook 09's scale "
+                f"{r['chosen_scale']:g}: >= {r['target_accuracy']:.0%} read as asked, Frechet distance <= "
+                f"{r['target_frechet']:g}.", "",
+                "| guidance scale | read as asked | Frechet distance | seconds |", "| --- | --- | --- | --- |"]
+        for row in r["rows"]:
+            mark = " (notebook 09)" if row["scale"] == r["chosen_scale"] else ""
+            out.append(f"| {row['scale']:g}{mark} | {row['accuracy']:.1%} | {row['frechet']:.1f} | {row['seconds']:.0f} |")
+        met = {True: "met", False: "missed", None: "not measured"}[r.get("meets_target")]
+        out += ["", f"Targets at scale {r['chosen_scale']:g}: {met}.", ""]
+    out.append("Source: " + ", ".join(f"`benchmarks/results/{p.name}`" for p in runs) + ".")
+    return "\n".join(out) + "\n"
+
+
 def load_recipes(folder=None) -> dict:
     """The newest committed recipe benchmark (``recipes_cpu*.json``, last by name) as a dict (notebook 10)."""
     folder = Path(folder) if folder else results_dir()
@@ -265,7 +296,8 @@ def _memorised(q: dict) -> str:
 def _guided(q: dict) -> str:
     if "guided_accuracy" not in q:
         return "n/a"
-    return f"{q['guided_accuracy']:.1%}, {q['guided_frechet_heldout']:.1f} ({q['guided']['n']:,} samples)"
+    return (f"({q['guided']['scale']:g}): {q['guided_accuracy']:.1%}, {q['guided_frechet_heldout']:.1f} "
+            f"({q['guided']['n']:,} samples)")
 
 
 def latency_rows(res: dict) -> list[str]:
@@ -317,7 +349,7 @@ def notation_table(folder=None) -> str:
 
 #: README block name -> the function that renders it.
 TABLES = {"gpu-benchmark": gpu_benchmark_table, "cpu-benchmark": cpu_benchmark_table,
-          "fast-sampling": fast_sampling_table, "recipes": recipes_table,
+          "fast-sampling": fast_sampling_table, "guidance": guidance_table, "recipes": recipes_table,
           "course-timings": course_timings_table, "checkpoints": checkpoints_table,
           "grading-points": grading_points_table, "widget-latency": widget_latency_table,
           "notation": notation_table}

@@ -503,3 +503,27 @@ def test_init_from_starts_at_the_given_ema_weights(tmp_path, tiny_data):
     with pytest.raises(ValueError, match="different network"):
         sg.train.train_images(tiny_data, replace(cfg, embed_dim=cfg.embed_dim * 2), device="cpu", progress=False,
                               init=tmp_path / "a.pt", log=lambda m: None)
+
+
+def test_guidance_benchmark_script_runs_tiny(tmp_path, shared_mnist, classifier_cache):
+    """benchmarks/guidance_cpu.py's own code path on a tiny class-conditional run (no claims): one row per
+    scale, the target marked at notebook 09's scale, rendered by sg.results.guidance_table; --manifest refuses
+    anything but the shipped model."""
+    cfg = sgm.config_for(True, conditional=True, n_steps=4)
+    sgm.train_model(tmp_path / "cond", cfg, root=shared_mnist, device="cpu", progress=False, log=lambda m: None,
+                    limit=200)
+    env = dict(os.environ, SCOREGEN_DATA=str(shared_mnist.parent), SCOREGEN_CACHE=str(classifier_cache))
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "guidance_cpu.py"
+    out = tmp_path / "guidance_cpu_tiny.json"
+    args = [sys.executable, str(script), "--tiny", "--checkpoint", str(tmp_path / "cond" / "checkpoint.pt"),
+            "--scales", "1", str(sgm.GUIDANCE_SCALE), "--out", str(out)]
+    r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert [row["scale"] for row in res["rows"]] == [1.0, sgm.GUIDANCE_SCALE] and res["n"] == 20
+    assert all(row["n"] == 20 and 0 <= row["accuracy"] <= 1 for row in res["rows"])
+    assert res["chosen_scale"] == sgm.GUIDANCE_SCALE and res["meets_target"] in (True, False)
+    table = sg.results.guidance_table(tmp_path)
+    assert f"| {sgm.GUIDANCE_SCALE:g} (notebook 09) |" in table and "not the checkpoint shipped now" in table
+    r = subprocess.run(args + ["--manifest"], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0 and "--manifest measures the shipped" in r.stderr

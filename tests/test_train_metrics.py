@@ -193,3 +193,25 @@ def test_nets_shapes_and_checks():
     assert not any(True for _ in fourier.parameters())  # omega is fixed, not trained
     assert fourier(torch.rand(6)).shape == (6, 8)
     assert sg.nets.count_parameters(net) == sum(p.numel() for p in net.parameters())
+
+
+def test_score_norm_law_known_value_for_a_point_mass():
+    """Data at one point x0: the true score of the VE marginal is -z / std_t exactly, so ratio =
+    E||z|| / sqrt(D) = sqrt(2) Gamma((D+1)/2) / Gamma(D/2) / sqrt(D) (about 1 - 1/(4D)) and cosine 1."""
+    sde = sg.sde.VESDE.tutorial(25.0)
+    dim = 64
+    x0 = torch.full((4000, dim), 0.3)
+    exact = lambda x, t: -(x - 0.3) / sde.marginal_std(t).view(-1, 1) ** 2
+    times = [0.05, 0.3, 1.0]
+    law = sg.metrics.score_norm_law(exact, sde, x0, times, generator=torch.Generator().manual_seed(0))
+    expected = math.sqrt(2) * math.exp(math.lgamma((dim + 1) / 2) - math.lgamma(dim / 2)) / math.sqrt(dim)
+    assert law["std"] == pytest.approx(sde.marginal_std(torch.tensor(times)).tolist(), rel=1e-6)
+    # the ratio's standard error is std(||z||) / sqrt(D n) = 0.71 / sqrt(64 * 4000) = 1.4e-3: 3 of them;
+    # measured at most 1.7e-3 off
+    assert law["ratio"] == pytest.approx([expected] * 3, abs=4.2e-3)
+    assert law["cosine"] == pytest.approx([1.0] * 3, abs=1e-5)
+    assert law["norm"][0] > 10 * law["norm"][2]          # ~ 1 / std_t
+    # a score too small by std_t (the network's output not divided by std_t): the ratio moves with t
+    wrong = sg.metrics.score_norm_law(lambda x, t: exact(x, t) * sde.marginal_std(t).view(-1, 1), sde, x0, times,
+                                      generator=torch.Generator().manual_seed(0))
+    assert abs(wrong["ratio"][0] - expected) > 0.5

@@ -429,7 +429,9 @@ def ship(checkpoint, name: str, *, n: int = 2000, n_steps: int = 500, n_likeliho
     ``checkpoints/NAME.pt`` (at most 3 MB), then evaluate it on held-out digits (EM, ``n_steps``), and
     the run's last (non-EMA) weights on the same noise, and write ``checkpoints/NAME.json``: the training
     command, commit, device, steps, batch, wall time, sha256, the metrics and ``note`` (how the run went,
-    in words, e.g. that it was resumed). Returns the manifest."""
+    in words, e.g. that it was resumed). A run started ``--init-from`` a shipped checkpoint counts that
+    checkpoint's steps in ``steps`` (its own in ``steps_this_run``; the chain in ``init_from``). Returns the
+    manifest."""
     if name not in SHIPPED:
         raise ValueError(f"name={name!r} is not in SHIPPED {sorted(SHIPPED)}; add it there with one line saying what it is.")
     state = train.load_checkpoint(checkpoint)
@@ -452,7 +454,9 @@ def ship(checkpoint, name: str, *, n: int = 2000, n_steps: int = 500, n_likeliho
                             guided=SHIP_GUIDED if state["config"].get("n_classes") else None)
     info = {"name": name, "what": SHIPPED[name], "command": small["meta"].get("command"),
             "commit": small["meta"].get("commit"), "device": small["meta"].get("device"),
-            "steps": state["step"], "batch_size": state["config"]["batch_size"],
+            "steps": state["step"] + int((small["meta"].get("init_from") or {}).get("steps") or 0),
+            **({"steps_this_run": state["step"]} if small["meta"].get("init_from") else {}),
+            "batch_size": state["config"]["batch_size"],
             "seconds": run_info.get("seconds"), "images_per_s": run_info.get("images_per_s"),
             "precision": run_info.get("precision"), "heldout": small["meta"].get("heldout"),
             "n_train": small["meta"].get("n_train"), "stored": "EMA weights, float16", "size_mb": round(size_mb, 3),

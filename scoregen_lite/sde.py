@@ -17,7 +17,8 @@ import torch
 
 from . import _checks
 
-__all__ = ["SDE", "VESDE", "VPSDE", "SubVPSDE", "SDES", "as_time", "per_sample", "denoiser", "continuity_check"]
+__all__ = ["SDE", "VESDE", "VPSDE", "SubVPSDE", "SDES", "as_time", "per_sample", "denoiser", "continuity_check",
+           "imperfect_score"]
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -333,6 +334,28 @@ def denoiser(sde: SDE, score_fn):
         return x + k * _checks.check_score_output(score_fn(a * x, tv), x)
 
     return D
+
+
+def imperfect_score(sde: SDE, score_fn, *, factor: float = 0.7, sigma_above: float = 1.0):
+    """A deliberately imperfect score model: ``score_fn`` itself wherever the noise level sigma(t) is at most
+    ``sigma_above``, and ``factor`` times it above (a model that under-fits the high noise levels, e.g. a
+    network trained too briefly there, has a score of the wrong size there). With an exact ``score_fn`` the
+    error is known and confined to those levels, which is what notebook 07's preview of notebook 08 needs:
+    it shows the probability-flow ODE carrying an early error to the end while the reverse SDE's fresh
+    noise lets the exact score below ``sigma_above`` repair it. Returns ``score(x, t)``."""
+    _checks.check_callable("score_fn", score_fn)
+    factor = float(factor)
+    if not math.isfinite(factor) or factor <= 0:
+        raise ValueError(f"factor={factor!r} is invalid: expected a positive number (1 is the score itself, "
+                         f"0.7 is 30 % too weak).")
+    sigma_above = _checks.positive("sigma_above", sigma_above)
+
+    def score(x: torch.Tensor, t) -> torch.Tensor:
+        tv = as_time(t, x)
+        wrong = per_sample((sde.sigma_of_t(tv.to(torch.float64)) > sigma_above).to(x.dtype), x)
+        return score_fn(x, t) * (1 + (factor - 1) * wrong)
+
+    return score
 
 
 #: Name -> a default-configured SDE for 2D toy data (used by the widgets).

@@ -212,3 +212,21 @@ def test_sde_view_and_explorer():
     assert w.result["sde"] == "VE"
     with pytest.raises(ValueError, match="score='learned' needs nets="):
         sg.widgets.sde_view(score="learned")
+
+
+def test_imperfect_score_is_exact_below_its_level_and_scaled_above():
+    """sg.sde.imperfect_score: the score itself where sigma(t) <= sigma_above, factor times it above, per row
+    (times straddling the level in one batch), and bad factors refused by name."""
+    ve = sg.sde.SDES["VE"]()
+    exact = sg.densities.SDEMarginal(sg.densities.ring(), ve).score
+    imperfect = sg.sde.imperfect_score(ve, exact, factor=0.7, sigma_above=1.0)
+    x = torch.randn(6, 2, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([0.1, 0.3, 0.7, 0.9, 1.0, float(ve.t_of_sigma(torch.tensor(0.99)))])
+    above = ve.sigma_of_t(t.double()) > 1.0
+    assert above.tolist() == [False, False, True, True, True, False]
+    ratio = imperfect(x, t) / exact(x, t)
+    assert torch.allclose(ratio[above], torch.full_like(ratio[above], 0.7), atol=1e-6)
+    assert torch.allclose(ratio[~above], torch.ones_like(ratio[~above]), atol=1e-6)
+    assert torch.allclose(imperfect(x, 0.05), exact(x, 0.05))            # a float time
+    with pytest.raises(ValueError, match="factor=-1"):
+        sg.sde.imperfect_score(ve, exact, factor=-1)

@@ -38,6 +38,7 @@ __all__ = [
     "check_em_sampler",
     "check_dsm_loss",
     "check_train_step",
+    "check_label_dropout_loss",
     "check_ve_std",
     "check_karras_sigmas",
     "check_heun_step",
@@ -56,6 +57,10 @@ __all__ = [
 
 # the student-copy tool (``python -m scoregen_lite.exercises strip ...``) lives in sg.copies; re-exported here
 from .copies import BEGIN, END, STUB, main, strip_folder, strip_notebook, strip_source  # noqa: E402,F401
+from .checking import ExerciseFailed, compare as _compare, fmt as _fmt, passed as _passed  # noqa: E402,F401
+# the checks of whole methods (a sampler, a loss, a training step) live in sg.exercise_methods; re-exported here
+from .exercise_methods import (check_dsm_loss, check_em_sampler, check_label_dropout_loss,  # noqa: E402,F401
+                               check_train_step)
 
 
 #: Points of each exercise's check when the course is graded with nbgrader (``sg.grading``): 1 for a formula
@@ -69,67 +74,9 @@ POINTS = {
     "check_ve_std": 1, "check_em_step": 2, "check_em_sampler": 2, "check_dsm_loss": 2,  # 06
     "check_train_step": 2,                                                          # 07
     "check_karras_sigmas": 1, "check_heun_step": 2,                                 # 08
-    "check_guided_score": 1, "check_replacement_step": 2,                           # 09
+    "check_guided_score": 1, "check_label_dropout_loss": 2, "check_replacement_step": 2,  # 09
     "check_edm_coefficients": 1, "check_preconditioned_score": 2,                   # 10
 }
-
-
-class ExerciseFailed(AssertionError):
-    """An exercise check failed; the message says what was expected.
-
-    In Jupyter (and so in nbgrader's autograded notebooks and their feedback) it shows as that message alone,
-    without a traceback into the checking code: the message is what teaches."""
-
-    def _render_traceback_(self):      # IPython's hook for how an exception is shown
-        return [f"ExerciseFailed: {self}"]
-
-
-def _passed(name: str, detail: str) -> None:
-    print(f"\u2705 {name}: passed ({detail}).")
-
-
-def _fmt(v) -> str:
-    v = v.detach().double().flatten().tolist() if isinstance(v, torch.Tensor) else [float(v)]
-    return "(" + ", ".join(f"{a:.4g}" for a in v[:4]) + (", ..." if len(v) > 4 else "") + ")" if len(v) > 1 \
-        else f"{v[0]:.4g}"
-
-
-def _compare(name: str, got, want, atol: float, what: str, *, mistakes=(), where=None) -> float:
-    """Compare a student's answer with the reference; on a mismatch, say why as specifically as we can.
-
-    ``mistakes``: the catalogue of this exercise, ``(wrong answer on the same inputs, hint)`` pairs: an
-    answer that matches a wrong one gets that hint, which points to the idea, not the code. Otherwise
-    the message names where it is wrong: ``where(i)`` describes the input of row i (default: the row
-    number), with the expected and the received value there and the largest error.
-    """
-    if not isinstance(got, torch.Tensor):
-        raise ExerciseFailed(f"{name}: your function returned {type(got).__name__}; expected a torch.Tensor ({what}).")
-    got = got.detach()
-    if got.shape != want.shape:
-        raise ExerciseFailed(f"{name}: your result has shape {tuple(got.shape)}; expected {tuple(want.shape)} ({what}).")
-    diff = (got.double() - want.double()).abs()
-    err = float(diff.max())
-    if math.isfinite(err) and err <= atol:
-        return err
-    rows = diff.reshape(diff.shape[0], -1) if diff.dim() else diff.reshape(1, 1)
-    bad = (~torch.isfinite(rows)).any(1) if not math.isfinite(err) else rows.max(1).values > atol
-    i = int(torch.nonzero(~torch.isfinite(rows).all(1))[0]) if not math.isfinite(err) else int(rows.max(1).values.argmax())
-    at = where(i) if where is not None else (f"row {i}" if diff.dim() else "the result")
-    row = (lambda v: v[i]) if diff.dim() else (lambda v: v)
-    if diff.dim() > 1 and rows.shape[1] > 4:   # a row too long to print (an image): point at its worst entry
-        j = int(rows[i].nan_to_num(float("inf")).argmax())
-        idx = tuple(int(k) for k in torch.unravel_index(torch.tensor(j), diff.shape[1:]))
-        at = f"{at}, entry {idx if len(idx) > 1 else idx[0]}"
-        row = (lambda v: v[i].reshape(-1)[j])
-    detail = f"at {at}: expected {_fmt(row(want))}, got {_fmt(row(got))}"
-    for wrong, hint in mistakes:
-        if wrong.shape == want.shape and torch.allclose(wrong.double(), want.double()):
-            continue   # on these inputs this mistake gives the right answer: it cannot be told apart here
-        if wrong.shape == want.shape and torch.isfinite(got).all() and \
-                float((got.double() - wrong.double()).abs().max()) <= max(atol, 1e-6 * float(wrong.abs().max())):
-            raise ExerciseFailed(f"{name}: {hint} ({detail}; {what}).")
-    scope = f"{int(bad.sum())} of {len(bad)} rows are wrong" if diff.dim() else "the value is wrong"
-    raise ExerciseFailed(f"{name}: {scope}; largest error {err:.3g} > {atol:g} {detail} ({what}).")
 
 
 def _test_mixtures():
@@ -355,176 +302,6 @@ def check_em_step(fn) -> None:
         _compare("em_step", fn(x, t, dt, s, sde, z), want, 1e-9, f"eq. (7) for the {sde.name} SDE, t={t}, dt={dt}",
                  mistakes=mistakes, where=lambda i: _point(x, i))
     _passed("em_step", "one reverse Euler-Maruyama step of eq. (7) for the VP and VE SDEs")
-
-
-def _em_reference(sde, score_fn, x, n_steps, t_min, zs, *, grid=None, last_noise=False, score_at_next=False,
-                  ode=False):
-    """The reverse Euler-Maruyama loop of ``check_em_sampler`` (and its catalogued mistakes)."""
-    ts = torch.linspace(1.0, t_min, n_steps + (0 if grid == "short" else 1), dtype=torch.float64).tolist()
-    for k in range(len(ts) - 1):
-        t, dt = ts[k], ts[k + 1] - ts[k]
-        tv = torch.full((x.shape[0],), t, dtype=x.dtype)
-        g = sde.diffusion(tv)[:, None]
-        s = score_fn(x, torch.full_like(tv, ts[k + 1]) if score_at_next else tv)
-        x = x + (sde.drift(x, tv) - (0.5 if ode else 1.0) * g**2 * s) * dt
-        if k < len(ts) - 2 or last_noise:
-            x = x + g * math.sqrt(-dt) * zs[k]
-    return x
-
-
-def check_em_sampler(fn) -> None:
-    """Check ``fn(sde, score_fn, x1, n_steps, t_min, zs) -> x``: the whole reverse-SDE sampler of eq. (7) with
-    Euler-Maruyama (notebook 06): from x = x1 at t = 1, ``n_steps`` even steps down to ``t_min`` on the grid
-    ``torch.linspace(1, t_min, n_steps + 1)``, each x <- x + [f - g^2 s(x, t)] dt + g sqrt(|dt|) zs[k] at the
-    step's start time t, except the last, which adds no noise (as ``sg.samplers.euler_maruyama``).
-
-    Recognised mistakes: noise added on the last step too, a grid of n_steps points (one step short), the score
-    taken at the step's end time, and the probability-flow drift (1/2 g^2) in an SDE sampler."""
-    from .densities import SDEMarginal, two_modes
-    from .sde import VESDE, VPSDE
-
-    gen = torch.Generator().manual_seed(12)
-    n_steps, t_min = 6, 1e-3
-    for sde in (VPSDE(), VESDE(0.01, 10.0)):
-        score_fn = SDEMarginal(two_modes(torch.float64), sde).score
-        x1 = sde.prior_sample((12, 2), generator=gen, dtype=torch.float64)
-        zs = torch.randn(n_steps, 12, 2, generator=gen, dtype=torch.float64)
-        want = _em_reference(sde, score_fn, x1, n_steps, t_min, zs)
-        mistakes = [(_em_reference(sde, score_fn, x1, n_steps, t_min, zs, last_noise=True),
-                     "the last step adds noise: no later step can remove it, so the last step returns the mean "
-                     "(use zs[k] for every step but the last)"),
-                    (_em_reference(sde, score_fn, x1, n_steps, t_min, zs, grid="short"),
-                     "the time grid has n_steps points, so n_steps - 1 steps: n_steps steps need n_steps + 1 times, "
-                     "torch.linspace(1, t_min, n_steps + 1)"),
-                    (_em_reference(sde, score_fn, x1, n_steps, t_min, zs, score_at_next=True),
-                     "the score is taken at the step's end time t + dt: Euler-Maruyama evaluates everything at the "
-                     "start of the step, t"),
-                    (_em_reference(sde, score_fn, x1, n_steps, t_min, zs, ode=True),
-                     "that drift, f - (1/2) g^2 score, is the probability-flow ODE's; with noise, eq. (7) needs "
-                     "f - g^2 score")]
-        got = fn(sde, score_fn, x1.clone(), n_steps, t_min, zs)
-        _compare("em_sampler", got, want, 1e-8 * float(want.abs().max()),
-                 f"{n_steps} steps of eq. (7) for the {sde.name} SDE from t=1 to t_min={t_min}",
-                 mistakes=mistakes, where=lambda i: "chain " + str(i) + " starting at x1 = " + _fmt(x1[i]))
-    _passed("em_sampler", "six reverse Euler-Maruyama steps of eq. (7) for the VP and VE SDEs, last one without noise")
-
-
-class _TinyScoreNet(torch.nn.Module):
-    """A small fixed network s(x, t) for ``check_dsm_loss`` (float64, with parameters, so the loss has a gradient)."""
-
-    def __init__(self, dim: int):
-        super().__init__()
-        gen = torch.Generator().manual_seed(13)
-        self.w = torch.nn.Parameter(torch.randn(dim, dim, generator=gen, dtype=torch.float64) / dim)
-        self.b = torch.nn.Parameter(torch.randn(dim, generator=gen, dtype=torch.float64))
-
-    def forward(self, x, t):
-        return torch.tanh(x @ self.w + self.b) / (0.1 + t[:, None])
-
-
-def check_dsm_loss(fn) -> None:
-    """Check ``fn(score_net, x0, sde, t, z) -> loss``: eq. (8) with lambda(t) = sigma_t^2 on given times and noise
-    (notebook 06): x_t = alpha_t x0 + sigma_t z, and the batch mean of || sigma_t s(x_t, t) + z ||^2 (summed over
-    the coordinates), a 0-d tensor that still carries the network's gradient. This is noise prediction
-    ("epsilon-prediction", Ho et al. 2020): -sigma_t s(x_t, t) estimates the noise z. As ``sg.losses.sde_dsm``.
-
-    Recognised mistakes: lambda = 1 (|| s + z / sigma_t ||^2), the target's sign (sigma_t s - z), x_t without
-    alpha_t, the mean over coordinates instead of their sum, and a factor 1/2 that eq. (8) does not have."""
-    from .sde import VESDE, VPSDE
-
-    gen = torch.Generator().manual_seed(14)
-    x0 = torch.randn(32, 3, generator=gen, dtype=torch.float64)
-    z = torch.randn(32, 3, generator=gen, dtype=torch.float64)
-    t = torch.rand(32, generator=gen, dtype=torch.float64) * 0.98 + 0.01
-    net = _TinyScoreNet(3)
-    for sde in (VPSDE(), VESDE(0.01, 10.0)):
-        with torch.no_grad():
-            alpha, std = (v[:, None] for v in sde.marginal_coeffs(t))
-            xt = alpha * x0 + std * z
-            s = net(xt, t)
-            per = lambda r: r.pow(2).sum(1).mean()  # noqa: E731
-            want = per(std * s + z)
-            mistakes = [(per(s + z / std), "that is lambda = 1: eq. (8) weights each term by lambda(t) = sigma_t^2, "
-                                           "i.e. || sigma_t s + z ||^2, so no noise level dominates"),
-                        (per(std * s - z), "the sign: the kernel's score is -z / sigma_t, so the error is "
-                                           "sigma_t s + z"),
-                        (per(std * net(x0 + std * z, t) + z), "x_t = alpha_t x0 + sigma_t z: the kernel's mean is "
-                                                               "alpha_t x0 (alpha_t < 1 for the VP SDE)"),
-                        ((std * s + z).pow(2).mean(), "the mean over all entries divides by the dimension too: sum "
-                                                       "the squared error over the coordinates, then average over the "
-                                                       "batch"),
-                        (0.5 * want, "eq. (8) has no factor 1/2 in front")]
-        got = fn(net, x0, sde, t, z)
-        if isinstance(got, torch.Tensor) and got.dim() != 0:
-            raise ExerciseFailed(f"dsm_loss: your loss has shape {tuple(got.shape)}; expected a 0-d tensor (the batch "
-                                 f"mean, e.g. .mean() at the end).")
-        _compare("dsm_loss", got, want, 1e-9 * float(want), f"eq. (8) for the {sde.name} SDE on a batch of 32",
-                 mistakes=mistakes)
-        if not got.requires_grad:
-            raise ExerciseFailed("dsm_loss: your loss carries no gradient (it was detached, computed under no_grad or "
-                                 "turned into a float): training needs loss.backward() to reach the network.")
-    _passed("dsm_loss", "eq. (8) with lambda = sigma_t^2 for the VP and VE SDEs, with its gradient")
-
-
-def _train_reference(net, optimizer, loss_fn, max_norm, *, zero=True, clip=True, step=True):
-    """One training step as ``check_train_step`` expects it (and its catalogued mistakes)."""
-    if zero:
-        optimizer.zero_grad(set_to_none=True)
-    loss = loss_fn(net)
-    loss.backward()
-    if clip:
-        torch.nn.utils.clip_grad_norm_(net.parameters(), max_norm)
-    if step:
-        optimizer.step()
-    return loss.item()
-
-
-def check_train_step(fn) -> None:
-    """Check ``fn(net, optimizer, loss_fn, max_norm) -> float``: one training step (notebook 07), as
-    ``sg.train`` takes it: clear the old gradients, ``loss = loss_fn(net)``, backpropagate, clip the gradients'
-    total norm to ``max_norm`` (``torch.nn.utils.clip_grad_norm_``), take the optimiser's step, and return the loss
-    as a Python float. Checked on a small network with Adam, over three steps from the same start.
-
-    Recognised mistakes: gradients never cleared (they add up over steps), no clipping or clipping after the step
-    (too late for it: the same weights), and no optimiser step (the weights never move)."""
-    import copy
-
-    gen = torch.Generator().manual_seed(15)
-    x = torch.randn(64, 4, generator=gen, dtype=torch.float64)
-    y = 10 * torch.randn(64, 2, generator=gen, dtype=torch.float64)       # large errors: the clipping bites
-
-    def loss_fn(model):
-        return (model(x) - y).pow(2).sum(1).mean()
-
-    torch.manual_seed(15)
-    start = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2)).double()
-
-    def run(step_fn, **kw):
-        net = copy.deepcopy(start)
-        opt = torch.optim.Adam(net.parameters(), lr=0.05)
-        losses = [step_fn(net, opt, loss_fn, 1.0, **kw) for _ in range(3)]
-        return torch.cat([p.detach().reshape(-1) for p in net.parameters()])[None], losses
-
-    want, want_losses = run(_train_reference)
-    got, got_losses = run(fn)
-    if not all(isinstance(v, float) for v in got_losses):
-        kinds = sorted({type(v).__name__ for v in got_losses})
-        raise ExerciseFailed(f"train_step: it returned {', '.join(kinds)}; expected the loss as a Python float "
-                             f"(loss.item()), so that the loop does not keep every step's graph alive.")
-    mistakes = [(run(_train_reference, zero=False)[0], "the gradients are never cleared: backward() adds to .grad, "
-                                                       "so each step also applies all earlier gradients; call "
-                                                       "optimizer.zero_grad() first"),
-                (run(_train_reference, clip=False)[0], "the step used unclipped gradients: clip their total norm to "
-                                                       "max_norm with torch.nn.utils.clip_grad_norm_ between backward() "
-                                                       "and optimizer.step() (after the step is too late)"),
-                (run(_train_reference, step=False)[0], "the weights never change: call optimizer.step() after "
-                                                       "backward()")]
-    _compare("train_step", got, want, 1e-10, "the weights after three steps of Adam from the same start",
-             mistakes=mistakes, where=lambda i: "the flattened weights")
-    if abs(got_losses[0] - want_losses[0]) > 1e-9 * abs(want_losses[0]):
-        raise ExerciseFailed(f"train_step: the returned loss {got_losses[0]:.6g} is not loss_fn(net) before the step "
-                             f"({want_losses[0]:.6g}).")
-    _passed("train_step", "three steps of Adam with gradient clipping, the loss returned as a float")
 
 
 def check_ve_std(fn) -> None:

@@ -18,7 +18,7 @@ from . import _checks
 from .recipes import PRECONDITIONINGS, precondition
 
 __all__ = ["LinearScore", "MLPScore", "GaussianFourierProjection", "ConditionalMLPScore", "TimeMLPScore",
-           "ScoreUNet", "count_parameters"]
+           "LabelTimeMLPScore", "ScoreUNet", "count_parameters"]
 
 
 def count_parameters(net: nn.Module) -> int:
@@ -142,10 +142,16 @@ class ConditionalMLPScore(nn.Module):
         return c
 
     def forward(self, x: torch.Tensor, c) -> torch.Tensor:
+        return self._forward(x, c, None)
+
+    def _forward(self, x: torch.Tensor, c, extra: torch.Tensor | None) -> torch.Tensor:
+        """The network, with ``extra`` (n, embed_dim) added to the embedding of c (a label's, or None)."""
         if x.dim() != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x has shape {tuple(x.shape)}; this network expects (n, {self.dim}).")
         c = self._cond(x, c)
         emb = self.embed(torch.log(c) if self.log_input else c)
+        if extra is not None:
+            emb = emb + extra
         h = x
         for lin, cond in zip(self.inputs, self.conds):
             h = self.act(lin(h) + cond(emb))
@@ -168,6 +174,35 @@ class TimeMLPScore(ConditionalMLPScore):
         super().__init__(dim, hidden=hidden, n_layers=n_layers, embed_dim=embed_dim, scale=scale, log_input=False,
                          output_divisor=sde.marginal_std)
         self.sde = sde
+
+
+class LabelTimeMLPScore(TimeMLPScore):
+    """s_theta(x, t, y): a ``TimeMLPScore`` that also sees a class label y in 0..n_classes - 1, or the null
+    label ``n_classes`` ("no label"), as a learned vector added to the time embedding. Called like a
+    class-conditional ``ScoreUNet``: ``net(x, t)`` (y = None) or ``net(x, t, null_label)`` is the unconditional
+    score, ``net(x, t, y)`` the conditional one, so ``sg.guidance.classifier_free_net`` works on it. Trained with
+    label dropout (classifier-free guidance, Ho & Salimans 2022) in notebooks/09_controllable_generation.ipynb."""
+
+    def __init__(self, sde, n_classes: int, dim: int = 2, hidden: int = 128, n_layers: int = 3, embed_dim: int = 32,
+                 scale: float = 4.0):
+        super().__init__(sde, dim, hidden=hidden, n_layers=n_layers, embed_dim=embed_dim, scale=scale)
+        self.n_classes = _checks.count("n_classes", n_classes)
+        self.label_embed = nn.Embedding(self.n_classes + 1, embed_dim)
+
+    @property
+    def null_label(self) -> int:
+        """The label that means "no label": the unconditional score."""
+        return self.n_classes
+
+    def forward(self, x: torch.Tensor, t, y=None) -> torch.Tensor:
+        given = self.null_label if y is None else y
+        y = torch.as_tensor(given, device=x.device, dtype=torch.long)
+        if y.dim() == 0:
+            y = y.expand(x.shape[0])
+        if y.shape != (x.shape[0],) or ((y < 0) | (y > self.n_classes)).any():
+            raise ValueError(f"y={_checks.show(given)} is invalid: expected labels 0..{self.n_classes - 1}, or the null "
+                             f"label {self.null_label}, one per row of x ({x.shape[0]}).")
+        return self._forward(x, t, self.label_embed(y))
 
 
 def _groups(channels: int, first: bool) -> int:

@@ -17,7 +17,7 @@ import re
 import sys
 from pathlib import Path
 
-__all__ = ["results_dir", "gpu_benchmark_table", "cpu_benchmark_table", "fast_sampling_table", "guidance_table", "recipes_table", "load_recipes", "course_timings_table",
+__all__ = ["results_dir", "gpu_benchmark_table", "cpu_benchmark_table", "fast_sampling_table", "guidance_table", "load_guidance", "recipes_table", "load_recipes", "course_timings_table",
            "checkpoints_table", "TABLES", "render_readme", "main"]
 
 
@@ -151,6 +151,15 @@ def fast_sampling_table(folder=None) -> str:
         out.append("")
     out.append("Source: " + ", ".join(f"`benchmarks/results/{p.name}`" for p in runs) + ".")
     return "\n".join(out) + "\n"
+
+
+def load_guidance(folder=None) -> dict:
+    """The newest committed guidance benchmark (``guidance_cpu*.json``, last by name) as a dict (notebook 09)."""
+    folder = Path(folder) if folder else results_dir()
+    paths = sorted(folder.glob("guidance_cpu*.json"))
+    if not paths:
+        raise FileNotFoundError(f"no guidance results (guidance_cpu*.json) in {folder}; run benchmarks/guidance_cpu.py.")
+    return json.loads(paths[-1].read_text())
 
 
 def guidance_table(folder=None) -> str:

@@ -41,7 +41,8 @@ def test_checks_pass_on_solutions(capsys):
     sg.exercises.check_em_sampler(lambda *a: _em_loop(*a))
     sg.exercises.check_dsm_loss(lambda *a: _dsm(*a))
     sg.exercises.check_train_step(lambda *a: _train(*a))
-    assert capsys.readouterr().out.count("passed") == 12
+    sg.exercises.check_label_dropout_loss(lambda *a: _dropout(*a))
+    assert capsys.readouterr().out.count("passed") == 13
 
 
 def _heun(x, s, sn, slope, weight=0.5):
@@ -89,6 +90,20 @@ def _dsm(net, x0, sde, t, z, *, weighted=True, sign=1, alpha=True, reduce="sum",
     r = (std * s + sign * z) if weighted else (s + z / std)
     loss = r.pow(2).sum(1).mean() if reduce == "sum" else r.pow(2).mean()
     return 0.5 * loss if half else loss
+
+
+def _dropout(net, sde, x0, y, t, z, drop, *, null="null", invert=False, remove=False, weighted=True):
+    """eq. (8) with label dropout as a student writes it (and the catalogued slips)."""
+    a, std = (v[:, None] for v in sde.marginal_coeffs(t))
+    xt = a * x0 + std * z
+    mask = ~drop if invert else drop
+    if null is not None:
+        y = torch.where(mask, torch.full_like(y, net.null_label if null == "null" else null), y)
+    if remove:
+        keep = ~drop
+        xt, t, y, z, std = xt[keep], t[keep], y[keep], z[keep], std[keep]
+    s = net(xt, t, y)
+    return ((std * s + z) if weighted else (s + z / std)).pow(2).sum(1).mean()
 
 
 def _train(net, opt, loss_fn, max_norm, *, zero=True, clip="before", step=True, as_float=True):
@@ -190,6 +205,11 @@ CATALOGUE = [
     ("check_train_step", lambda *a: _train(*a, clip=None), "unclipped gradients"),
     ("check_train_step", lambda *a: _train(*a, clip="after"), "unclipped gradients"),
     ("check_train_step", lambda *a: _train(*a, step=False), "never change"),
+    ("check_label_dropout_loss", lambda *a: _dropout(*a, null=None), "no label was dropped"),
+    ("check_label_dropout_loss", lambda *a: _dropout(*a, invert=True), "the wrong way round"),
+    ("check_label_dropout_loss", lambda *a: _dropout(*a, null=0), "label 0 is a real class"),
+    ("check_label_dropout_loss", lambda *a: _dropout(*a, null=None, remove=True), "were removed"),
+    ("check_label_dropout_loss", lambda *a: _dropout(*a, weighted=False), "with lambda = 1"),
     ("check_dsm_loss", lambda *a: _dsm(*a, weighted=False), "that is lambda = 1"),
     ("check_dsm_loss", lambda *a: _dsm(*a, sign=-1), "the sign"),
     ("check_dsm_loss", lambda *a: _dsm(*a, alpha=False), "kernel's mean"),

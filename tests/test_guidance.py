@@ -263,3 +263,21 @@ def test_noisy_classifier_learns_caches_and_guides(shared_mnist, classifier_cach
         before = torch.log_softmax(clf(x, t), 1)[:, 3]
         after = torch.log_softmax(clf(x + 0.01 * grad / grad.flatten(1).norm(dim=1)[:, None, None, None], t), 1)[:, 3]
     assert (after > before).all()
+
+
+def test_label_time_mlp_score_is_called_like_a_conditional_unet():
+    """LabelTimeMLPScore: net(x, t) is the null label; labels change the output; classifier_free_net works on it
+    (scale 1: the conditional score; scale 0: the unconditional); bad labels are refused by name."""
+    torch.manual_seed(0)
+    vp = sg.sde.VPSDE()
+    net = sg.nets.LabelTimeMLPScore(vp, n_classes=2, dim=2, hidden=16, n_layers=2)
+    x, t = torch.randn(5, 2), torch.full((5,), 0.4)
+    assert net.null_label == 2 and net(x, t).shape == (5, 2)
+    assert torch.equal(net(x, t), net(x, t, 2)) and torch.equal(net(x, t, 0), net(x, t, torch.zeros(5, dtype=torch.long)))
+    assert not torch.allclose(net(x, t, 0), net(x, t, 1))
+    assert torch.allclose(sg.guidance.classifier_free_net(net, 1, 1.0)(x, t), net(x, t, 1))
+    assert torch.allclose(sg.guidance.classifier_free_net(net, 1, 0.0)(x, t), net(x, t))
+    two = sg.guidance.classifier_free_net(net, 1, 2.0)(x, t)
+    assert torch.allclose(two, net(x, t) + 2.0 * (net(x, t, 1) - net(x, t)), atol=1e-6)
+    with pytest.raises(ValueError, match="y=3 is invalid"):
+        net(x, t, 3)

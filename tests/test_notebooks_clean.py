@@ -62,3 +62,21 @@ def test_cleaner_detects_dirty_notebook(tmp_path):
     assert cleaned["metadata"].get("widgets") is None
     counts = [c["execution_count"] for c in cleaned["cells"] if c["cell_type"] == "code"]
     assert counts == list(range(1, len(counts) + 1))
+
+
+FIGURE_MAKERS = ("plt.subplots", "sg.plot.panels", "plt.figure")
+
+
+def _makes_a_figure(source: str) -> bool:
+    return any(m in source for m in FIGURE_MAKERS) or ("_view(" in source and "fig" in source)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_every_figure_is_followed_by_what_to_see(name):
+    """Next to every figure, one sentence saying what to see in it (issue 24): the markdown cell right after each
+    cell that draws a figure starts with "**What to see.**"."""
+    cells = json.load(open(os.path.join(NB_DIR, name), encoding="utf-8"))["cells"]
+    missing = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and _makes_a_figure("".join(c["source"]))
+               and not (i + 1 < len(cells) and cells[i + 1]["cell_type"] == "markdown"
+                        and "".join(cells[i + 1]["source"]).startswith("**What to see.**"))]
+    assert not missing, f"{name}: cells {missing} draw a figure without a '**What to see.**' cell after them"

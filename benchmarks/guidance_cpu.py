@@ -60,7 +60,7 @@ def main(argv=None) -> int:
         n, guided = 20, dict(guided, n_steps=3)
     classifier = sg.metrics.mnist_classifier(split.x_train, split.y_train, device=device)
     command = "python benchmarks/guidance_cpu.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    res = {"device": f"{sg.device_name(device)}, {args.threads} torch threads, torch {torch.__version__}",
+    res = {"device": f"{sg.device_name(device)}, torch {torch.__version__}",   # device_name counts the threads
            "command": command,
            "commit": sg_mnist.commit_id(), "checkpoint": str(checkpoint), "checkpoint_sha256": sg_mnist.sha256(checkpoint),
            "heldout": split.heldout, "n_heldout": len(split.x_held), "sampler": guided, "n": n,

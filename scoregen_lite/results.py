@@ -153,23 +153,26 @@ def fast_sampling_table(folder=None) -> str:
     return "\n".join(out) + "\n"
 
 
+def _result_files(folder, stem: str, what: str) -> list:
+    """The committed ``STEM*.json`` files of ``folder`` (default ``results_dir()``), sorted by name; none is an
+    error naming the script (``benchmarks/STEM.py``) that writes them."""
+    folder = Path(folder) if folder else results_dir()
+    paths = sorted(folder.glob(f"{stem}*.json"))
+    if not paths:
+        raise FileNotFoundError(f"no {what} results ({stem}*.json) in {folder}; run benchmarks/{stem}.py.")
+    return paths
+
+
 def load_guidance(folder=None) -> dict:
     """The newest committed guidance benchmark (``guidance_cpu*.json``, last by name) as a dict (notebook 09)."""
-    folder = Path(folder) if folder else results_dir()
-    paths = sorted(folder.glob("guidance_cpu*.json"))
-    if not paths:
-        raise FileNotFoundError(f"no guidance results (guidance_cpu*.json) in {folder}; run benchmarks/guidance_cpu.py.")
-    return json.loads(paths[-1].read_text())
+    return json.loads(_result_files(folder, "guidance_cpu", "guidance")[-1].read_text())
 
 
 def guidance_table(folder=None) -> str:
     """Markdown table of every committed guidance benchmark run (``benchmarks/guidance_cpu.py``): per guidance
     scale, the share of digits read as asked and their Frechet distance to the held-out digits, with the
     course's targets at notebook 09's scale. Shown in notebooks/09_controllable_generation.ipynb."""
-    folder = Path(folder) if folder else results_dir()
-    runs = sorted(folder.glob("guidance_cpu*.json"))
-    if not runs:
-        raise FileNotFoundError(f"no guidance results (guidance_cpu*.json) in {folder}; run benchmarks/guidance_cpu.py.")
+    runs = _result_files(folder, "guidance_cpu", "guidance")
     shipped = _course_dir() / "checkpoints" / "mnist_cond.json"
     shipped_sha = json.loads(shipped.read_text())["sha256"] if shipped.exists() else None
     out = []
@@ -195,11 +198,7 @@ def guidance_table(folder=None) -> str:
 
 def load_recipes(folder=None) -> dict:
     """The newest committed recipe benchmark (``recipes_cpu*.json``, last by name) as a dict (notebook 10)."""
-    folder = Path(folder) if folder else results_dir()
-    paths = sorted(folder.glob("recipes_cpu*.json"))
-    if not paths:
-        raise FileNotFoundError(f"no recipe results (recipes_cpu*.json) in {folder}; run benchmarks/recipes_cpu.py.")
-    return json.loads(paths[-1].read_text())
+    return json.loads(_result_files(folder, "recipes_cpu", "recipe")[-1].read_text())
 
 
 def recipes_table(source=None) -> str:
@@ -210,10 +209,7 @@ def recipes_table(source=None) -> str:
     if isinstance(source, dict):
         runs = [("this run", source)]
     else:
-        folder = Path(source) if source else results_dir()
-        paths = sorted(folder.glob("recipes_cpu*.json"))
-        if not paths:
-            raise FileNotFoundError(f"no recipe results (recipes_cpu*.json) in {folder}; run benchmarks/recipes_cpu.py.")
+        paths = _result_files(source, "recipes_cpu", "recipe")
         runs = [(f"`{p.stem}`", json.loads(p.read_text())) for p in paths]
     out = []
     for label, r in runs:

@@ -264,8 +264,8 @@ def checkpoints_table(folder=None) -> str:
         raise FileNotFoundError(f"no checkpoint manifests in {folder}.")
     lines = ["| checkpoint | what | trained on | steps x batch | time | Frechet distance to training digits (held-out "
              "digits score) | Frechet distance to held-out digits: EM-500 / Heun-18 / Heun-18 churn 40 | held-out "
-             "bits/dim (floor) | samples that copy a training digit (d1/d2 < 1/3) | guided, scale 2: read as asked, "
-             "Frechet distance to held-out | size |",
+             "bits/dim (floor) | samples that copy a training digit (d1/d2 < 1/3) | guided at notebook 09's scale (in "
+             "brackets): read as asked, Frechet distance to held-out | size |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     others = []
     for path in manifests:
@@ -281,8 +281,8 @@ def checkpoints_table(folder=None) -> str:
         heldout = " / ".join(_fmt(v, ".1f") for v in (q.get("frechet_heldout"), fast.get("Heun-18", {}).get("frechet_heldout"),
                                                      fast.get("Heun-18 churn 40", {}).get("frechet_heldout")))
         lines.append(
-            f"| `{path.stem}.pt` | {m['what']} | {m['device']} | {m['steps']:,} x {m['batch_size']} | "
-            f"{_fmt((m.get('seconds') or 0) / 60, '.0f')} min | {q['frechet']:.1f} on {q['n_samples']:,} EM-{q['nfe']} "
+            f"| `{path.stem}.pt` | {m['what']} | {m['device']} | {_steps(m)} x {m['batch_size']} | "
+            f"{_fmt((m.get('seconds') or 0) / 60, '.0f')} min{' (last run)' if 'steps_this_run' in m else ''} | {q['frechet']:.1f} on {q['n_samples']:,} EM-{q['nfe']} "
             f"samples ({q['frechet_real_heldout']:.1f}) | {heldout} | {q['bits_per_dim']:.2f} "
             f"({_fmt(q.get('bits_floor'), '.2f')}) | {_memorised(q)} | {_guided(q)} | {m['size_mb']:.1f} MB |")
     lines.append("")
@@ -290,6 +290,13 @@ def checkpoints_table(folder=None) -> str:
     lines.append("Commands, commits, sha256 and all metrics: " + ", ".join(f"`checkpoints/{p.name}`" for p in manifests)
                  + ".")
     return "\n".join(lines) + "\n"
+
+
+def _steps(m: dict) -> str:
+    """Steps of a manifest; for a fine-tuned checkpoint (``init_from``) the last run's and the total."""
+    if "steps_this_run" not in m:
+        return f"{m['steps']:,}"
+    return f"{m['steps_this_run']:,} fine-tuning ({m['steps']:,} in all)"
 
 
 def _memorised(q: dict) -> str:

@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -111,6 +112,21 @@ def test_results_tables_render_committed_files():
     res = subprocess.run([sys.executable, "-m", "scoregen_lite.results", "readme", "--check"], capture_output=True,
                          text=True, cwd=REPO, timeout=120)
     assert res.returncode == 0, res.stderr
+
+
+def test_checkpoints_table_separates_a_fine_tuned_run():
+    """Known values from the committed manifests: mnist_ve was fine-tuned (16,000 steps on top of 26,000), so
+    its row names both counts and says the time is the last run's; a model trained in one run shows one count."""
+    import json
+
+    from scoregen_lite import results
+
+    table = results.checkpoints_table()
+    ve = json.loads((Path(REPO) / "checkpoints" / "mnist_ve.json").read_text())
+    row = next(line for line in table.splitlines() if line.startswith("| `mnist_ve.pt`"))
+    assert f"| {ve['steps_this_run']:,} fine-tuning ({ve['steps']:,} in all) x 128 |" in row and "(last run)" in row
+    tiny = next(line for line in table.splitlines() if line.startswith("| `mnist_tiny100.pt`"))
+    assert "| 2,500 x 128 |" in tiny and "last run" not in tiny and "fine-tuning" not in tiny
 
 
 def test_results_readme_check_catches_a_typed_number(tmp_path, monkeypatch):

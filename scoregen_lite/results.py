@@ -153,6 +153,30 @@ def fast_sampling_table(folder=None) -> str:
     return "\n".join(out) + "\n"
 
 
+def ode_gap(folder=None, sde_label: str = "Euler-Maruyama, 500 steps",
+            ode_label: str = "EDM Heun, 18 levels (deterministic)") -> dict:
+    """How far the deterministic (probability-flow ODE) sampler trails the reverse SDE in each committed
+    fast-sampling run: ``{run: {"sde": FD, "ode": FD, "gap": ode - sde, "ratio": ode / sde, "sha256": ...}}``,
+    runs in the order they were made (run1, run2, ...). Notebook 08, section 5, reads it to say what a
+    better-trained checkpoint changes."""
+    folder = Path(folder) if folder else results_dir()
+    runs = sorted(folder.glob("fast_sampling_cpu_run*.json"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
+    if not runs:
+        raise FileNotFoundError(f"no fast-sampling results (fast_sampling_cpu_run*.json) in {folder}; "
+                                f"run benchmarks/fast_sampling_cpu.py.")
+    out = {}
+    for path in runs:
+        r = json.loads(path.read_text())
+        fd = {row["label"]: row["frechet"] for row in r["rows"]}
+        missing = [label for label in (sde_label, ode_label) if label not in fd]
+        if missing:
+            raise KeyError(f"{path.name} has no row {missing[0]!r}; its rows are {sorted(fd)}.")
+        sde, ode = fd[sde_label], fd[ode_label]
+        out[path.stem] = {"sde": sde, "ode": ode, "gap": ode - sde, "ratio": ode / sde,
+                          "sha256": r.get("checkpoint_sha256")}
+    return out
+
+
 def _result_files(folder, stem: str, what: str) -> list:
     """The committed ``STEM*.json`` files of ``folder`` (default ``results_dir()``), sorted by name; none is an
     error naming the script (``benchmarks/STEM.py``) that writes them."""

@@ -129,6 +129,26 @@ def test_checkpoints_table_separates_a_fine_tuned_run():
     assert "| 2,500 x 128 |" in tiny and "last run" not in tiny and "fine-tuning" not in tiny
 
 
+def test_ode_gap_known_values_and_run_order(tmp_path):
+    """Known values from the committed run 2 (EM-500 21.07, Heun-18 36.27) and synthetic runs whose order
+    by name (run10 < run2) is not their order in time."""
+    import json
+
+    from scoregen_lite import results
+
+    run2 = results.ode_gap()["fast_sampling_cpu_run2"]
+    assert run2["gap"] == pytest.approx(36.27 - 21.07, abs=0.01) and run2["ratio"] == pytest.approx(36.27 / 21.07, abs=1e-3)
+    for n, (sde, ode) in {2: (20.0, 30.0), 10: (10.0, 25.0)}.items():
+        rows = [{"label": "Euler-Maruyama, 500 steps", "frechet": sde},
+                {"label": "EDM Heun, 18 levels (deterministic)", "frechet": ode}]
+        (tmp_path / f"fast_sampling_cpu_run{n}.json").write_text(json.dumps({"rows": rows}))
+    gaps = results.ode_gap(tmp_path)
+    assert list(gaps) == ["fast_sampling_cpu_run2", "fast_sampling_cpu_run10"]
+    assert [g["gap"] for g in gaps.values()] == [10.0, 15.0] and gaps["fast_sampling_cpu_run10"]["ratio"] == 2.5
+    with pytest.raises(KeyError, match="no row 'nope'"):
+        results.ode_gap(tmp_path, sde_label="nope")
+
+
 def test_results_readme_check_catches_a_typed_number(tmp_path, monkeypatch):
     from scoregen_lite import results
 

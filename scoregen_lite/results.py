@@ -92,12 +92,25 @@ def _recipe_name(config: dict) -> str:
     return names[0] if names else " / ".join(map(str, parts))
 
 
+def _result_files(folder, stem: str, what: str) -> list:
+    """The committed ``STEM*.json`` files of ``folder`` (default ``results_dir()``) in the order they were made:
+    by the run number that ends the name (run2 before run10), then by name; none is an error naming the
+    script (``benchmarks/STEM.py``) that writes them."""
+    folder = Path(folder) if folder else results_dir()
+
+    def made(path):
+        number = re.search(r"\d+$", path.stem)
+        return (int(number.group()) if number else -1, path.name)
+
+    paths = sorted(folder.glob(f"{stem}*.json"), key=made)
+    if not paths:
+        raise FileNotFoundError(f"no {what} results ({stem}*.json) in {folder}; run benchmarks/{stem}.py.")
+    return paths
+
+
 def cpu_benchmark_table(folder=None) -> str:
     """Markdown table of every committed CPU benchmark run (``benchmarks/mnist_cpu.py``)."""
-    folder = Path(folder) if folder else results_dir()
-    runs = sorted(folder.glob("mnist_cpu*.json"))
-    if not runs:
-        raise FileNotFoundError(f"no CPU benchmark results (mnist_cpu*.json) in {folder}; run benchmarks/mnist_cpu.py.")
+    runs = _result_files(folder, "mnist_cpu", "CPU benchmark")
     lines = ["| run | device | recipe | training images/s | steps in the budget | Frechet distance (EM-500) | target "
              "| histogram within 10 % +- 3 pts | 64 digits from the shipped checkpoint |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -124,11 +137,7 @@ def fast_sampling_table(folder=None) -> str:
     """Markdown table of every committed fast-sampling benchmark run (``benchmarks/fast_sampling_cpu.py``): one
     row per sampler with NFE, time per 1,000 digits and the Frechet distance to held-out digits, the device
     and sample count in the heading. Introduced in notebooks/08_fast_sampling.ipynb."""
-    folder = Path(folder) if folder else results_dir()
-    runs = sorted(folder.glob("fast_sampling_cpu*.json"))
-    if not runs:
-        raise FileNotFoundError(f"no fast-sampling results (fast_sampling_cpu*.json) in {folder}; "
-                                f"run benchmarks/fast_sampling_cpu.py.")
+    runs = _result_files(folder, "fast_sampling_cpu", "fast-sampling")
     shipped = _course_dir() / "checkpoints" / "mnist_ve.json"
     shipped_sha = json.loads(shipped.read_text())["sha256"] if shipped.exists() else None
     out = []
@@ -159,13 +168,8 @@ def ode_gap(folder=None, sde_label: str = "Euler-Maruyama, 500 steps",
     fast-sampling run: ``{run: {"sde": FD, "ode": FD, "gap": ode - sde, "ratio": ode / sde, "sha256": ...}}``,
     runs in the order they were made (run1, run2, ...). Notebook 08, section 5, reads it to say what a
     better-trained checkpoint changes."""
-    folder = Path(folder) if folder else results_dir()
-    runs = sorted(folder.glob("fast_sampling_cpu_run*.json"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
-    if not runs:
-        raise FileNotFoundError(f"no fast-sampling results (fast_sampling_cpu_run*.json) in {folder}; "
-                                f"run benchmarks/fast_sampling_cpu.py.")
     out = {}
-    for path in runs:
+    for path in _result_files(folder, "fast_sampling_cpu", "fast-sampling"):
         r = json.loads(path.read_text())
         fd = {row["label"]: row["frechet"] for row in r["rows"]}
         missing = [label for label in (sde_label, ode_label) if label not in fd]
@@ -177,18 +181,8 @@ def ode_gap(folder=None, sde_label: str = "Euler-Maruyama, 500 steps",
     return out
 
 
-def _result_files(folder, stem: str, what: str) -> list:
-    """The committed ``STEM*.json`` files of ``folder`` (default ``results_dir()``), sorted by name; none is an
-    error naming the script (``benchmarks/STEM.py``) that writes them."""
-    folder = Path(folder) if folder else results_dir()
-    paths = sorted(folder.glob(f"{stem}*.json"))
-    if not paths:
-        raise FileNotFoundError(f"no {what} results ({stem}*.json) in {folder}; run benchmarks/{stem}.py.")
-    return paths
-
-
 def load_guidance(folder=None) -> dict:
-    """The newest committed guidance benchmark (``guidance_cpu*.json``, last by name) as a dict (notebook 09)."""
+    """The newest committed guidance benchmark (``guidance_cpu*.json``, the highest run number) as a dict (notebook 09)."""
     return json.loads(_result_files(folder, "guidance_cpu", "guidance")[-1].read_text())
 
 
@@ -221,7 +215,7 @@ def guidance_table(folder=None) -> str:
 
 
 def load_recipes(folder=None) -> dict:
-    """The newest committed recipe benchmark (``recipes_cpu*.json``, last by name) as a dict (notebook 10)."""
+    """The newest committed recipe benchmark (``recipes_cpu*.json``, the highest run number) as a dict (notebook 10)."""
     return json.loads(_result_files(folder, "recipes_cpu", "recipe")[-1].read_text())
 
 

@@ -96,7 +96,8 @@ SYMBOLS = [
     Symbol(r"\sigma_{\text{data}}", "the std of the data (0.5 in EDM's recipe)", "10", "`sigma_data`"),
 ]
 
-#: Abbreviations used across the course, with where each is introduced.
+#: Abbreviations and named methods used across the course, with the first notebook whose text uses each
+#: (``tests/test_notation.py`` checks that no earlier notebook does).
 ABBREVIATIONS = [
     ("DSM", "denoising score matching, eq. (3) (Vincent 2011)", "03"),
     ("NCSN", "noise-conditional score network (Song & Ermon 2019)", "04"),
@@ -108,11 +109,23 @@ ABBREVIATIONS = [
     ("PC", "predictor-corrector: an EM step, then Langevin steps at the new time (Song et al. 2021, section 4.2)", "06"),
     ("ODE", "the probability-flow ODE $dx = [f - \\tfrac12 g^2 \\nabla_x \\log p_t]\\,dt$, deterministic, same marginals "
             "$p_t$ as eq. (7)", "06"),
-    ("NFE", "number of function (score network) evaluations of a sampler", "07"),
-    ("EMA", "exponential moving average of the weights", "07"),
+    ("NFE", "number of function (score network) evaluations of a sampler", "06"),
+    ("EMA", "exponential moving average of the weights", "02"),
     ("FD", "Fréchet distance between the features of two sets of digits (the package's classifier)", "07"),
-    ("EDM", "Karras et al. (2022), *Elucidating the design space of diffusion-based generative models*", "08"),
+    ("EDM", "Karras et al. (2022), *Elucidating the design space of diffusion-based generative models*: its training "
+            "recipe is notebook 10's, its samplers notebook 08's", "07"),
     ("CFG", "classifier-free guidance (Ho & Salimans 2022)", "09"),
+    ("Tweedie's formula", "the denoiser from the score: $\\mathbb E[x(0) \\mid x] = x + \\sigma^2 \\nabla_x \\log q_\\sigma(x)$ "
+                          "(Efron 2011), the optimum of eq. (3)", "03"),
+    ("energy distance", "$2\\,\\mathbb E\\lVert X-Y\\rVert - \\mathbb E\\lVert X-X'\\rVert - \\mathbb E\\lVert Y-Y'\\rVert$ between the distributions of X and Y, "
+                        "zero only when they are equal, estimated from two sets of points (Székely & Rizzo 2013); the course's 2D sampler metric", "05"),
+    ("RK45", "the adaptive Runge-Kutta (Dormand-Prince) 4(5) ODE solver, `sg.samplers.rk45`", "06"),
+    ("bits/dim", "the negative log-likelihood of a digit in bits, divided by its 784 pixels (Song et al. 2021, "
+                 "appendix D.2)", "07"),
+    ("Heun", "EDM's second-order ODE sampler in $\\sigma$ (Karras et al. 2022, Algorithm 1), built in notebook 08", "07"),
+    ("DDIM", "denoising diffusion implicit models (Song, Meng & Ermon 2021): the first-order ODE step in $\\sigma$ "
+             "through the denoiser", "08"),
+    ("DPM-Solver++(2M)", "Lu et al. (2022)'s second-order multistep ODE solver, `sg.samplers.dpm_solver_2m`", "08"),
 ]
 
 
@@ -125,8 +138,8 @@ def markdown_table() -> str:
 
 
 def abbreviations_table() -> str:
-    """The abbreviations as a markdown table."""
-    lines = ["| abbreviation | meaning | first in |", "| --- | --- | --- |"]
+    """The abbreviations and named methods as a markdown table."""
+    lines = ["| abbreviation or method | meaning | first in |", "| --- | --- | --- |"]
     lines += [f"| {a} | {m} | {n} |" for a, m, n in ABBREVIATIONS]
     return "\n".join(lines) + "\n"
 

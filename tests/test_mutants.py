@@ -225,6 +225,10 @@ MUTANTS = [
      "        if follow:\n            parts.append(follow)",
      "        if follow and not titles:\n            parts.append(follow)",
      "tests/test_site.py::test_figure_alt_texts_from_titles_and_the_following_sentence"),
+    ("notation-first-in-where-it-is-taught", "notation.py",
+     '    ("EMA", "exponential moving average of the weights", "02"),',
+     '    ("EMA", "exponential moving average of the weights", "07"),',
+     "tests/test_notation.py::test_each_abbreviation_is_first_used_where_the_sheet_says"),
 ]
 
 # helpers some mutants call, appended to the mutated module

@@ -53,6 +53,21 @@ def test_sheet_code_names_exist_and_symbols_are_unique():
     assert table.count("\n") == len(rows) + 2 and "| $\\hat x_0(x; \\sigma)$ |" in table
 
 
+#: how the notebooks' text writes an abbreviation or method where it is not the sheet's name for it
+SPELLINGS = {"VE, VP, sub-VP": r"\bVE\b", "FD": r"\bFD\b|Fréchet distance", "CFG": r"\bCFG\b|classifier-free",
+             "Tweedie's formula": "Tweedie", "energy distance": "[Ee]nergy distance"}
+
+
+def test_each_abbreviation_is_first_used_where_the_sheet_says():
+    """The sheet's "first in" column is the first notebook whose text uses the term, so no notebook uses one
+    before the notebook the sheet sends the student to (issue 24: used before introduced)."""
+    text = {p.stem[:2]: "\n".join(t for _, t in _markdown(p)) for p in NOTEBOOKS}
+    for abbr, _, first in sg.notation.ABBREVIATIONS:
+        pattern = SPELLINGS.get(abbr, rf"(?<!\w){re.escape(abbr)}(?!\w)")
+        users = [nb for nb, t in text.items() if re.search(pattern, t)]
+        assert users[:1] == [first], f"{abbr}: the sheet says first in {first}; the notebooks' text uses it in {users}"
+
+
 def test_readme_shows_the_sheet_under_its_anchor():
     readme = (REPO / "README.md").read_text()
     assert sg.notation.NOTATION_LINK.endswith("#notation") and "\n## Notation\n" in readme

@@ -117,8 +117,9 @@ ABBREVIATIONS = [
     ("CFG", "classifier-free guidance (Ho & Salimans 2022)", "09"),
     ("Tweedie's formula", "the denoiser from the score: $\\mathbb E[x(0) \\mid x] = x + \\sigma^2 \\nabla_x \\log q_\\sigma(x)$ "
                           "(Efron 2011), the optimum of eq. (3)", "03"),
-    ("energy distance", "$2\\,\\mathbb E\\lVert X-Y\\rVert - \\mathbb E\\lVert X-X'\\rVert - \\mathbb E\\lVert Y-Y'\\rVert$ between the distributions of X and Y, "
-                        "zero only when they are equal, estimated from two sets of points (Székely & Rizzo 2013); the course's 2D sampler metric", "05"),
+    ("energy distance", "$2\\,\\mathbb E\\lVert X-Y\\rVert - \\mathbb E\\lVert X-X'\\rVert - \\mathbb E\\lVert Y-Y'\\rVert$ "
+                        "between the distributions of X and Y, zero only when they are equal, estimated from two "
+                        "sets of points (Székely & Rizzo 2013); the course's 2D sampler metric", "05"),
     ("RK45", "the adaptive Runge-Kutta (Dormand-Prince) 4(5) ODE solver, `sg.samplers.rk45`", "06"),
     ("bits/dim", "the negative log-likelihood of a digit in bits, divided by its 784 pixels (Song et al. 2021, "
                  "appendix D.2)", "07"),

@@ -61,6 +61,11 @@ from .checking import ExerciseFailed, compare as _compare, fmt as _fmt, passed a
 # the checks of whole methods (a sampler, a loss, a training step) live in sg.exercise_methods; re-exported here
 from .exercise_methods import (check_dsm_loss, check_em_sampler, check_label_dropout_loss,  # noqa: E402,F401
                                check_train_step)
+# the checks of methods students build whole in notebooks 01-05, 08 and 10 (each module lists its own points)
+from . import exercise_builds, exercise_fast, exercise_recipes  # noqa: E402
+from .exercise_builds import *  # noqa: E402,F401,F403
+from .exercise_fast import *  # noqa: E402,F401,F403
+from .exercise_recipes import *  # noqa: E402,F401,F403
 
 
 #: Points of each exercise's check when the course is graded with nbgrader (``sg.grading``): 1 for a formula
@@ -77,6 +82,8 @@ POINTS = {
     "check_guided_score": 1, "check_label_dropout_loss": 2, "check_replacement_step": 2,  # 09
     "check_edm_coefficients": 1, "check_preconditioned_score": 2,                   # 10
 }
+POINTS.update({**exercise_builds.POINTS, **exercise_fast.POINTS, **exercise_recipes.POINTS})
+__all__ += exercise_builds.__all__ + exercise_fast.__all__ + exercise_recipes.__all__
 
 
 def _test_mixtures():

@@ -1,4 +1,4 @@
-"""Exercise checks for methods students build whole: notebooks 01-05: the whole Langevin sampler (01), the sliced score matching loss (02), the DSM loss and one optimiser step (03), the NCSN loss over the ladder (04), annealed Langevin dynamics (05).
+"""Exercise checks for methods students build whole: notebooks 01-03: the whole unadjusted Langevin sampler (01), the sliced score matching loss (02), the DSM loss and one optimiser step (03).
 Re-exported by ``sg.exercises``, so notebooks call ``sg.exercises.check_...``; points for nbgrader in ``POINTS``."""
 from __future__ import annotations
 

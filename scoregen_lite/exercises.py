@@ -62,8 +62,9 @@ from .checking import ExerciseFailed, compare as _compare, fmt as _fmt, passed a
 from .exercise_methods import (check_dsm_loss, check_em_sampler, check_label_dropout_loss,  # noqa: E402,F401
                                check_train_step)
 # the checks of methods students build whole in notebooks 01-05, 08 and 10 (each module lists its own points)
-from . import exercise_builds, exercise_fast, exercise_recipes  # noqa: E402
+from . import exercise_builds, exercise_fast, exercise_ncsn, exercise_recipes  # noqa: E402
 from .exercise_builds import *  # noqa: E402,F401,F403
+from .exercise_ncsn import *  # noqa: E402,F401,F403
 from .exercise_fast import *  # noqa: E402,F401,F403
 from .exercise_recipes import *  # noqa: E402,F401,F403
 
@@ -82,8 +83,8 @@ POINTS = {
     "check_guided_score": 1, "check_label_dropout_loss": 2, "check_replacement_step": 2,  # 09
     "check_edm_coefficients": 1, "check_preconditioned_score": 2,                   # 10
 }
-POINTS.update({**exercise_builds.POINTS, **exercise_fast.POINTS, **exercise_recipes.POINTS})
-__all__ += exercise_builds.__all__ + exercise_fast.__all__ + exercise_recipes.__all__
+POINTS.update({**exercise_builds.POINTS, **exercise_ncsn.POINTS, **exercise_fast.POINTS, **exercise_recipes.POINTS})
+__all__ += exercise_builds.__all__ + exercise_ncsn.__all__ + exercise_fast.__all__ + exercise_recipes.__all__
 
 
 def _test_mixtures():

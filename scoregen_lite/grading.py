@@ -18,16 +18,27 @@ the answer is wrong (``ExerciseFailed`` renders itself without a traceback), and
 
 Needs the ``grading`` extra (``pip install -e ".[grading]"``) only to run nbgrader itself; writing the source
 notebooks needs nothing beyond the course. See the README, "For teachers: grading with nbgrader".
+
+nbgrader runs the ``alembic`` executable from ``PATH`` whenever it opens a gradebook, so in a virtual environment
+that is not activated (``.venv/bin/nbgrader ...``) it fails with ``FileNotFoundError: 'alembic'``.
+``python -m scoregen_lite.grading ARGS`` runs ``nbgrader ARGS`` with this interpreter's ``bin`` folder first on
+``PATH`` (``nbgrader_env``), and ``run_nbgrader`` and ``gradebook`` do the same from Python, so grading works
+whether or not the environment is activated.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from . import exercises
 
-__all__ = ["SCHEMA_VERSION", "nbgrader_notebook", "nbgrader_folder", "exercise_cells", "points_table"]
+__all__ = ["SCHEMA_VERSION", "nbgrader_notebook", "nbgrader_folder", "exercise_cells", "points_table", "bin_dir",
+           "nbgrader_env", "run_nbgrader", "gradebook", "main"]
 
 #: The nbgrader cell-metadata schema the generated notebooks use (nbgrader 0.9 reads version 3).
 SCHEMA_VERSION = 3
@@ -130,3 +141,66 @@ def points_table(notebooks="notebooks") -> str:
     total = " · ".join(f"{k[:2]}: {v}" for k, v in totals.items())
     return ("| assignment (notebook) | grade_id | check | points |\n| --- | --- | --- | --- |\n" + "\n".join(rows)
             + f"\n\nTotal per notebook: {total}; {sum(totals.values())} points in all.\n")
+
+
+def bin_dir() -> Path:
+    """The folder of this interpreter's executables (``.venv/bin``, ``.venv\\Scripts`` on Windows), where pip put
+    ``nbgrader`` and ``alembic``."""
+    return Path(sys.executable).absolute().parent
+
+
+def nbgrader_env(env=None) -> dict:
+    """A copy of ``env`` (default ``os.environ``) with ``bin_dir()`` first on ``PATH``, so that nbgrader finds the
+    ``alembic`` executable it runs (``nbgrader.api.get_alembic_version``) in an environment that is not activated."""
+    env = dict(os.environ if env is None else env)
+    first = str(bin_dir())
+    rest = [p for p in env.get("PATH", "").split(os.pathsep) if p and p != first]
+    env["PATH"] = os.pathsep.join([first, *rest])
+    return env
+
+
+def run_nbgrader(*args, course=".", env=None, timeout: float | None = None) -> subprocess.CompletedProcess:
+    """Run ``nbgrader ARGS`` (this interpreter's nbgrader, ``python -m nbgrader``) in the nbgrader course folder
+    ``course`` with ``nbgrader_env(env)``; returns the CompletedProcess (output captured as text; the caller
+    checks ``returncode``). Raises ``FileNotFoundError`` when ``course`` is not a folder."""
+    course = Path(course)
+    if not course.is_dir():
+        raise FileNotFoundError(f"course={str(course)!r} is not a folder; pass an nbgrader course directory "
+                                f"(the one with nbgrader_config.py and source/).")
+    return subprocess.run([sys.executable, "-m", "nbgrader", *map(str, args)], cwd=course, env=nbgrader_env(env),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@contextlib.contextmanager
+def gradebook(course="."):
+    """``with gradebook(course) as gb:`` nbgrader's ``Gradebook`` of ``course/gradebook.db``, opened with
+    ``bin_dir()`` first on ``PATH`` (nbgrader runs ``alembic`` when it opens a gradebook); ``PATH`` is restored
+    afterwards."""
+    from nbgrader.api import Gradebook
+
+    old = os.environ.get("PATH")
+    os.environ["PATH"] = nbgrader_env()["PATH"]
+    try:
+        with Gradebook(f"sqlite:///{Path(course).absolute() / 'gradebook.db'}") as gb:
+            yield gb
+    finally:
+        if old is None:
+            os.environ.pop("PATH", None)
+        else:
+            os.environ["PATH"] = old
+
+
+def main(argv=None) -> int:
+    """``python -m scoregen_lite.grading ARGS``: ``nbgrader ARGS`` in the current folder, working whether or not
+    the virtual environment is activated (see ``nbgrader_env``). Returns nbgrader's exit status."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args or args[0] in ("-h", "--help"):
+        print("usage: python -m scoregen_lite.grading NBGRADER-COMMAND [ARGS...]\n"
+              "runs nbgrader with this interpreter's bin folder first on PATH (nbgrader needs its 'alembic'),\n"
+              "e.g. python -m scoregen_lite.grading autograde 01_scores_and_langevin --create")
+        return 0 if args else 2
+    return subprocess.call([sys.executable, "-m", "nbgrader", *args], env=nbgrader_env())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

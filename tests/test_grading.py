@@ -70,9 +70,17 @@ def nbgrader_cli():
     return exe
 
 
+def _without_venv_bin(path=None):
+    """PATH without this interpreter's bin folder: a virtual environment that is not activated."""
+    here = str(Path(sys.executable).absolute().parent)
+    return os.pathsep.join(p for p in (path or os.environ.get("PATH", "")).split(os.pathsep) if p and p != here)
+
+
 def _run(exe, course, *args):
-    env = dict(os.environ, SCOREGEN_QUICK="1", MPLBACKEND="Agg")
-    res = subprocess.run([exe, *args], cwd=course, env=env, capture_output=True, text=True, timeout=1800)
+    # as a teacher who did not activate the environment: PATH lacks the venv's bin (where nbgrader's alembic is)
+    env = dict(os.environ, SCOREGEN_QUICK="1", MPLBACKEND="Agg", PATH=_without_venv_bin())
+    env.pop("VIRTUAL_ENV", None)
+    res = grading.run_nbgrader(*args, course=course, env=env, timeout=1800)
     assert res.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{res.stdout[-1500:]}\n{res.stderr[-3000:]}"
     return res
 
@@ -84,12 +92,47 @@ def _submit(course, student, assignment, nb):
 
 
 def _scores(course, assignment, student):
-    from nbgrader.api import Gradebook
-
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+    with grading.gradebook(course) as gb:
         sub = gb.find_submission(assignment, student)
         grades = {g.name: g.score for nb in sub.notebooks for g in nb.grades}
         return sub.score, sub.max_score, grades
+
+
+def test_grading_without_an_activated_environment(tmp_path, nbgrader_cli, monkeypatch):
+    """nbgrader runs the ``alembic`` executable from PATH when it creates a gradebook; with the venv not activated
+    (its bin folder not on PATH) plain nbgrader fails with FileNotFoundError: 'alembic'. The course's way
+    (``python -m scoregen_lite.grading``, ``grading.run_nbgrader``, ``grading.gradebook``) works. Each step gets a
+    fresh course folder: a gradebook that nbgrader failed to finish opens without alembic afterwards."""
+    def course(name):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "nbgrader_config.py").write_text(CONFIG)
+        return folder
+
+    env = dict(os.environ, PATH=_without_venv_bin())
+    env.pop("VIRTUAL_ENV", None)
+    if shutil.which("alembic", path=env["PATH"]) is None:   # the failure this guards against is real here
+        plain = subprocess.run([nbgrader_cli, "db", "student", "add", "dana"], cwd=course("plain"), env=env,
+                               capture_output=True, text=True, timeout=600)
+        assert plain.returncode != 0 and "alembic" in plain.stdout + plain.stderr
+    res = grading.run_nbgrader("db", "student", "add", "dana", course=course("run"), env=env, timeout=600)
+    assert res.returncode == 0, res.stdout[-1500:] + res.stderr[-3000:]
+    res = subprocess.run([sys.executable, "-m", "scoregen_lite.grading", "db", "student", "add", "dana"],
+                         cwd=course("module"), env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-1500:] + res.stderr[-3000:]
+    monkeypatch.setenv("PATH", env["PATH"])          # in-process too (the gradebook of the tests' _scores)
+    fresh = course("inprocess")
+    with grading.gradebook(fresh) as gb:
+        gb.add_student("dana")
+        assert [s.id for s in gb.students] == ["dana"]
+    assert os.environ["PATH"] == env["PATH"]          # restored afterwards
+
+
+def test_nbgrader_env_puts_the_interpreters_bin_first():
+    env = grading.nbgrader_env({"PATH": os.pathsep.join(["/usr/bin", str(grading.bin_dir()), "/bin"])})
+    assert env["PATH"].split(os.pathsep) == [str(grading.bin_dir()), "/usr/bin", "/bin"]
+    assert grading.nbgrader_env({})["PATH"] == str(grading.bin_dir())
+    assert (grading.bin_dir() / "python").exists() or (grading.bin_dir() / "python.exe").exists()
 
 
 def test_nbgrader_end_to_end(tmp_path, nbgrader_cli):

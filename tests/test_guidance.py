@@ -174,6 +174,41 @@ def test_replacement_noises_the_known_part_with_the_forward_kernel(sde):
         assert x1.std().item() == pytest.approx(std, rel=0.1), (t, x1.std().item(), std)
 
 
+@pytest.mark.parametrize("sde", [VE, VP], ids=["VE", "VP"])
+def test_repaint_jump_is_the_forward_transition_kernel(sde):
+    """RePaint's jump back up from t_i to t_j > t_i must be the SDE's exact transition kernel,
+    x <- (alpha_j / alpha_i) x + sqrt(std_j^2 - (alpha_j / alpha_i)^2 std_i^2) z, so that it maps samples of p_{t_i}
+    to samples of p_{t_j}. The known entry shows it: before the jump it is a draw of N(alpha_i known, std_i^2)
+    (replacement), so after it, when the score sees it at t_j, it must be a draw of N(alpha_j known, std_j^2).
+    Jumps of 5 steps on a 20-step grid make the kernel's two terms far apart on VP; dropping the alpha ratio
+    inside the std (sqrt(std_j^2 - std_i^2), mean kept) leaves VE unchanged but shrinks VP's variance after a jump
+    to std_j^2 - (1 - ratio^2) std_i^2 (measured with that mutant: std 0.115 after the first jump, where it must be
+    1.000)."""
+    g = sg.densities.Gaussian(torch.zeros(2), torch.tensor([[1.0, 0.9], [0.9, 1.0]]))
+    exact = SDEMarginal(g, sde).score
+    seen = []
+
+    def score(x, t):
+        seen.append((float(t[0]), x[:, 0].clone()))
+        return exact(x, t)
+
+    n_steps, resample, jump = 20, 2, 5
+    schedule = sg.guidance.repaint_schedule(n_steps, resample, jump)
+    moves = list(zip(schedule[:-1], schedule[1:]))
+    after_jump = [k > 0 and moves[k - 1][1] < moves[k - 1][0] for k, (i, j) in enumerate(moves) if j > i]
+    known = torch.tensor([1.5, 0.0]).repeat(4000, 1)
+    sg.guidance.repaint(sde, score, known, torch.tensor([1.0, 0.0]), n_steps, resample=resample, jump=jump,
+                        sampler="em", generator=torch.Generator().manual_seed(0))
+    assert len(seen) == len(after_jump) and sum(after_jump) == 3        # one score call per reverse step
+    for (t, x1), jumped in zip(seen, after_jump):
+        if not jumped:
+            continue
+        alpha, std = (float(v) for v in sde.marginal_coeffs(t))
+        se = std / len(x1) ** 0.5
+        assert abs(x1.mean().item() - alpha * 1.5) < 4 * se + 1e-6, (t, x1.mean().item(), alpha * 1.5)
+        assert x1.std().item() == pytest.approx(std, rel=0.05), (t, x1.std().item(), std)   # SE 1.1 %
+
+
 def test_repaint_with_vp_against_the_exact_conditional():
     """The VP SDE (alpha_t < 1): RePaint's backward jump is x <- (alpha_j / alpha_i) x + noise. On 100 steps with
     U = 10 it recovers N(1.35, 0.19) (measured mean 1.316, variance 0.187; a jump without the alpha ratio

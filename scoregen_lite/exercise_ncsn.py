@@ -12,7 +12,7 @@ import torch
 
 from .checking import ExerciseFailed, compare, fmt, passed  # noqa: F401
 
-__all__: list[str] = ["check_ncsn_loss", "check_annealed_langevin"]
+__all__: list[str] = ["check_ncsn_loss", "check_annealed_langevin", "train_ncsn_with_loss"]
 
 #: nbgrader points of each check here (merged into ``sg.exercises.POINTS``)
 POINTS: dict[str, int] = {"check_ncsn_loss": 2, "check_annealed_langevin": 3}

@@ -48,7 +48,9 @@ def test_ncsn_loss_reference_passes(capsys):
 def test_ncsn_loss_mistakes_recognised(change, hint):
     with pytest.raises(ExerciseFailed, match="ncsn_loss: ") as err:
         sg.exercises.check_ncsn_loss(lambda *a: ncsn_loss(*a, **change))
-    assert hint in str(err.value)
+    msg = str(err.value)
+    assert hint in msg and "expected" in msg
+    assert not any(other in msg for _, other in NCSN_MISTAKES if other != hint), msg   # its own hint, no other
 
 
 def test_ncsn_loss_form_errors():
@@ -131,7 +133,9 @@ def test_annealed_langevin_reference_passes(capsys):
 def test_annealed_langevin_mistakes_recognised(change, hint):
     with pytest.raises(ExerciseFailed, match="annealed_langevin: ") as err:
         sg.exercises.check_annealed_langevin(lambda *a: annealed_langevin(*a, **change))
-    assert hint in str(err.value)
+    msg = str(err.value)
+    assert hint in msg and "expected" in msg
+    assert not any(other in msg for _, other in ANNEALED_MISTAKES if other != hint), msg   # its own hint, no other
 
 
 def test_annealed_langevin_path_without_start():
@@ -152,6 +156,7 @@ def test_checks_listed_with_points():
     for name in ("check_ncsn_loss", "check_annealed_langevin"):
         assert name in sg.exercises.__all__ and name in exercise_ncsn.__all__
         assert sg.exercises.POINTS[name] in (2, 3)
+    assert sg.exercises.train_ncsn_with_loss is exercise_ncsn.train_ncsn_with_loss   # notebook 04 calls it there
 
 
 # --- notebook 05: the update's SNR, measured with the exact score ------------------------------------------------

@@ -13,17 +13,25 @@ __all__ = ["check_em_sampler", "check_dsm_loss", "check_train_step", "check_labe
 
 
 def _em_reference(sde, score_fn, x, n_steps, t_min, zs, *, grid=None, last_noise=False, score_at_next=False,
-                  ode=False):
-    """The reverse Euler-Maruyama loop of ``check_em_sampler`` (and its catalogued mistakes)."""
+                  ode=False, at_end=None, skip_first_noise=False, next_noise=False, positive_dt=False,
+                  noise_scale="sqrt"):
+    """The reverse Euler-Maruyama loop of ``check_em_sampler`` (and its catalogued mistakes): ``at_end`` "all"
+    evaluates drift, g and score at the step's end time (a loop over ts[1:]), "g_score" g and the score there;
+    ``skip_first_noise`` leaves out the first step's noise instead of the last's; ``next_noise`` uses zs[k + 1];
+    ``positive_dt`` steps with |dt| (time running forwards); ``noise_scale`` "dt" or "none" for sqrt(|dt|)."""
     ts = torch.linspace(1.0, t_min, n_steps + (0 if grid == "short" else 1), dtype=torch.float64).tolist()
     for k in range(len(ts) - 1):
         t, dt = ts[k], ts[k + 1] - ts[k]
         tv = torch.full((x.shape[0],), t, dtype=x.dtype)
-        g = sde.diffusion(tv)[:, None]
-        s = score_fn(x, torch.full_like(tv, ts[k + 1]) if score_at_next else tv)
-        x = x + (sde.drift(x, tv) - (0.5 if ode else 1.0) * g**2 * s) * dt
-        if k < len(ts) - 2 or last_noise:
-            x = x + g * math.sqrt(-dt) * zs[k]
+        te = torch.full_like(tv, ts[k + 1])
+        g = sde.diffusion(te if at_end in ("all", "g_score") else tv)[:, None]
+        s = score_fn(x, te if (score_at_next or at_end in ("all", "g_score")) else tv)
+        step = -dt if positive_dt else dt
+        x = x + (sde.drift(x, te if at_end == "all" else tv) - (0.5 if ode else 1.0) * g**2 * s) * step
+        noisy = (k > 0) if skip_first_noise else (k < len(ts) - 2 or last_noise)
+        if noisy and noise_scale != "none":
+            scale = math.sqrt(-dt) if noise_scale == "sqrt" else -dt
+            x = x + g * scale * zs[k + 1 if next_noise else k]
     return x
 
 
@@ -33,8 +41,11 @@ def check_em_sampler(fn) -> None:
     ``torch.linspace(1, t_min, n_steps + 1)``, each x <- x + [f - g^2 s(x, t)] dt + g sqrt(|dt|) zs[k] at the
     step's start time t, except the last, which adds no noise (as ``sg.samplers.euler_maruyama``).
 
-    Recognised mistakes: noise added on the last step too, a grid of n_steps points (one step short), the score
-    taken at the step's end time, and the probability-flow drift (1/2 g^2) in an SDE sampler."""
+    Recognised mistakes: noise added on the last step too, or left out on the first instead of the last; a grid
+    of n_steps points (one step short); the score taken at the step's end time; the whole step (drift, g and score)
+    or g and the score taken at the end time (a loop over ``ts[1:]``); ``zs[k + 1]`` as step k's noise; a positive
+    dt (time running forwards); noise scaled by |dt| instead of sqrt(|dt|), or no noise at all; and the
+    probability-flow drift (1/2 g^2) in an SDE sampler."""
     from .densities import SDEMarginal, two_modes
     from .sde import VESDE, VPSDE
 
@@ -54,6 +65,27 @@ def check_em_sampler(fn) -> None:
                     (_em_reference(sde, score_fn, x1, n_steps, t_min, zs, score_at_next=True),
                      "the score is taken at the step's end time t + dt: Euler-Maruyama evaluates everything at the "
                      "start of the step, t"),
+                    (_em_reference(sde, score_fn, x1, n_steps, t_min, zs, at_end="all"),
+                     "every term of the step is evaluated at its end time t_{k+1} (as a loop over ts[1:] does): "
+                     "Euler-Maruyama freezes the drift, g and the score at the step's START time t_k = ts[k] and "
+                     "moves to ts[k + 1]; evaluating at the end would need x at the end, which the step is computing"),
+                    (_em_reference(sde, score_fn, x1, n_steps, t_min, zs, at_end="g_score"),
+                     "g and the score are taken at t_{k+1}, where the step ends: Euler-Maruyama evaluates every "
+                     "coefficient, the drift, g and the score, at t_k = ts[k], where the step starts"),
+                    (_em_reference(sde, score_fn, x1, n_steps, t_min, zs, skip_first_noise=True),
+                     "the noise is left out of the first step instead of the last: every step adds g sqrt(|dt|) "
+                     "zs[k] except the last one (k = n_steps - 1), whose noise nothing could remove"),
+                    (_em_reference(sde, score_fn, x1, n_steps, t_min, zs, next_noise=True),
+                     "step k uses zs[k + 1]: the noise of step k is zs[k], counting from k = 0 at t = 1"),
+                    (_em_reference(sde, score_fn, x1, n_steps, t_min, zs, positive_dt=True),
+                     "the step moves with dt > 0, forwards in time: going from t = 1 down to t_min, "
+                     "dt = ts[k + 1] - ts[k] is negative, and the drift term is (f - g^2 score) dt with that dt"),
+                    (_em_reference(sde, score_fn, x1, n_steps, t_min, zs, noise_scale="dt"),
+                     "the noise is scaled by |dt|: a Brownian increment over time |dt| has std sqrt(|dt|), so the "
+                     "noise term is g sqrt(|dt|) zs[k]"),
+                    (_em_reference(sde, score_fn, x1, n_steps, t_min, zs, noise_scale="none"),
+                     "no step adds noise: eq. (7) is a stochastic differential equation, and every step but the last "
+                     "adds g sqrt(|dt|) zs[k] (the deterministic sampler is the probability-flow ODE, with (1/2) g^2)"),
                     (_em_reference(sde, score_fn, x1, n_steps, t_min, zs, ode=True),
                      "that drift, f - (1/2) g^2 score, is the probability-flow ODE's; with noise, eq. (7) needs "
                      "f - g^2 score")]

@@ -83,6 +83,38 @@ def _em_loop(sde, score_fn, x, n_steps, t_min, zs, *, last_noise=False, points=N
     return x
 
 
+def _em_over_end_times(sde, score_fn, x, n_steps, t_min, zs):
+    """A new user's loop over ts[1:]: every term of step k (drift, g, score) at its end time t_{k+1}."""
+    ts = torch.linspace(1.0, t_min, n_steps + 1, dtype=torch.float64)
+    for k, t in enumerate(ts[1:]):
+        dt = float(t - ts[k])
+        t_vec = torch.full((x.shape[0],), float(t), dtype=x.dtype)
+        g = sde.diffusion(t_vec)[:, None]
+        x = x + (sde.drift(x, t_vec) - g**2 * score_fn(x, t_vec)) * dt
+        if k < n_steps - 1:
+            x = x + g * math.sqrt(-dt) * zs[k]
+    return x
+
+
+def _em_slip(sde, score_fn, x, n_steps, t_min, zs, *, g_score_end=False, skip_first=False, next_z=False,
+             forward=False, noise="sqrt"):
+    """More slips in the loop, each written as a student would."""
+    ts = torch.linspace(1.0, t_min, n_steps + 1, dtype=torch.float64).tolist()
+    for k in range(n_steps):
+        t, t_next = ts[k], ts[k + 1]
+        dt = (t - t_next) if forward else (t_next - t)          # forward: a positive dt
+        start = torch.full((x.shape[0],), t, dtype=x.dtype)
+        end = torch.full((x.shape[0],), t_next, dtype=x.dtype)
+        g = sde.diffusion(end if g_score_end else start)[:, None]
+        x = x + (sde.drift(x, start) - g**2 * score_fn(x, end if g_score_end else start)) * dt
+        if (k > 0) if skip_first else (k < n_steps - 1):
+            if noise == "sqrt":
+                x = x + g * math.sqrt(abs(dt)) * zs[k + 1 if next_z else k]
+            elif noise == "dt":
+                x = x + g * abs(dt) * zs[k]
+    return x
+
+
 def _dsm(net, x0, sde, t, z, *, weighted=True, sign=1, alpha=True, reduce="sum", half=False):
     a, std = (v[:, None] for v in sde.marginal_coeffs(t))
     xt = (a if alpha else 1.0) * x0 + std * z
@@ -201,6 +233,13 @@ CATALOGUE = [
     ("check_em_sampler", lambda *a: _em_loop(*a, points=a[3]), "so n_steps - 1 steps"),
     ("check_em_sampler", lambda *a: _em_loop(*a, at_next=True), "step's end time"),
     ("check_em_sampler", lambda *a: _em_loop(*a, half=True), "probability-flow ODE's"),
+    ("check_em_sampler", _em_over_end_times, "every term of the step is evaluated at its end time"),
+    ("check_em_sampler", lambda *a: _em_slip(*a, g_score_end=True), "g and the score are taken at t_{k+1}"),
+    ("check_em_sampler", lambda *a: _em_slip(*a, skip_first=True), "left out of the first step instead"),
+    ("check_em_sampler", lambda *a: _em_slip(*a, next_z=True), "step k uses zs[k + 1]"),
+    ("check_em_sampler", lambda *a: _em_slip(*a, forward=True), "forwards in time"),
+    ("check_em_sampler", lambda *a: _em_slip(*a, noise="dt"), "the noise is scaled by |dt|"),
+    ("check_em_sampler", lambda *a: _em_slip(*a, noise="none"), "no step adds noise"),
     ("check_train_step", lambda *a: _train(*a, zero=False), "never cleared"),
     ("check_train_step", lambda *a: _train(*a, clip=None), "unclipped gradients"),
     ("check_train_step", lambda *a: _train(*a, clip="after"), "unclipped gradients"),
@@ -235,7 +274,10 @@ def test_each_catalogued_mistake_gets_its_own_hint(check, wrong, key):
 
 def test_every_check_recognises_at_least_two_mistakes():
     checks = {c for c, _, _ in CATALOGUE} | {"check_hutchinson_trace"}
-    assert checks == {n for n in sg.exercises.__all__ if n.startswith("check_")}
+    # the checks of the whole-method modules (exercise_builds, _ncsn, _fast, _recipes) have their own test files
+    elsewhere = {n for m in ("exercise_builds", "exercise_ncsn", "exercise_fast", "exercise_recipes")
+                 for n in getattr(sg, m, getattr(sg.exercises, m)).__all__}
+    assert checks == {n for n in sg.exercises.__all__ if n.startswith("check_")} - elsewhere
     assert all(sum(c == name for c, _, _ in CATALOGUE) >= 2 for name in checks - {"check_hutchinson_trace"})
 
 

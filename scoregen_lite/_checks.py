@@ -111,11 +111,16 @@ class SamplerDiverged(FloatingPointError):
 
 
 def check_finite(x, where: str, step_size: float) -> None:
-    """Raise SamplerDiverged, saying how many chains and where, when x holds NaN/inf."""
+    """Raise SamplerDiverged, saying how many chains and where, when x holds NaN/inf; the message also gives the
+    median size |x| of the chains still finite, since those have usually blown up too, only not yet past inf."""
     if not torch.isfinite(x).all():
-        bad = int((~torch.isfinite(x).reshape(len(x), -1).all(1)).sum())
-        raise SamplerDiverged(f"{bad} of {len(x)} chains diverged (NaN/inf) {where}; step_size={step_size:g} is too "
-                              f"large for this score: try a step size 10x smaller.")
+        rows = x.reshape(len(x), -1)
+        ok = torch.isfinite(rows).all(1)
+        bad = int((~ok).sum())
+        rest = (f"; the other {len(x) - bad} have median |x| = {float(rows[ok].double().norm(dim=1).median()):.3g}"
+                if bad < len(x) else "")
+        raise SamplerDiverged(f"{bad} of {len(x)} chains reached NaN/inf {where}{rest}; step_size={step_size:g} is "
+                              f"too large for this score: try a step size 10x smaller.")
 
 
 def call_score(score_fn, x, *args, where: str = "", step_size: float = 0.0):

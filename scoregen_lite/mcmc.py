@@ -195,17 +195,17 @@ def annealed_langevin(
     bar = tqdm(total=len(sig) * n_steps_each, desc="annealed Langevin", disable=not progress, leave=False,
                mininterval=0.5)
     for level, sigma in enumerate(sig):
-        alpha = step_size * sigma**2 / sig[-1] ** 2   # eps_i = eps sigma_i^2 / sigma_L^2
-        noise_scale = math.sqrt(alpha)
+        eps_i = step_size * sigma**2 / sig[-1] ** 2   # eps_i = eps sigma_i^2 / sigma_L^2
+        noise_scale = math.sqrt(eps_i)
         for t in range(n_steps_each):
-            s = call_score(score_fn, x, sigma, where=f"at level {level + 1} (sigma={sigma:.3g}, alpha={alpha:.3g})",
+            s = call_score(score_fn, x, sigma, where=f"at level {level + 1} (sigma={sigma:.3g}, eps_i={eps_i:.3g})",
                             step_size=step_size)
             if level == 0 and t == 0:
                 check_score_output(s, x)
             # x <- x + (eps_i/2) s(x, sigma_i) + sqrt(eps_i) z      eq. (1) at level i
-            x = x + 0.5 * alpha * s + noise_scale * randn_like(x, generator)
+            x = x + 0.5 * eps_i * s + noise_scale * randn_like(x, generator)
         bar.update(n_steps_each)
-        check_finite(x, f"at level {level + 1} (sigma={sigma:.3g}, alpha={alpha:.3g})", step_size)
+        check_finite(x, f"at level {level + 1} (sigma={sigma:.3g}, eps_i={eps_i:.3g})", step_size)
         if path is not None:
             path.append(x.clone())
     bar.close()

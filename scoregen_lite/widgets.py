@@ -145,7 +145,7 @@ def _diverged(err: Exception, info: dict):
     info.update(diverged=True, message=str(err))
     fig, ax = plt.subplots(figsize=(6.0, 1.6))
     ax.axis("off")
-    ax.text(0.5, 0.5, "the chains diverged:\n" + str(err).split(";")[0] + "\nlower eps", ha="center", va="center",
+    ax.text(0.5, 0.5, "the chains diverged:\n" + "\n".join(str(err).split("; ")[:-1]) + "\nlower eps", ha="center", va="center",
             fontsize=9, color="#b91c1c", wrap=True)
     return fig, info
 

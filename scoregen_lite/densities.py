@@ -1,9 +1,10 @@
 """Densities with exact scores, and sample-only 2D datasets.
 
 Introduced in notebooks/01_scores_and_langevin.ipynb and used by every later
-notebook. The score of a density p is grad_x log p(x) (notes, "Data and
-scores"). Gaussians and Gaussian mixtures have it in closed form, and so does
-the density of x + sigma * z for z ~ N(0, I), which is again a mixture with
+notebook. The score of a density p is grad_x log p(x) (Hyvarinen 2005,
+"Estimation of non-normalized statistical models by score matching").
+Gaussians and Gaussian mixtures have it in closed form, and so does the
+density of x + sigma * z for z ~ N(0, I), which is again a mixture with
 covariances cov + sigma^2 I: this is what makes them the course's test bed for
 every score-matching loss and sampler.
 """

@@ -82,8 +82,9 @@ class GaussianFourierProjection(nn.Module):
     """Random Fourier features of a scalar: [sin(2 pi omega c), cos(2 pi omega c)] with
     omega ~ N(0, scale^2 I) drawn once and kept fixed (a buffer, not a parameter).
 
-    The notes' design advice for embedding the time t (section "Score network
-    design advice"); also used for log(sigma). Output shape (n, embed_dim).
+    How Song et al. (2021, "Score-based generative modeling through stochastic differential
+    equations", appendix H) embed the continuous time t (random Fourier features, Tancik et al.
+    2020); also used for log(sigma). Output shape (n, embed_dim).
     """
 
     def __init__(self, embed_dim: int = 64, scale: float = 16.0, seed: int = 0):
@@ -106,8 +107,9 @@ class ConditionalMLPScore(nn.Module):
     c is embedded with fixed Gaussian Fourier features (of log c when ``log_input``,
     natural for a geometric sigma ladder) and injected into every hidden layer
     (added after the linear map). With ``output_divisor`` the output is divided
-    by ``output_divisor(c)``: by sigma for an NCSN (``||s|| ~ 1/sigma``, notes
-    section NCSN) or by the marginal std of an SDE (notes, design advice).
+    by ``output_divisor(c)``: by sigma for an NCSN (``||s|| ~ 1/sigma``: the rescaling of
+    Song & Ermon 2020, "Improved techniques for training score-based generative models",
+    technique 3, here on a sigma-conditioned network) or by the marginal std of an SDE.
 
     Args:
         dim: data dimension D.
@@ -164,7 +166,8 @@ class ConditionalMLPScore(nn.Module):
 class TimeMLPScore(ConditionalMLPScore):
     """s_theta(x, t) for an SDE: a ``ConditionalMLPScore`` on the time t in [0, 1] (Fourier
     features of t with frequency scale ``scale``) whose output is divided by the SDE's
-    marginal std_t, so that its norm matches the true score's (notes, design advice).
+    marginal std_t, so that its norm matches the true score's (Song & Ermon 2020's technique 3
+    with std_t for sigma, on a t-conditioned network).
 
     Introduced in notebooks/06_sdes.ipynb.
     """
@@ -217,7 +220,9 @@ class ScoreUNet(nn.Module):
     layer give a time embedding that is added at every level of the encoder (3x3 convolutions,
     stride 2) and decoder (transposed convolutions with skip connections from the encoder), each
     followed by GroupNorm and SiLU; the output is divided by the SDE's std_t so that its norm
-    matches the true score's (notes, design advice).
+    matches the true score's (Song & Ermon 2020, "Improved techniques for training score-based
+    generative models", technique 3, with std_t for sigma; that technique divides an unconditional
+    network, this one is also conditioned on t).
 
     Args:
         sde: gives ``marginal_std(t)``.

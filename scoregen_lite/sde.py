@@ -300,7 +300,7 @@ class SubVPSDE(VPSDE):
 
 
 def denoiser(sde: SDE, score_fn):
-    """The denoiser D(x; sigma) of a score model, by Tweedie's formula (notes, eq. (3)'s optimum;
+    """The denoiser D(x; sigma) of a score model, by Tweedie's formula (the optimum of eq. (3);
     Karras et al. 2022, EDM, eq. (3)):
 
         D(x; sigma) = x + sigma^2 grad_x log p(x; sigma),
@@ -374,8 +374,9 @@ def continuity_check(marginal, sde: SDE, x: torch.Tensor, t: float, *, ode_facto
 
     with v = f - ``ode_factor`` g^2 grad_x log p_t, for an exact time-dependent density ``marginal``
     (``log_prob(x, t)``, ``score(x, t)``; e.g. ``sg.densities.SDEMarginal``). The Fokker-Planck equation of
-    eq. (6) says that the probability-flow ODE (``ode_factor`` = 1/2, notes after eq. (7)) satisfies it, so the
-    ODE carries p_t to p_t at every t; the reverse SDE's drift without its noise (``ode_factor`` = 1) does not.
+    eq. (6) says that the probability-flow ODE (``ode_factor`` = 1/2; Song et al. 2021, section 4.3) satisfies
+    it, so the ODE carries p_t to p_t at every t; the reverse SDE's drift without its noise (``ode_factor`` = 1)
+    does not.
     The left side is a central difference in t (step ``h``; its error is O(h^2) for a float64 ``marginal``, a
     float32 one adds rounding of order 1e-7 / h), the divergence is exact (autograd), in float64.
     Returns (lhs, rhs), each of shape (n,). Introduced in notebooks/06_sdes.ipynb."""

@@ -25,7 +25,7 @@ from . import _checks
 
 __all__ = ["EMA", "FitResult", "fit", "TrainingDiverged", "CheckpointError", "train_ncsn", "ImageConfig", "REFERENCE", "FAST",
            "QUICK_CPU", "CPU", "make_sde", "make_unet", "train_images", "save_checkpoint", "load_checkpoint",
-           "load_score_model"]
+           "load_score_model", "ema_weights", "ema_window"]
 
 
 class CheckpointError(ValueError):
@@ -45,7 +45,10 @@ class EMA:
     so that early averages are not dominated by the random initial weights.
     ``copy_to(model)`` loads the averages (keeping a backup), ``restore(model)``
     puts the trained weights back; ``with ema.average_parameters(model):`` does
-    both. Sample with the EMA weights: the notes' design advice.
+    both. Sample with the EMA weights (Song & Ermon 2020, "Improved techniques for training
+    score-based generative models", technique 5). The warm-up is that of TensorFlow's
+    ``tf.train.ExponentialMovingAverage`` with ``num_updates``; ``effective_window`` measures how many
+    steps the average spans after n updates (notebook 07).
     """
 
     def __init__(self, model: nn.Module, decay: float = 0.999, warmup: bool = True):
@@ -106,6 +109,49 @@ class EMA:
         self.decay, self.warmup, self.num_updates = state["decay"], state["warmup"], state["num_updates"]
         for k, v in state["shadow"].items():
             self.shadow[k].copy_(v)
+
+
+def ema_weights(n_updates: int, decay: float = 0.999, warmup: bool = True) -> torch.Tensor:
+    """The weights (w_0, ..., w_n), float64, summing to 1, with which ``EMA``'s average after n updates mixes
+    the initial weights (w_0) and the weights after each training step k = 1..n (w_k): update k uses
+    d_k = min(decay, k / (9 + k)) with ``warmup`` (``EMA.current_decay`` with k - 1 updates done), else decay, so
+
+        w_k = (1 - d_k) d_{k+1} ... d_n   (k >= 1),   w_0 = d_1 ... d_n.
+
+    It is exactly what ``EMA`` computes (tests/test_ema_window.py runs the class on one-hot weights).
+    Introduced in notebooks/07_mnist_score_sde.ipynb."""
+    n = _checks.count("n_updates", n_updates, minimum=0)
+    decay = float(decay)
+    if not 0.0 <= decay < 1.0:
+        raise ValueError(f"decay={decay!r} is invalid: expected 0 <= decay < 1 (e.g. 0.999).")
+    k = torch.arange(1, n + 1, dtype=torch.float64)
+    d = torch.clamp(k / (9 + k), max=decay) if warmup else torch.full_like(k, decay)
+    log_d = torch.log(d)
+    # suffix[k] = log(d_{k+1} ... d_n) for k = 0..n (an empty product for k = n)
+    suffix = torch.cat([torch.flip(torch.cumsum(torch.flip(log_d, [0]), 0), [0]), torch.zeros(1, dtype=torch.float64)])
+    w = torch.exp(suffix)
+    w[1:] = w[1:] * (1 - d)
+    return w
+
+
+def ema_window(n_updates: int, decay: float = 0.999, warmup: bool = True) -> dict:
+    """How many training steps ``EMA``'s average spans after ``n_updates`` updates, from ``ema_weights``:
+
+    * ``mean_age``: sum_k w_k (n - k), how many steps back the average sits on average; for a plain EMA run
+      long enough it is d / (1 - d), the usual "window of about 1 / (1 - d) steps";
+    * ``n_eff``: 1 / sum_k w_k^2, the number of equally weighted steps with the same variance reduction
+      ((1 + d) / (1 - d) for a long plain EMA);
+    * ``initial_weight``: w_0, the share of the initial weights still in the average;
+    * ``decay_now``: the decay of the next update.
+
+    With ``warmup`` (d_k = min(decay, k / (9 + k))) the window grows with the run, about n / 10 steps back,
+    until d_k reaches ``decay`` (near n = 9 d / (1 - d)). Introduced in notebooks/07_mnist_score_sde.ipynb."""
+    w = ema_weights(n_updates, decay, warmup)
+    n = len(w) - 1
+    age = n - torch.arange(n + 1, dtype=torch.float64)
+    decay_now = min(float(decay), (1 + n) / (10 + n)) if warmup else float(decay)
+    return {"n_updates": n, "decay": float(decay), "mean_age": float((w * age).sum()),
+            "n_eff": float(1 / (w**2).sum()), "initial_weight": float(w[0]), "decay_now": decay_now}
 
 
 @dataclass
@@ -235,8 +281,8 @@ def train_ncsn(data, sigmas, *, n_steps: int, hidden: int = 128, n_layers: int =
 
     Builds ``sg.nets.ConditionalMLPScore`` (log-sigma Fourier embedding; output divided
     by sigma when ``divide_by_sigma``), trains it with ``sg.losses.ncsn_loss`` through
-    ``fit``, then loads the EMA weights into the network (the notes' advice: sample with
-    the EMA). Returns (net, FitResult). Introduced in notebooks/04_ncsn.ipynb, reused
+    ``fit``, then loads the EMA weights into the network (sample with the EMA: Song & Ermon
+    2020, technique 5). Returns (net, FitResult). Introduced in notebooks/04_ncsn.ipynb, reused
     in 05_annealed_langevin.ipynb.
     """
     from .losses import ncsn_loss
@@ -256,7 +302,7 @@ def train_ncsn(data, sigmas, *, n_steps: int, hidden: int = 128, n_layers: int =
 
 
 def _divide_by_sigma(sigma: torch.Tensor) -> torch.Tensor:
-    """s_theta(x, sigma) = net(x, sigma) / sigma (notes: ||s|| ~ 1/sigma)."""
+    """s_theta(x, sigma) = net(x, sigma) / sigma (||s|| ~ 1/sigma; Song & Ermon 2020, technique 3)."""
     return sigma
 
 

@@ -219,10 +219,12 @@ class ScoreUNet(nn.Module):
     channels): Gaussian random Fourier features of t (fixed omega ~ N(0, scale^2)) and a linear
     layer give a time embedding that is added at every level of the encoder (3x3 convolutions,
     stride 2) and decoder (transposed convolutions with skip connections from the encoder), each
-    followed by GroupNorm and SiLU; the output is divided by the SDE's std_t so that its norm
-    matches the true score's (Song & Ermon 2020, "Improved techniques for training score-based
-    generative models", technique 3, with std_t for sigma; that technique divides an unconditional
-    network, this one is also conditioned on t).
+    followed by GroupNorm and SiLU. With ``precond="none"`` (the tutorial's) the output is divided by
+    the SDE's std_t so that its norm matches the true score's (Song & Ermon 2020, "Improved techniques
+    for training score-based generative models", technique 3, with std_t for sigma; that technique
+    divides an unconditional network, this one is also conditioned on t). With ``precond="edm"`` (the
+    shipped ``mnist_ve`` and ``mnist_cond`` and ``train-mnist --cpu``) the same layers are EDM's raw
+    network F and the score comes from the preconditioned denoiser (Karras et al. 2022, table 1).
 
     Args:
         sde: gives ``marginal_std(t)``.

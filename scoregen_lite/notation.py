@@ -50,7 +50,8 @@ SYMBOLS = [
     Symbol(r"\lambda(\sigma),\ \lambda(t)", "the weight of each noise level in the loss, eqs. (5) and (8)", "04",
            "`weighting`"),
     Symbol(r"\epsilon_i = \epsilon\,\sigma_i^2/\sigma_L^2", "the annealed Langevin step at level $i$", "05",
-           "`sg.schedules.step_sizes`", r"the notes write $\alpha_i$ (and Song & Ermon's code $\alpha_i/2$)"),
+           "`sg.schedules.step_sizes`", r"Song & Ermon (2019, algorithm 1) write $\alpha_i$ for $\epsilon_i$; their "
+           r"code's step $a$ in $x + a s + \sqrt{2a} z$ is $\epsilon_i/2$"),
     Symbol(r"r", r"the update's signal-to-noise ratio $\lVert \tfrac{\epsilon}{2} s\rVert / \lVert \sqrt{\epsilon} z\rVert$, "
            r"which annealing keeps constant (05) and the predictor-corrector's Langevin step targets (06)", "05",
            "`sg.schedules.update_snr`, `snr`", "Song et al. (2021, appendix G) call it snr (0.16 for MNIST-like data)"),
@@ -93,7 +94,10 @@ SYMBOLS = [
            r"$\hat x_0 = c_{\text{skip}} \hat x + c_{\text{out}} F_\theta(c_{\text{in}} \hat x, c_{\text{noise}})$", "10",
            "`sg.recipes.Preconditioned`, `sg.recipes.coefficients`", "EDM section 5, table 1"),
     Symbol(r"\hat x = x(t)/\alpha_t", "the scaled state, clean data plus noise of std $\\sigma$", "08", "(inside `sg.sde.denoiser`)"),
-    Symbol(r"\sigma_{\text{data}}", "the std of the data (0.5 in EDM's recipe)", "10", "`sigma_data`"),
+    Symbol(r"\sigma_{\text{data}}", "the std of the data that EDM's preconditioning assumes", "10", "`sigma_data`",
+           "EDM's 0.5 is for images in $[-1, 1]$; the course's MNIST lies in $[0, 1]$"),
+    Symbol(r"\sigma_{t_{\min}}", r"the kernel std at the smallest time $t_{\min}$: the smallest noise level a model "
+           r"trained on (not the VE parameter $\sigma_{\min}$ of $\sigma(t)$)", "07", "`sde.marginal_std(eps)`"),
 ]
 
 #: Abbreviations and named methods used across the course, with the first notebook whose text uses each
@@ -106,7 +110,10 @@ ABBREVIATIONS = [
     ("DDPM", "denoising diffusion probabilistic models (Ho et al. 2020): a discrete chain of Gaussian noising steps "
              "whose continuous-time limit is the VP SDE (Song et al. 2021, section 3.4)", "06"),
     ("EM", "Euler-Maruyama, the first-order solver of eq. (7)", "06"),
-    ("PC", "predictor-corrector: an EM step, then Langevin steps at the new time (Song et al. 2021, section 4.2)", "06"),
+    ("PC", "predictor-corrector (Song et al. 2021, section 4.2): EM steps of eq. (7) (the predictor) interleaved "
+           "with Langevin steps at fixed time (the corrector); the package, like Song et al.'s code, takes the "
+           "corrector at the current time, then the predictor to the next (the paper's algorithms 2-3 write the "
+           "predictor first)", "06"),
     ("ODE", "the probability-flow ODE $dx = [f - \\tfrac12 g^2 \\nabla_x \\log p_t]\\,dt$, deterministic, same marginals "
             "$p_t$ as eq. (7)", "06"),
     ("NFE", "number of function (score network) evaluations of a sampler", "06"),

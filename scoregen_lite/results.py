@@ -417,5 +417,40 @@ def main(argv=None) -> int:
     return 0
 
 
+def sigma_data_table(source=None) -> str:
+    """Markdown table of ``benchmarks/sigma_data_cpu.py`` (issue 32, notebook 10): the CPU recipe trained with
+    EDM's sigma_data and P_mean (values for images in [-1, 1]) and with the values scaled to the course's [0, 1]
+    digits, the same seed and steps; per setting its constants, steps and wall time, the Frechet distance to the
+    held-out digits for each sampler (mean +- sd over the sampling seeds) and the ratio Heun / EM, with the noise
+    floor (training digits vs held-out digits) beside. ``source``: a result dict, a JSON path, or None for
+    ``benchmarks/results/sigma_data_cpu_run1.json``."""
+    if isinstance(source, dict):
+        r = source
+    else:
+        path = Path(source) if source else results_dir() / "sigma_data_cpu_run1.json"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist; run benchmarks/sigma_data_cpu.py.")
+        r = json.loads(path.read_text())
+    labels = list(r["samplers"])
+
+    def fd(s):
+        return _fmt(s["mean"], ".2f") + ("" if s.get("sd") is None else f" ± {s['sd']:.2f}")
+
+    fl = r["floor"]
+    out = [f"{r['steps']:,} training steps per setting (same seed and batches) on {r['device']}; Frechet distance of "
+           f"{r['n_samples']:,} samples x {r['sample_seeds']} sampling seeds to the {r['data']['n_heldout']:,} held-out "
+           f"digits (mean ± sd over seeds); training digits: std {r['data']['train_std']:.3f}.", "",
+           "| setting | sigma_data | P_mean | P_std | steps | train s | "
+           + " | ".join(f"FD {s}" for s in labels) + f" | {labels[1]} / {labels[0]} |",
+           "| --- " * (7 + len(labels)) + "|"]
+    for name, run in r["runs"].items():
+        s = run["setting"]
+        out.append(f"| {name} | {s['sigma_data']:.4g} | {s['p_mean']:.3f} | {s['p_std']:.2g} | {run['train']['steps']:,} | "
+                   f"{run['train']['seconds']:.0f} | " + " | ".join(fd(run["samplers"][k]) for k in labels)
+                   + f" | {run['heun_over_em']:.2f} |")
+    out.append("| floor: training digits | | | | | | " + " | ".join(fd(fl) for _ in labels) + " | |")
+    return "\n".join(out) + "\n"
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -37,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--init-from", help="fine-tune: start from this checkpoint's EMA weights (e.g. "
                                        "checkpoints/mnist_ve.pt), with a fresh optimizer")
     t.add_argument("--ema-decay", type=float, help="decay of the weight EMA (default: the config's, 0.999)")
+    t.add_argument("--sigma-data", type=float,
+                   help="EDM's sigma_data, the data's std that the preconditioning assumes (default: the config's, 0.5, "
+                        "EDM's value for images in [-1, 1]; benchmarks/sigma_data_cpu.py)")
+    t.add_argument("--p-mean", type=float,
+                   help="mean of ln sigma for log-normal noise levels (default: the config's, -1.2, EDM's value for "
+                        "images in [-1, 1]; benchmarks/sigma_data_cpu.py)")
     t.add_argument("--limit", type=int, help="use only the first N training digits")
     t.add_argument("--root", help="folder with the MNIST IDX files (default $SCOREGEN_DATA/mnist)")
     t.add_argument("--device")
@@ -101,10 +108,16 @@ def main(argv=None) -> int:
         args.steps = DEFAULT_STEPS[args.sampler]
     try:
         if args.command == "train-mnist":
+            if args.sigma_data is not None and not (math.isfinite(args.sigma_data) and args.sigma_data > 0):
+                raise ValueError(f"--sigma-data {args.sigma_data} is invalid: expected the data's std, a positive "
+                                 f"number (0.5 is EDM's for images in [-1, 1]; the course's digits in [0, 1]: about 0.31).")
+            if args.p_mean is not None and not math.isfinite(args.p_mean):
+                raise ValueError(f"--p-mean {args.p_mean} is invalid: expected a finite mean of ln sigma (e.g. -1.2).")
             config = mnist.config_for(args.quick or QUICK, cpu=args.cpu, conditional=args.conditional,
                                       n_steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                       time_budget_s=args.time_budget, compile=False if args.no_compile else None,
-                                      precision=args.precision, ema_decay=args.ema_decay)
+                                      precision=args.precision, ema_decay=args.ema_decay,
+                                      sigma_data=args.sigma_data, p_mean=args.p_mean)
             if args.recipe:
                 config = config.with_recipe(args.recipe)
             command = "python -m scoregen_lite " + " ".join(raw)

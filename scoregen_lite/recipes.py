@@ -37,7 +37,8 @@ from .sde import per_sample
 
 __all__ = ["PRECONDITIONINGS", "NOISE_LEVELS", "WEIGHTINGS", "RECIPES", "coefficients", "precondition",
            "Preconditioned", "optimal_gaussian_output", "ImportanceSampler", "sample_times", "loss_weight",
-           "recipe_loss", "per_sigma_loss", "target_std", "bits_floor", "check_recipe", "empirical_score"]
+           "recipe_loss", "per_sigma_loss", "target_std", "bits_floor", "check_recipe", "empirical_score",
+           "denoiser_error", "edm_loss", "bits_point_mass", "bits_bound"]
 
 PRECONDITIONINGS = ("none", "edm")
 NOISE_LEVELS = ("uniform", "lognormal", "importance")
@@ -295,8 +296,10 @@ def bits_floor(sigma_min: float, bins: int = 256, n_grid: int = 4001) -> float:
 
         floor = E_u[-log2(Phi((1 - u) h / sigma_min) - Phi(-u h / sigma_min))]  >= 0,
 
-    0 as sigma_min -> 0 and about log2(sqrt(2 pi) sigma_min / h) for sigma_min >> h. A lower bound on the
-    held-out bits/dim of a model whose likelihood starts at sigma_min (notebook 10)."""
+    0 as sigma_min -> 0 and about log2(sqrt(2 pi) sigma_min / h) for sigma_min >> h. It is the bits/dim of
+    this one reference density (the dequantisation bin blurred by sigma_min), *not* a lower bound: a point
+    mass at the bin's centre blurred by the same sigma_min scores lower when sigma_min is near h
+    (``bits_point_mass``), and ``bits_bound`` is the true lower bound over every blurred density (notebook 10)."""
     sigma_min = _checks.positive("sigma_min", sigma_min)
     bins = _checks.count("bins", bins)
     h = 1.0 / bins
@@ -334,3 +337,119 @@ def empirical_score(train: torch.Tensor, sde, batch_size: int = 256):
         return out.reshape(x.shape).to(x.dtype)
 
     return score
+
+
+@torch.no_grad()
+def denoiser_error(kind: str, sde, sigmas, delta: float = 0.1, *, sigma_data: float = 0.5, var: float = 0.25,
+                   dim: int = 16, n: int = 512, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The denoiser's error caused by a fixed error ``delta`` in the raw network's output F, per noise level
+    (EDM, Karras et al. 2022, section 5, "Preconditioning"), measured through the package's own wrapper.
+
+    Data N(0, var I) in ``dim`` dimensions, where the optimal raw output F* is known
+    (``optimal_gaussian_output``). The raw network is F* + delta (the same error at every sigma); wrapped by
+    ``Preconditioned(.., kind)`` it gives a score s, turned back into a denoiser by Tweedie's formula,
+    D = y + sigma^2 alpha_t s(x, t). Returns the rms over n points of D - D* at each sigma of ``sigmas``
+    (float64, shape (len(sigmas),)). Since D = c_skip y + c_out F, the error is c_out(sigma) |delta|:
+    ``"none"`` (noise prediction, c_out = sigma) multiplies it by sigma, ``"edm"`` by
+    sigma sd / sqrt(sigma^2 + sd^2) <= sd = ``sigma_data``. Notebook 10, section 1."""
+    if kind not in PRECONDITIONINGS:
+        raise ValueError(f"kind={kind!r} is not a preconditioning; expected one of {PRECONDITIONINGS}.")
+    delta = _checks.positive("delta", delta)
+    var = _checks.positive("var", var)
+    mean = torch.zeros(dim, dtype=torch.float64)
+    exact = optimal_gaussian_output(kind, sde, mean, var, sigma_data)
+    perfect = Preconditioned(exact, sde, kind, sigma_data)
+    wrong = Preconditioned(lambda x_in, c_noise: exact(x_in, c_noise) + delta, sde, kind, sigma_data)
+    out = []
+    for sig in torch.as_tensor(sigmas, dtype=torch.float64).reshape(-1):
+        t = sde.t_of_sigma(sig).double().expand(n)
+        alpha, std = sde.marginal_coeffs(t, check=False)
+        sigma = (std / alpha)[:, None]
+        y = math.sqrt(var) * torch.randn(n, dim, generator=generator, dtype=torch.float64) + \
+            sigma * torch.randn(n, dim, generator=generator, dtype=torch.float64)
+        x = alpha[:, None] * y
+        d_wrong = y + sigma**2 * alpha[:, None] * wrong(x, t)            # Tweedie: D = y + sigma^2 alpha s
+        d_exact = y + sigma**2 * alpha[:, None] * perfect(x, t)
+        out.append((d_wrong - d_exact).pow(2).mean().sqrt())
+    return torch.stack(out)
+
+
+def edm_loss(net, x0: torch.Tensor, n: torch.Tensor, z: torch.Tensor, sigma_data: float = 0.5,
+             p_mean: float = -1.2, p_std: float = 1.2) -> torch.Tensor:
+    """EDM's training loss (Karras et al. 2022, section 5 and table 1) on given draws, in the noise-level view
+    y = x0 + sigma z (the VE SDE's state, alpha = 1):
+
+        ln sigma = p_mean + p_std n,   D = c_skip y + c_out F(c_in y, c_noise),
+        loss = mean over the batch of  lambda(sigma) || D - x0 ||^2  (summed over the coordinates),
+        lambda = (sigma^2 + sd^2) / (sigma sd)^2,
+
+    with EDM's coefficients (``coefficients("edm", ...)``, sd = ``sigma_data``). ``net(x_in, c_noise)`` is the
+    raw network, ``x0`` and ``z`` (batch, ...), ``n`` (batch,) standard normal draws. lambda c_out^2 = 1, so it
+    is || F - F* ||^2 with unit weight; on the VE SDE it equals ``recipe_loss(..., noise="lognormal",
+    weighting="edm")`` of a ``Preconditioned(net, sde, "edm")`` on the same draws. The reference of
+    ``sg.exercises.check_edm_loss`` (notebook 10, exercise 3)."""
+    _checks.check_callable("net", net)
+    x0 = _checks.batch("x0", x0)
+    if z.shape != x0.shape or n.shape != x0.shape[:1]:
+        raise ValueError(f"z has shape {tuple(z.shape)} and n {tuple(n.shape)}; expected x0's shape "
+                         f"{tuple(x0.shape)} and ({len(x0)},).")
+    sigma = torch.exp(p_mean + p_std * n)                                   # ln sigma ~ N(p_mean, p_std^2)
+    c_skip, c_out, c_in, c_noise = coefficients("edm", sigma, torch.ones_like(sigma), sigma, sigma_data)
+    y = x0 + per_sample(sigma, x0) * z
+    D = per_sample(c_skip, x0) * y + per_sample(c_out, x0) * net(per_sample(c_in, x0) * y, c_noise)
+    weight = (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2         # lambda(sigma)
+    return (weight * (D - x0).pow(2).reshape(len(x0), -1).sum(1)).mean()
+
+
+def bits_point_mass(sigma_min: float, bins: int = 256) -> float:
+    """Bits/dim of a second reference density: a point mass at the centre of the pixel's bin, blurred by
+    N(0, sigma_min^2), for x = (k + u) / bins, u ~ U(0, 1) (the dequantisation of ``sg.mnist.bits_per_dim``).
+    In closed form, with h = 1 / bins and x - centre = (u - 1/2) h,
+
+        E_u[-log2 N((u - 1/2) h; 0, sigma_min^2)] + log2 bins
+            = log2(sqrt(2 pi) sigma_min / h) + h^2 / (24 sigma_min^2 ln 2).
+
+    Below ``bits_floor`` when sigma_min is near h (at the MNIST SDE's sigma_min = 0.81 h: about 1.11 against
+    1.19), far above it when sigma_min << h: neither reference is a bound (``bits_bound`` is). Notebook 10."""
+    sigma_min = _checks.positive("sigma_min", sigma_min)
+    h = 1.0 / _checks.count("bins", bins)
+    return math.log2(math.sqrt(2 * math.pi) * sigma_min / h) + h**2 / (24 * sigma_min**2 * math.log(2))
+
+
+def bits_bound(sigma_min: float, bins: int = 256, n_u: int = 500, n_grid: int = 201, n_iter: int = 500) -> dict:
+    """A true lower bound on the bits/dim of any density that is some distribution blurred by N(0, sigma_min^2),
+    which is what the probability-flow ODE of the exact score gives at t_min, whatever the data (notebook 10).
+
+    Per pixel, with data x = (k + u) / bins, u ~ U(0, 1), and a model density p = mu * N(0, sigma_min^2) for any
+    distribution mu, bits/dim = E_u[-log2 p(x)] + log2 bins. Minimising over mu is convex (the
+    nonparametric maximum-likelihood problem of a Gaussian mixture, Kiefer & Wolfowitz 1956): EM on a grid of
+    atoms gives a mu with value V, and the dual certificate gives a bound valid for *every* mu,
+
+        min_mu  >=  V - log2 max_m E_u[N(x - m; sigma_min^2) / p(x)],
+
+    because E_u[log2(p*/p)] <= log2 E_u[p*/p] = log2 int E_u[N(x - m) / p(x)] dmu*(m) (Jensen). In D
+    dimensions the bound is per pixel: each conditional p(x_i | x_<i) of a blurred density is itself a blurred
+    distribution, and the pixels of the dequantisation noise are independent (chain rule). It holds for the
+    exact score's model, not for every learned network (whose ODE density need not be a blur).
+
+    Returns {"bound": the certified lower bound, "value": V, the bits/dim of the best mu found (an upper bound
+    on the minimum), "support": (lowest, highest) atom of mu in units of the bin, 0 and 1 its edges}. The
+    expectation over u is the midpoint rule with ``n_u`` points, and the certificate's maximum over m is taken
+    on a grid eight times finer than the atoms' (both errors are far below the printed digits)."""
+    sigma_min = _checks.positive("sigma_min", sigma_min)
+    bins = _checks.count("bins", bins)
+    s = sigma_min * bins                                                    # in units of the bin width h
+    u = (torch.arange(n_u, dtype=torch.float64) + 0.5) / n_u
+    m = torch.linspace(-0.5 - 6 * s, 1.5 + 6 * s, n_grid, dtype=torch.float64)
+    phi = torch.exp(-(u[:, None] - m[None]) ** 2 / (2 * s * s)) / (math.sqrt(2 * math.pi) * s)   # N(u - m; s^2)
+    w = torch.full((n_grid,), 1.0 / n_grid, dtype=torch.float64)
+    for _ in range(n_iter):                                                 # EM for the mixture weights of mu
+        w = w * (phi / (phi @ w)[:, None]).mean(0)
+    p = phi @ w                                                             # density in units of h: 8 bits offset cancels
+    value = float(-torch.log2(p).mean())
+    m_fine = torch.linspace(float(m[0]), float(m[-1]), 8 * n_grid, dtype=torch.float64)
+    phi_fine = torch.exp(-(u[:, None] - m_fine[None]) ** 2 / (2 * s * s)) / (math.sqrt(2 * math.pi) * s)
+    certificate = float((phi_fine / p[:, None]).mean(0).max())             # max_m E_u[N(u - m) / p(u)] >= 1
+    keep = m[w > 1e-4 * w.max()]
+    return {"bound": value - math.log2(certificate), "value": value,
+            "support": (float(keep.min()), float(keep.max()))}

@@ -1,20 +1,33 @@
-"""Fast sampling on a laptop CPU (notebook 08): every sampler of the course on the shipped checkpoint
+"""Fast sampling on a laptop CPU (notebook 08): samplers of the course on the shipped checkpoint
 ``mnist_ve``, the same number of samples each, scored on held-out digits.
 
 For each sampler: score evaluations per sample (NFE), wall time for ``--n-samples`` digits (batches of
 ``--batch-size``) and per 1,000, and the Frechet distance of the samples to the held-out digits on the
 package's classifier features (the same for every row, so rows compare; the held-out digits were never
-trained on). The reference row is Euler-Maruyama with 500 steps, the sampler of notebook 07; the
-claim checked is that EDM's Heun sampler with churn at 18 levels (35 NFE) is within 10 % of its
-Frechet distance (or better) in a fraction of its time. Prints a table and writes JSON.
+trained on).
+
+Two plans. ``--plan classic`` (runs 1-3): every sampler of the course once; the reference row is
+Euler-Maruyama with 500 steps, the sampler of notebook 07, and the claim checked is that EDM's Heun sampler
+with churn capped at every level (S_churn = 40 on 18 levels: gamma = sqrt(2) - 1 at every step) is within
+10 % of its Frechet distance (or better). ``--plan nfe`` (run 4): Frechet distance against NFE for
+Euler-Maruyama at ``--em-steps`` steps, beside Heun on 5 and 18 levels, deterministic, with the course's capped
+churn at every level, and with EDM's windowed churn (S_churn 40, S_tmin 0.05, S_tmax 50, S_noise 1.003:
+the ImageNet-64 setting of Karras et al. 2022, table 5, and of NVlabs/edm's README); each row also records
+precision and recall on classifier features (Kynkaenniemi et al. 2019, k = 3), the features' spread and the
+digits' total variation, for notebook 08's reading of Heun-5 against Heun-18. The speed-up against the
+cheapest EM that reaches a sampler's quality is computed from the rows by ``sg.results.em_speedup``.
+Prints a table and writes JSON (after every row, so a stopped run keeps its rows).
 
     python benchmarks/fast_sampling_cpu.py --out benchmarks/results/fast_sampling_cpu_run1.json   # ~6 min, 2 cores
+    OMP_NUM_THREADS=2 python benchmarks/fast_sampling_cpu.py --plan nfe --n-samples 1000 \
+        --out benchmarks/results/fast_sampling_cpu_run4.json                                      # ~10-20 min
     python benchmarks/fast_sampling_cpu.py --tiny --out /tmp/fast.json                            # smoke run
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,7 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import scoregen_lite as sg  # noqa: E402
 
-#: (sampler name, sampler, n_steps, extra keyword arguments)
+#: EDM's windowed churn: the ImageNet-64 setting of Karras et al. (2022), table 5, as NVlabs/edm's README runs it
+EDM_WINDOWED = dict(churn=40.0, s_tmin=0.05, s_tmax=50.0, s_noise=1.003)
+
+#: (sampler name, sampler, n_steps, extra keyword arguments): the classic plan (runs 1-3)
 SAMPLERS = [
     ("Euler-Maruyama", "em", 500, {}),
     ("Euler-Maruyama", "em", 100, {}),
@@ -37,12 +53,61 @@ SAMPLERS = [
 ]
 
 
+
+
+def nfe_plan(em_steps) -> list:
+    """The plan of run 4: EM at each of ``em_steps``, Heun on 5 and 18 levels (deterministic), Heun-18 with churn
+    capped at every level, and Heun-18 with EDM's windowed churn."""
+    return [("EDM Heun", "edm", 18, dict(churn=40.0)), ("EDM Heun", "edm", 18, dict(EDM_WINDOWED)),
+            ("EDM Heun", "edm", 18, {}), ("EDM Heun", "edm", 5, {}),
+            *[("Euler-Maruyama", "em", n, {}) for n in sorted(em_steps)]]   # the costliest last
+
+
 def label(name, sampler, n_steps, kwargs) -> str:
-    """The row's name: sampler, steps or levels, and its options."""
+    """The row's name: sampler, steps or levels, and its options ("churn 40" alone is the churn capped at every
+    level; a window and S_noise are named when set)."""
     what = {"em": f"{n_steps} steps", "pc": f"{n_steps} steps", "ode": f"rtol {kwargs.get('rtol')}",
             "edm": f"{n_steps} levels", "dpm": f"{n_steps} levels"}[sampler]
     extra = f", churn {kwargs['churn']:g}" if kwargs.get("churn") else (" (deterministic)" if sampler == "edm" else "")
+    if "s_tmin" in kwargs:
+        extra += f" on sigma in [{kwargs['s_tmin']:g}, {kwargs['s_tmax']:g}], S_noise {kwargs['s_noise']:g}"
     return f"{name}, {what}{extra}"
+
+
+def knn_radii(feats: torch.Tensor, k: int = 3) -> torch.Tensor:
+    """Distance from each feature vector to its k-th nearest other one (the ball of Kynkaenniemi et al. 2019)."""
+    d = torch.cdist(feats, feats)
+    return d.kthvalue(k + 1, dim=1).values       # the 0 to itself is the first
+
+
+def precision_recall(fake: torch.Tensor, real: torch.Tensor, k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkaenniemi et al. 2019, section 2): precision, the fraction of samples
+    inside the union of the real points' k-NN balls (are the samples realistic?); recall, the fraction of real
+    points inside the samples' balls (is the data's variety covered?)."""
+    r_real, r_fake = knn_radii(real, k), knn_radii(fake, k)
+    d = torch.cdist(fake, real)                  # (n_fake, n_real)
+    precision = (d <= r_real[None, :]).any(1).double().mean().item()
+    recall = (d <= r_fake[:, None]).any(0).double().mean().item()
+    return precision, recall
+
+
+def image_measures(x: torch.Tensor, real_feats: torch.Tensor, classifier) -> dict:
+    """Precision, recall, the features' spread (sqrt of the trace of their covariance, relative to the held-out
+    digits') and the mean total variation of the digits (sum of absolute neighbour differences, per digit)."""
+    x = x.clamp(0, 1)
+    feats, _ = sg.metrics._features_and_classes(classifier, x)
+    precision, recall = precision_recall(feats, real_feats)
+    spread = torch.cov(feats.T).trace().sqrt().item() / torch.cov(real_feats.T).trace().sqrt().item()
+    return {"precision": precision, "recall": recall, "feature_spread_vs_heldout": spread,
+            "total_variation": total_variation(x)}
+
+
+def total_variation(x: torch.Tensor) -> float:
+    """Mean over digits of the sum of |horizontal| and |vertical| neighbour differences (sharp strokes score high,
+    blurred ones low)."""
+    x = x.reshape(len(x), -1, x.shape[-2], x.shape[-1]).double()
+    tv = (x[..., 1:, :] - x[..., :-1, :]).abs().sum((1, 2, 3)) + (x[..., :, 1:] - x[..., :, :-1]).abs().sum((1, 2, 3))
+    return tv.mean().item()
 
 
 def parse(argv=None):
@@ -52,6 +117,11 @@ def parse(argv=None):
     p.add_argument("--n-samples", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--plan", choices=("classic", "nfe"), default="classic",
+                   help="classic: every sampler once (runs 1-3); nfe: EM at --em-steps and Heun-5/18 with and without "
+                        "churn, capped and windowed (run 4)")
+    p.add_argument("--em-steps", default="50,100,200,500", help="EM step counts of the nfe plan, comma-separated")
+    p.add_argument("--note", default="", help="a sentence recorded in the JSON (e.g. who else shared the CPU)")
     p.add_argument("--tiny", action="store_true", help="64 samples, EM and PC with a tenth of the steps: a smoke run "
                                                        "(no claims)")
     return p.parse_args(argv)
@@ -65,15 +135,22 @@ def main(argv=None) -> int:
     checkpoint = sg.mnist.find_checkpoint("mnist_ve")
     net, sde, _ = sg.train.load_score_model(checkpoint, device=device)
     n = 64 if args.tiny else args.n_samples
+    plan = SAMPLERS if args.plan == "classic" else nfe_plan([int(v) for v in args.em_steps.split(",")])
     rows = []
     results = {"device": sg.device_name(device), "torch": torch.__version__, "checkpoint": checkpoint.name,
-               "checkpoint_sha256": sg.mnist.sha256(checkpoint),
+               "checkpoint_sha256": sg.mnist.sha256(checkpoint), "plan": args.plan,
                "n_samples": n, "heldout": split.heldout, "n_heldout": len(split.x_held), "args": vars(args),
                "frechet_real": sg.metrics.evaluate_images(split.x_train[:n], split.x_held, classifier)["frechet"],
-               "rows": rows}
-    for name, sampler, n_steps, kwargs in SAMPLERS:
+               "note": args.note, "load_average_start": os.getloadavg(), "complete": False, "rows": rows}
+    measures = args.plan == "nfe"
+    if measures:
+        real_feats, _ = sg.metrics._features_and_classes(classifier, split.x_held)
+        results["heldout_total_variation"] = total_variation(split.x_held.clamp(0, 1))
+        results["train_measures"] = image_measures(split.x_train[:n], real_feats, classifier)
+    start = time.perf_counter()
+    for name, sampler, n_steps, kwargs in plan:
         if args.tiny and sampler in ("em", "pc"):
-            n_steps = n_steps // 10
+            n_steps = max(2, n_steps // 10)
         row_label = label(name, sampler, n_steps, kwargs)
         gen = torch.Generator(device=device).manual_seed(args.seed)
         x, nfe, seconds = sg.samplers.sample_batched(net, sde, n, sampler=sampler, n_steps=n_steps or 1,
@@ -81,10 +158,19 @@ def main(argv=None) -> int:
                                                      **kwargs)
         frechet = sg.metrics.evaluate_images(x.clamp(0, 1), split.x_held, classifier)["frechet"]
         rows.append({"label": row_label, "sampler": sampler, "n_steps": n_steps, **kwargs, "nfe": nfe,
-                     "seconds": seconds, "seconds_per_1000": 1000 * seconds / n, "frechet": frechet})
+                     "seconds": seconds, "seconds_per_1000": 1000 * seconds / n, "frechet": frechet,
+                     **(image_measures(x, real_feats, classifier) if measures else {})})
         print(f"{row_label:<44} NFE {nfe:5d}  {seconds:7.1f} s  Frechet {frechet:6.1f}", flush=True)
+        results["wall_seconds"] = time.perf_counter() - start
+        results["load_average_end"] = os.getloadavg()
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=2))
+    results["complete"] = True
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    if args.plan != "classic":
+        print(f"\n{n} samples on {results['device']} in {results['wall_seconds']:.0f} s; held-out digits vs training "
+              f"digits: Frechet {results['frechet_real']:.1f}")
+        return 0
     em = rows[0]
     edm = next(r for r in rows if r["sampler"] == "edm" and r.get("churn"))
     results["claim"] = {"frechet_ratio_edm_churn_to_em500": edm["frechet"] / em["frechet"],

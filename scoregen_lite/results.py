@@ -17,7 +17,8 @@ import re
 import sys
 from pathlib import Path
 
-__all__ = ["results_dir", "gpu_benchmark_table", "cpu_benchmark_table", "fast_sampling_table", "guidance_table", "load_guidance", "recipes_table", "load_recipes", "course_timings_table",
+__all__ = ["results_dir", "gpu_benchmark_table", "cpu_benchmark_table", "fast_sampling_table", "ode_gap",
+           "fast_runs", "load_fast_nfe", "em_speedup", "nfe_table", "guidance_table", "load_guidance", "recipes_table", "load_recipes", "course_timings_table",
            "checkpoints_table", "TABLES", "render_readme", "main"]
 
 
@@ -133,11 +134,23 @@ def cpu_benchmark_table(folder=None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _fast_runs(folder, plan: str) -> list:
+    """The committed fast-sampling runs of one plan (``benchmarks/fast_sampling_cpu.py --plan``): "classic" (runs
+    1-3, every sampler once; files without a plan are classic) or "nfe" (run 4, Frechet distance against NFE)."""
+    paths = [p for p in _result_files(folder, "fast_sampling_cpu", "fast-sampling")
+             if json.loads(p.read_text()).get("plan", "classic") == plan]
+    if not paths:
+        raise FileNotFoundError(f"no fast-sampling results of plan {plan!r} in {folder or results_dir()}; run "
+                                f"benchmarks/fast_sampling_cpu.py --plan {plan}.")
+    return paths
+
+
 def fast_sampling_table(folder=None) -> str:
-    """Markdown table of every committed fast-sampling benchmark run (``benchmarks/fast_sampling_cpu.py``): one
-    row per sampler with NFE, time per 1,000 digits and the Frechet distance to held-out digits, the device
-    and sample count in the heading. Introduced in notebooks/08_fast_sampling.ipynb."""
-    runs = _result_files(folder, "fast_sampling_cpu", "fast-sampling")
+    """Markdown table of every committed fast-sampling benchmark run of the classic plan
+    (``benchmarks/fast_sampling_cpu.py``, runs 1-3): one row per sampler with NFE, time per 1,000 digits and the
+    Frechet distance to held-out digits, the device and sample count in the heading. Runs of the "nfe" plan
+    (Frechet distance against NFE) are ``nfe_table``'s. Introduced in notebooks/08_fast_sampling.ipynb."""
+    runs = _fast_runs(folder, "classic")
     shipped = _course_dir() / "checkpoints" / "mnist_ve.json"
     shipped_sha = json.loads(shipped.read_text())["sha256"] if shipped.exists() else None
     out = []
@@ -154,7 +167,7 @@ def fast_sampling_table(folder=None) -> str:
                        f"{_fmt(row['frechet'], '.1f')} |")
         claim = r.get("claim")
         if claim:
-            out += ["", f"EDM Heun + churn at 35 NFE / EM-500: Frechet ratio "
+            out += ["", f"EDM Heun + churn capped at every level, 35 NFE / EM-500: Frechet ratio "
                         f"{_fmt(claim['frechet_ratio_edm_churn_to_em500'], '.2f')}, "
                         f"{_fmt(claim['speedup_edm_churn_vs_em500'], '.1f')}x faster."]
         out.append("")
@@ -166,10 +179,10 @@ def ode_gap(folder=None, sde_label: str = "Euler-Maruyama, 500 steps",
             ode_label: str = "EDM Heun, 18 levels (deterministic)") -> dict:
     """How far the deterministic (probability-flow ODE) sampler trails the reverse SDE in each committed
     fast-sampling run: ``{run: {"sde": FD, "ode": FD, "gap": ode - sde, "ratio": ode / sde, "sha256": ...}}``,
-    runs in the order they were made (run1, run2, ...). Notebook 08, section 5, reads it to say what a
-    better-trained checkpoint changes."""
+    runs in the order they were made (run1, run2, ...), of the classic plan (one per checkpoint). Notebook 08,
+    section 5, reads it to say what a better-trained checkpoint changes."""
     out = {}
-    for path in _result_files(folder, "fast_sampling_cpu", "fast-sampling"):
+    for path in _fast_runs(folder, "classic"):
         r = json.loads(path.read_text())
         fd = {row["label"]: row["frechet"] for row in r["rows"]}
         missing = [label for label in (sde_label, ode_label) if label not in fd]
@@ -179,6 +192,73 @@ def ode_gap(folder=None, sde_label: str = "Euler-Maruyama, 500 steps",
         out[path.stem] = {"sde": sde, "ode": ode, "gap": ode - sde, "ratio": ode / sde,
                           "sha256": r.get("checkpoint_sha256")}
     return out
+
+
+def fast_runs(folder=None, plan: str = "classic") -> dict:
+    """The committed fast-sampling runs of ``plan`` ("classic": runs 1-3, every sampler once; "nfe": run 4) as
+    ``{run name: its dict}``, in the order they were made (notebook 08, section 5)."""
+    return {p.stem: json.loads(p.read_text()) for p in _fast_runs(folder, plan)}
+
+
+def load_fast_nfe(folder=None) -> dict:
+    """The newest committed fast-sampling run of the "nfe" plan (``fast_sampling_cpu_run4.json`` and later) as a
+    dict, with its ``path``: Frechet distance against NFE for Euler-Maruyama beside EDM's Heun with and without
+    churn, each row with precision, recall, feature spread and total variation (notebook 08, section 5)."""
+    path = _fast_runs(folder, "nfe")[-1]
+    return {**json.loads(path.read_text()), "path": path}
+
+
+def em_speedup(run: dict | None = None, label: str = "EDM Heun, 18 levels, churn 40", tol: float = 0.10) -> dict:
+    """The fair speed-up of the sampler row ``label`` of a fast-sampling run (default: ``load_fast_nfe()``; a classic
+    run's dict works too) over Euler-Maruyama: the ratio of evaluations (and seconds) of the cheapest EM row that
+    reaches the sampler's quality, its Frechet distance at most (1 + ``tol``) times the sampler's. When no EM row
+    reaches it, the sampler beats every EM row, and the baseline is the cheapest EM row at EM's own best quality
+    (within ``tol`` of the lowest EM Frechet distance): EM's plateau, beyond which more steps buy nothing.
+
+    Returns {"sampler": its row, "reach": the cheapest EM row reaching it (or None), "plateau": the cheapest EM row
+    within ``tol`` of the best EM row, "best_em", "baseline": reach or else plateau, "nfe_ratio" and
+    "seconds_ratio" (baseline / sampler), "tol"}. The NFE ratio does not depend on the machine's load; the time
+    ratio does. Notebook 08, section 5."""
+    run = run if run is not None else load_fast_nfe()
+    rows = {r["label"]: r for r in run["rows"]}
+    if label not in rows:
+        raise KeyError(f"no row {label!r}; the rows are {sorted(rows)}.")
+    row = rows[label]
+    ems = sorted((r for r in run["rows"] if r["sampler"] == "em"), key=lambda r: r["nfe"])
+    if not ems:
+        raise KeyError("the run has no Euler-Maruyama rows.")
+    best = min(ems, key=lambda r: r["frechet"])
+    reach = next((r for r in ems if r["frechet"] <= (1 + tol) * row["frechet"]), None)
+    plateau = next(r for r in ems if r["frechet"] <= (1 + tol) * best["frechet"])
+    base = reach or plateau
+    return {"sampler": row, "reach": reach, "plateau": plateau, "best_em": best, "baseline": base, "tol": tol,
+            "nfe_ratio": base["nfe"] / row["nfe"], "seconds_ratio": base["seconds"] / row["seconds"]}
+
+
+def nfe_table(run: dict | None = None) -> str:
+    """Markdown table of an "nfe" fast-sampling run (default: ``load_fast_nfe()``): per sampler NFE, seconds per
+    1,000 digits, Frechet distance, precision, recall, feature spread (relative to the held-out digits') and
+    mean total variation, with the run's device, load note and the training digits' own row for scale."""
+    run = run if run is not None else load_fast_nfe()
+    name = Path(run["path"]).name if "path" in run else "fast_sampling_cpu_run4.json"
+    load = run.get("load_average_start"), run.get("load_average_end")
+    out = [f"`{Path(name).stem}`: {run['n_samples']:,} digits per sampler from `{run['checkpoint']}` on {run['device']}"
+           f" (1-minute load average {_fmt(load[0][0] if load[0] else None, '.1f')} at the start, "
+           f"{_fmt(load[1][0] if load[1] else None, '.1f')} at the end: times are inflated and noisy, see the note in "
+           f"the file); scored against the {run['n_heldout']} held-out digits.", "",
+           "| sampler | NFE | seconds per 1,000 digits | Frechet distance | precision | recall | feature spread | "
+           "total variation |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    t = run.get("train_measures", {})
+    out.append(f"| {run['n_samples']:,} training digits (no sampler) | | | {_fmt(run.get('frechet_real'), '.1f')} | "
+               f"{_fmt(t.get('precision'), '.3f')} | {_fmt(t.get('recall'), '.3f')} | "
+               f"{_fmt(t.get('feature_spread_vs_heldout'), '.3f')} | {_fmt(t.get('total_variation'), '.1f')} |")
+    for r in sorted(run["rows"], key=lambda r: (r["sampler"] != "em", r["nfe"], r["label"])):
+        out.append(f"| {r['label']} | {r['nfe']} | {_fmt(r['seconds_per_1000'], '.0f')} | {_fmt(r['frechet'], '.1f')} | "
+                   f"{_fmt(r.get('precision'), '.3f')} | {_fmt(r.get('recall'), '.3f')} | "
+                   f"{_fmt(r.get('feature_spread_vs_heldout'), '.3f')} | {_fmt(r.get('total_variation'), '.1f')} |")
+    out += ["", f"Held-out digits' total variation: {_fmt(run.get('heldout_total_variation'), '.1f')}. "
+                f"Source: `benchmarks/results/{name}`."]
+    return "\n".join(out) + "\n"
 
 
 def load_guidance(folder=None) -> dict:
@@ -379,7 +459,7 @@ def notation_table(folder=None) -> str:
 
 #: README block name -> the function that renders it.
 TABLES = {"gpu-benchmark": gpu_benchmark_table, "cpu-benchmark": cpu_benchmark_table,
-          "fast-sampling": fast_sampling_table, "guidance": guidance_table, "recipes": recipes_table,
+          "fast-sampling": fast_sampling_table, "fast-sampling-nfe": nfe_table, "guidance": guidance_table, "recipes": recipes_table,
           "course-timings": course_timings_table, "checkpoints": checkpoints_table,
           "grading-points": grading_points_table, "widget-latency": widget_latency_table,
           "notation": notation_table}

@@ -362,6 +362,13 @@ def edm_sampler(sde, score_fn, shape, n_steps: int = 18, *, rho: float = 7.0, si
     d' = (x' - D(x'; sigma_{i+1})) / sigma_{i+1}, except on the last step (sigma_{i+1} = 0), which stays Euler.
     churn = 0 is the deterministic Algorithm 1: Heun has global error O(h^2), Euler O(h).
 
+    The defaults s_tmin = 0, s_tmax = inf, s_noise = 1 churn at every level. With churn >= (sqrt(2) - 1) N (the
+    course's churn = 40 on 18 levels) gamma sits at its cap at every level, so each step adds noise of std sigma_i:
+    "capped churn at every level", not EDM's setting. EDM churns on a window of levels with S_noise slightly above 1,
+    tuned per data set (Karras et al. 2022, section 4 and table 5; e.g. churn=40, s_tmin=0.05, s_tmax=50,
+    s_noise=1.003 for ImageNet-64, as NVlabs/edm's README runs it). tests/test_windowed_churn.py checks the window
+    and S_noise step by step and the samples' moments with an exact 2D score; notebook 08 measures both on MNIST.
+
     Args:
         sde: the SDE the score model was trained with (defines sigma(t) and alpha_t).
         score_fn: (x, t) -> score, as for ``euler_maruyama``.
@@ -487,12 +494,14 @@ SAMPLERS = ("em", "pc", "ode", "edm", "dpm")
 
 def sample_batched(score_fn, sde, n: int, shape=(1, 28, 28), *, sampler: str = "em", n_steps: int = 500,
                    snr: float = 0.16, rtol: float = 1e-5, atol: float = 1e-5, rho: float = 7.0, churn: float = 0.0,
+                   s_tmin: float = 0.0, s_tmax: float = float("inf"), s_noise: float = 1.0,
                    batch_size: int | None = None, amp: bool = True, compile: bool = False, generator: torch.Generator | None = None, device=None,
                    progress: bool = False, timings: dict | None = None, log=None):
     """Draw ``n`` samples of shape ``shape`` with ``sampler``, ``batch_size`` at a time: "em"
     (``euler_maruyama``, ``n_steps`` evaluations), "pc" (``predictor_corrector``, 2 ``n_steps``), "ode"
     (``probability_flow_ode`` at ``rtol``/``atol``), "edm" (``edm_sampler`` with Heun on ``n_steps`` levels,
-    ``rho``, ``churn``: 2 ``n_steps`` - 1) or "dpm" (``dpm_solver_2m``, ``n_steps``, ``rho``).
+    ``rho``, ``churn`` and its window ``s_tmin``, ``s_tmax`` and ``s_noise``: 2 ``n_steps`` - 1) or "dpm"
+    (``dpm_solver_2m``, ``n_steps``, ``rho``).
 
     With ``amp`` the score network runs in the precision ``sg.precision(device)`` picks (bfloat16
     autocast on Ampere and newer GPUs, float16 on older ones, float32 on MPS and the CPU; the
@@ -509,6 +518,9 @@ def sample_batched(score_fn, sde, n: int, shape=(1, 28, 28), *, sampler: str = "
     if churn and sampler != "edm":   # the samplers check their own schedule at their first call, before any work
         raise ValueError(f"churn={churn!r} is EDM's S_churn and applies to sampler='edm' only; "
                          f"sampler={sampler!r} would ignore it (pass churn=0).")
+    if (s_tmin, s_tmax, s_noise) != (0.0, float("inf"), 1.0) and sampler != "edm":
+        raise ValueError(f"s_tmin, s_tmax and s_noise are EDM's churn window and noise and apply to sampler='edm' "
+                         f"only; sampler={sampler!r} would ignore them (leave them at 0, inf and 1).")
     device = torch.device(device) if device is not None else default_device()
     batch_size = batch_size or n
     amp_dtype, why = precision(device) if amp else (torch.float32, "fp32 (amp=False)")
@@ -545,8 +557,8 @@ def sample_batched(score_fn, sde, n: int, shape=(1, 28, 28), *, sampler: str = "
             x, nfe = predictor_corrector(sde, score, shape_i, n_steps, snr=snr, generator=generator, device=device,
                                          progress=progress), 2 * n_steps
         elif sampler == "edm":
-            x, nfe = edm_sampler(sde, score, shape_i, n_steps, rho=rho, churn=churn, generator=generator,
-                                 device=device, progress=progress)
+            x, nfe = edm_sampler(sde, score, shape_i, n_steps, rho=rho, churn=churn, s_tmin=s_tmin, s_tmax=s_tmax,
+                                 s_noise=s_noise, generator=generator, device=device, progress=progress)
         elif sampler == "dpm":
             x, nfe = dpm_solver_2m(sde, score, shape_i, n_steps, rho=rho, generator=generator, device=device,
                                    progress=progress)

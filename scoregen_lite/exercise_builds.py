@@ -284,10 +284,11 @@ def _dsm_step_reference(net, optimizer, x, sigma, seed, *, zero=True, step=True)
 
 
 def check_dsm_step(fn) -> None:
-    """Check ``fn(score_net, optimizer, x, sigma, z) -> float``: one optimiser step on eq. (3) (notebook 03):
-    clear the old gradients, the loss of ``check_denoising_score_matching`` on (x, sigma, z), backpropagate, take
-    the optimiser's step, and return the loss before the step as a Python float. Checked on a small network with
-    Adam, over three steps from the same start, each on its own batch and noise.
+    """Check ``fn(score_net, optimizer, loss_fn, x, sigma, z) -> float``: one optimiser step (notebook 03): clear the
+    old gradients, ``loss = loss_fn(score_net, x, sigma, z)`` (eq. (3) with the noise given, the loss of
+    ``check_denoising_score_matching``), backpropagate, take the optimiser's step, and return the loss before the
+    step as a Python float. Checked on a small network with Adam, over three steps from the same start, each on its
+    own batch and noise; the reference loss is ``sg.losses.denoising_score_matching`` fed the same noise.
 
     Recognised mistakes: gradients never cleared (they add up over steps), no optimiser step or one that sees no
     gradient (zero_grad between backward and step), a tensor returned instead of a float, and the loss returned
@@ -306,7 +307,7 @@ def check_dsm_step(fn) -> None:
                 losses.append(step_fn(net, opt, x, sigma, seed, **reference))
             else:
                 z = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-                losses.append(step_fn(net, opt, x.clone(), sigma, z))
+                losses.append(step_fn(net, opt, _dsm_value, x.clone(), sigma, z))
         return torch.cat([p.detach().reshape(-1) for p in net.parameters()])[None], losses
 
     want, want_losses = run(_dsm_step_reference, {})

@@ -105,18 +105,18 @@ DSM = [
 ]
 
 
-def dsm_step(score_net, optimizer, x, sigma, z, zero="before", step=True, item=True, after=False):
+def dsm_step(score_net, optimizer, loss_fn, x, sigma, z, zero="before", step=True, item=True, after=False):
     """A student's optimiser step on eq. (3), with switches for the mistakes."""
     if zero == "before":
         optimizer.zero_grad()
-    loss = dsm(score_net, x, sigma, z)
+    loss = loss_fn(score_net, x, sigma, z)
     loss.backward()
     if zero == "between":
         optimizer.zero_grad()
     if step:
         optimizer.step()
     if after:
-        loss = dsm(score_net, x, sigma, z)
+        loss = loss_fn(score_net, x, sigma, z)
     return loss.item() if item else loss
 
 

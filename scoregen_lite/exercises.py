@@ -216,7 +216,8 @@ def check_hutchinson_trace(fn) -> None:
                              f"with 1; averaging {k} independent projections should give about 1/sqrt({k}) = "
                              f"{1 / math.sqrt(k):.2f}. Draw a fresh v for each of the n_samples projections.")
     _passed("hutchinson_trace", f"unbiased on a {D}x{D} linear map (mean error {mean_err:.2f}, {5 * sd / 20:.2f} "
-                                f"allowed); {k} probes shrink the spread by {ratio:.2f}")
+                                f"allowed); {k} probes shrink the spread by a factor {ratio:.2f} "
+                                f"(1/sqrt({k}) = {1 / math.sqrt(k):.3f} expected)")
 
 
 def check_dsm_target(fn) -> None:

@@ -93,8 +93,9 @@ def mala(
 ):
     """Metropolis-adjusted Langevin algorithm (MALA): eq. (1) as a proposal, then accept/reject.
 
-    Proposal y = x + (eps/2) s(x) + sqrt(eps) z, i.e. q(y | x) = N(y; x + (eps/2) s(x), eps I).
-    It is accepted with probability min(1, p(y) q(x | y) / (p(x) q(y | x))), which
+    Proposal y = x + (eps/2) s(x) + sqrt(eps) z, i.e. k(y | x) = N(y; x + (eps/2) s(x), eps I) (k, not q: q is
+    the course's perturbed density).
+    It is accepted with probability min(1, p(y) k(x | y) / (p(x) k(y | x))), which
     removes the O(eps) bias of unadjusted Langevin (notes, eq. (1) remark).
 
     Args:
@@ -122,7 +123,7 @@ def mala(
         y = x + 0.5 * step_size * s + math.sqrt(step_size) * randn_like(x, generator)
         log_p_y = log_prob_fn(y)
         s_y = score_fn(y)
-        # log q(y|x) and log q(x|y), up to the same constant
+        # log k(y|x) and log k(x|y) of the Gaussian proposal k, up to the same constant
         fwd = -flat(y - x - 0.5 * step_size * s).pow(2).sum(1) / (2 * step_size)
         bwd = -flat(x - y - 0.5 * step_size * s_y).pow(2).sum(1) / (2 * step_size)
         log_alpha = log_p_y + bwd - log_p - fwd

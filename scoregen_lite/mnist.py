@@ -129,7 +129,8 @@ def sample_model(checkpoint, n: int, *, sampler: str = "em", n_steps: int = 500,
                  compile: bool = False, timings: dict | None = None, label: int | None = None, rho: float = 7.0,
                  churn: float = 0.0, guidance: float = 1.0, log=print):
     """Load a checkpoint and draw ``n`` samples (``label``: a class-conditional checkpoint's digit) with a
-    sampler of ``sg.samplers.SAMPLERS`` (``rho``, ``churn``: the "edm"/"dpm" schedule and EDM's churn;
+    sampler of ``sg.samplers.SAMPLERS`` (``rho``, ``churn``: the "edm"/"dpm" schedule and EDM's S_churn, capped at
+    sqrt(2) - 1 per level;
     ``guidance``: the classifier-free guidance scale for ``label``, ``sg.guidance.classifier_free_net``);
     with ``out_dir`` write samples.npy and samples.png. ``compile`` compiles the network first on
     CUDA (time reported in ``timings``). Returns (samples in [0, 1] (clamped), nfe, seconds)."""

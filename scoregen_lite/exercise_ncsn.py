@@ -116,8 +116,8 @@ def train_ncsn_with_loss(loss_fn, data, sigmas, *, n_steps: int, divide_by_sigma
                          device=None, progress: bool = True, **kwargs):
     """``sg.train.train_ncsn`` with the student's loss ``loss_fn(score_net, x, sigmas, idx, z)`` (notebook 04,
     exercise 2) in place of ``sg.losses.ncsn_loss``: each batch draws one level index per row and the noise from
-    the global torch RNG, in ``ncsn_loss``'s order, so a correct loss trains exactly the network that
-    ``train_ncsn`` trains (same seed, same weights). Same network (``ConditionalMLPScore``, output divided by
+    the global torch RNG, in ``ncsn_loss``'s order, so a correct loss trains the network that ``train_ncsn``
+    trains (same seed, same draws: the same weights up to float rounding). Same network (``ConditionalMLPScore``, output divided by
     sigma when ``divide_by_sigma``), same ``fit`` loop and EMA; ``kwargs`` go to ``fit`` (``batch_size``, ``lr``,
     ``ema_decay``; defaults as ``train_ncsn``). Returns (net, FitResult). Introduced in notebooks/04_ncsn.ipynb."""
     from . import _checks

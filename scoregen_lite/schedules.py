@@ -168,7 +168,9 @@ def update_snr(sigmas: torch.Tensor, step_size: float, dim: int = 2) -> torch.Te
     ||(eps_i/2) s|| / ||sqrt(eps_i) z|| with ||s|| ~ sqrt(D)/sigma_i (the score of the
     perturbation) and ||z|| ~ sqrt(D): sqrt(eps_i) / (2 sigma_i) = sqrt(step_size) / (2 sigma_L).
 
-    It is the same at every level: the point of eps_i proportional to sigma_i^2.
+    It is the same at every level: the point of eps_i proportional to sigma_i^2. This is the nominal ratio:
+    ||s|| ~ sqrt(D)/sigma_i holds only while sigma_i is larger than the data's own spread; below it the
+    measured ratio falls (``measured_update_snr``, notebook 05).
     """
     steps = step_sizes(sigmas, step_size)
     sigmas = torch.as_tensor(sigmas, dtype=steps.dtype)

@@ -320,8 +320,10 @@ def schedule_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int
 
     Top left: the ladder sigma_1 > ... > sigma_L on a log axis, with the largest distance
     between two modes (technique 1 of Song & Ermon 2020: sigma_1 should reach it). Top right:
-    step sizes alpha_i = step_size sigma_i^2 / sigma_L^2 and the update's signal-to-noise
-    ratio sqrt(alpha_i) / (2 sigma_i), constant for any ladder. Bottom: the exact perturbed
+    step sizes eps_i = step_size sigma_i^2 / sigma_L^2 and the update's nominal signal-to-noise
+    ratio sqrt(eps_i) / (2 sigma_i) (``sg.schedules.update_snr``), constant for any ladder; it assumes
+    ||s|| ~ sqrt(D)/sigma_i, which fails below the modes' std, where the measured ratio falls
+    (``sg.schedules.measured_update_snr``, notebook 05). Bottom: the exact perturbed
     densities q_sigma at the first, middle and last level (``GaussianMixture.perturb``). The three
     curves' y axes keep fixed ranges (all the explorer's sliders can reach), so a move shows the ladder move
     rather than the axes rescale; only a new L redraws the axes. ``fig``: the figure this view drew last
@@ -351,8 +353,8 @@ def schedule_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int
         aline, = ax2.semilogy([1], [1], "s-", color=plot.SAMPLE_COLOR, label="eps_i")
         ax2.set_xlabel("level i"); ax2.set_ylabel("step size eps_i")
         tw = ax2.twinx()
-        sline, = tw.semilogy([1], [1], "k:", lw=1.5, label="SNR")
-        tw.set_ylabel("update SNR", fontsize=9)
+        sline, = tw.semilogy([1], [1], "k:", lw=1.5, label="nominal SNR")
+        tw.set_ylabel("nominal update SNR", fontsize=9)
         images, titles = [], []
         for k in range(len(picks)):
             a = fig.add_subplot(gs[1, k])
@@ -378,7 +380,7 @@ def schedule_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int
     live["tw"].set_ylim(*_SNR_RANGE)
     live["static"] = (spacing, len(sig))            # the legend names the spacing; L sets the x axis
     live["title"].set_text(f"{len(sig)} levels, sigma from {float(sig[0]):.3g} to {float(sig[-1]):.3g}")
-    live["title2"].set_text(f"SNR {float(snr[0]):.3f} at every level")
+    live["title2"].set_text(f"nominal SNR {float(snr[0]):.3f} at every level")
     for im, title, i in zip(live["images"], live["titles"], picks):
         im.set_data(target_image(target, float(sig[i]))[0])
         title.set_text(f"q at sigma_{i + 1} = {float(sig[i]):.3g}")
@@ -387,7 +389,7 @@ def schedule_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int
     return fig, info
 
 
-#: the schedule view's fixed axis ranges: sigma_i, alpha_i and the update SNR over every value its sliders reach
+#: the schedule view's fixed axis ranges: sigma_i, eps_i and the nominal update SNR over every value its sliders reach
 #: (sigma in [0.01, 50], eps in [1e-4, 0.1]; values outside are clipped by the axes)
 _SIGMA_RANGE, _ALPHA_RANGE, _SNR_RANGE = (5e-3, 1e2), (3e-5, 1e7), (1e-3, 3e1)
 
@@ -479,7 +481,8 @@ def annealed_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int
                     moving=[*images, *scats, *titles, *true_bars, *got_bars, bar_title, suptitle])
     L = len(sig)
     snaps = [0, max(1, L // 3), max(1, 2 * L // 3), L]
-    for im, scat, title, k in zip(live["images"], live["scats"], live["titles"], snaps):
+    for j, (im, scat, title, k) in enumerate(zip(live["images"], live["scats"], live["titles"], snaps)):
+        im.axes.set_visible(k not in snaps[:j])    # L < 3 has fewer distinct snapshots than panels: hide repeats
         level_sigma = float(sig[k - 1]) if k > 0 else 0.0
         im.set_data(target_image(target, level_sigma)[0])
         scat.set_offsets(path[k][:1500].float().numpy())

@@ -17,7 +17,7 @@ import re
 import sys
 from pathlib import Path
 
-__all__ = ["results_dir", "gpu_benchmark_table", "cpu_benchmark_table", "fast_sampling_table", "ode_gap",
+__all__ = ["results_dir", "sigma_data_table", "gpu_benchmark_table", "cpu_benchmark_table", "fast_sampling_table", "ode_gap",
            "fast_runs", "load_fast_nfe", "em_speedup", "nfe_table", "guidance_table", "load_guidance", "recipes_table", "load_recipes", "course_timings_table",
            "checkpoints_table", "TABLES", "render_readme", "main"]
 
@@ -530,6 +530,9 @@ def sigma_data_table(source=None) -> str:
                    + f" | {run['heun_over_em']:.2f} |")
     out.append("| floor: training digits | | | | | | " + " | ".join(fd(fl) for _ in labels) + " | |")
     return "\n".join(out) + "\n"
+
+
+TABLES["sigma-data"] = sigma_data_table
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -163,16 +164,41 @@ def fast_sampling_table(folder=None) -> str:
                 f"{_fmt(r.get('frechet_real'), '.1f')}).", "",
                 "| sampler | NFE | seconds per 1,000 digits | Frechet distance |", "| --- | --- | --- | --- |"]
         for row in r["rows"]:
-            out.append(f"| {row['label']} | {row['nfe']} | {_fmt(row['seconds_per_1000'], '.1f')} | "
+            out.append(f"| {fast_row_label(row)} | {row['nfe']} | {_fmt(row['seconds_per_1000'], '.1f')} | "
                        f"{_fmt(row['frechet'], '.1f')} |")
-        claim = r.get("claim")
-        if claim:
-            out += ["", f"EDM Heun + churn capped at every level, 35 NFE / EM-500: Frechet ratio "
-                        f"{_fmt(claim['frechet_ratio_edm_churn_to_em500'], '.2f')}, "
-                        f"{_fmt(claim['speedup_edm_churn_vs_em500'], '.1f')}x faster."]
+        if r.get("claim"):
+            out += ["", _speedup_footer(r)]
         out.append("")
     out.append("Source: " + ", ".join(f"`benchmarks/results/{p.name}`" for p in runs) + ".")
     return "\n".join(out) + "\n"
+
+
+def fast_row_label(row: dict) -> str:
+    """A fast-sampling row's label as the tables print it: for EDM's sampler with churn, the churn it applies,
+    eta = min(S_churn / N, sqrt(2) - 1) (Karras et al. 2022, Algorithm 2; notebook 08, section 4), and where: at its
+    cap with no window (the course's "capped churn at every level"; the first level is never churned, see
+    ``sg.samplers.churn_etas``), or on the window [S_tmin, S_tmax]. Other rows keep their label."""
+    churn = row.get("churn") or 0.0
+    if row.get("sampler") != "edm" or churn <= 0:
+        return row["label"]
+    eta = min(churn / row["n_steps"], math.sqrt(2.0) - 1.0)
+    amount = "eta at its cap sqrt(2) - 1" if eta == math.sqrt(2.0) - 1.0 else f"eta = {eta:.3g}, below the cap"
+    where = "no window" if "s_tmin" not in row else "only in the window"
+    return f"{row['label']} ({amount}, {where})"
+
+
+def _speedup_footer(run: dict) -> str:
+    """The footer of a classic fast-sampling run: Heun-18 with capped churn against EM-500 in Frechet distance, and
+    its speed-up against the fair baseline of ``em_speedup`` (not EM-500, which is over-resolved)."""
+    s = em_speedup(run)
+    em500 = next((r for r in run["rows"] if r["sampler"] == "em" and r["n_steps"] == 500), None)
+    ratio = f"Frechet ratio to EM-500 {_fmt(s['sampler']['frechet'] / em500['frechet'], '.2f')}; " if em500 else ""
+    how = (f"reached by {s['baseline']['label']}, the cheapest EM within {s['tol']:.0%} of it" if s["reach"] else
+           f"better than every EM row; baseline {s['baseline']['label']}, the cheapest EM within {s['tol']:.0%} of "
+           f"EM's best")
+    return (f"EDM Heun-18 with churn capped at every level, {s['sampler']['nfe']} NFE: {ratio}{how}: "
+            f"{_fmt(s['nfe_ratio'], '.1f')}x fewer evaluations, {_fmt(s['seconds_ratio'], '.1f')}x less time "
+            f"(`sg.results.em_speedup`).")
 
 
 def ode_gap(folder=None, sde_label: str = "Euler-Maruyama, 500 steps",
@@ -195,7 +221,8 @@ def ode_gap(folder=None, sde_label: str = "Euler-Maruyama, 500 steps",
 
 
 def fast_runs(folder=None, plan: str = "classic") -> dict:
-    """The committed fast-sampling runs of ``plan`` ("classic": runs 1-3, every sampler once; "nfe": run 4) as
+    """The committed fast-sampling runs of ``plan`` ("classic": runs 1-3, every sampler once; "nfe": run 4; "window":
+    run 5) as
     ``{run name: its dict}``, in the order they were made (notebook 08, section 5)."""
     return {p.stem: json.loads(p.read_text()) for p in _fast_runs(folder, plan)}
 
@@ -205,6 +232,16 @@ def load_fast_nfe(folder=None) -> dict:
     dict, with its ``path``: Frechet distance against NFE for Euler-Maruyama beside EDM's Heun with and without
     churn, each row with precision, recall, feature spread and total variation (notebook 08, section 5)."""
     path = _fast_runs(folder, "nfe")[-1]
+    return {**json.loads(path.read_text()), "path": path}
+
+
+def load_fast_window(folder=None) -> dict:
+    """The newest committed fast-sampling run of the "window" plan (``fast_sampling_cpu_run5.json`` and later) as a
+    dict, with its ``path``: Heun-18 with EDM's per-level churn (S_churn = 40 * 18 / 256, so eta = 40 / 256 = 0.156 as
+    with S_churn = 40 on EDM's 256 levels, on sigma in [0.05, 50], S_noise 1.003) beside Heun-18 with capped churn,
+    deterministic Heun-18 and EM-100 on the same seeds, with run 4's measures (notebook 08, section 5). Render it
+    with ``nfe_table``."""
+    path = _fast_runs(folder, "window")[-1]
     return {**json.loads(path.read_text()), "path": path}
 
 
@@ -236,7 +273,7 @@ def em_speedup(run: dict | None = None, label: str = "EDM Heun, 18 levels, churn
 
 
 def nfe_table(run: dict | None = None) -> str:
-    """Markdown table of an "nfe" fast-sampling run (default: ``load_fast_nfe()``): per sampler NFE, seconds per
+    """Markdown table of an "nfe" or "window" fast-sampling run (default: ``load_fast_nfe()``): per sampler NFE, seconds per
     1,000 digits, Frechet distance, precision, recall, feature spread (relative to the held-out digits') and
     mean total variation, with the run's device, load note and the training digits' own row for scale."""
     run = run if run is not None else load_fast_nfe()
@@ -253,7 +290,7 @@ def nfe_table(run: dict | None = None) -> str:
                f"{_fmt(t.get('precision'), '.3f')} | {_fmt(t.get('recall'), '.3f')} | "
                f"{_fmt(t.get('feature_spread_vs_heldout'), '.3f')} | {_fmt(t.get('total_variation'), '.1f')} |")
     for r in sorted(run["rows"], key=lambda r: (r["sampler"] != "em", r["nfe"], r["label"])):
-        out.append(f"| {r['label']} | {r['nfe']} | {_fmt(r['seconds_per_1000'], '.0f')} | {_fmt(r['frechet'], '.1f')} | "
+        out.append(f"| {fast_row_label(r)} | {r['nfe']} | {_fmt(r['seconds_per_1000'], '.0f')} | {_fmt(r['frechet'], '.1f')} | "
                    f"{_fmt(r.get('precision'), '.3f')} | {_fmt(r.get('recall'), '.3f')} | "
                    f"{_fmt(r.get('feature_spread_vs_heldout'), '.3f')} | {_fmt(r.get('total_variation'), '.1f')} |")
     out += ["", f"Held-out digits' total variation: {_fmt(run.get('heldout_total_variation'), '.1f')}. "
@@ -279,8 +316,8 @@ def guidance_table(folder=None) -> str:
         stale = "" if r.get("checkpoint_sha256") == shipped_sha else " (not the checkpoint shipped now)"
         s = r["sampler"]
         out += [f"`{path.stem}`: {r['n']:,} digits per scale ({r['n'] // 10} asked of each class) from "
-                f"`{Path(r['checkpoint']).name}`{stale} on {r['device']}, EDM Heun-{s['n_steps']} with churn "
-                f"{s.get('churn', 0):g}; Frechet distance to the {r['n_heldout']} held-out digits (training digits "
+                f"`{Path(r['checkpoint']).name}`{stale} on {r['device']}, EDM Heun-{s['n_steps']} with "
+                f"{_guidance_churn(s)}; Frechet distance to the {r['n_heldout']} held-out digits (training digits "
                 f"score {_fmt(r.get('frechet_real_heldout'), '.1f')}). Targets at notebook 09's scale "
                 f"{r['chosen_scale']:g}: >= {r['target_accuracy']:.0%} read as asked, Frechet distance <= "
                 f"{r['target_frechet']:g}.", "",
@@ -294,6 +331,17 @@ def guidance_table(folder=None) -> str:
     return "\n".join(out) + "\n"
 
 
+def _guidance_churn(s: dict) -> str:
+    """How the guidance benchmark's sampler churns, in notebook 08's words."""
+    churn = s.get("churn", 0) or 0
+    if churn <= 0:
+        return "no churn (deterministic)"
+    capped = churn / s["n_steps"] >= math.sqrt(2.0) - 1.0
+    window = "s_tmin" in s or "s_tmax" in s
+    return (f"churn {churn:g} " + ("capped at every level (eta = sqrt(2) - 1" if capped else
+                                  f"(eta = {churn / s['n_steps']:.3g}") + (", windowed)" if window else ", no window)"))
+
+
 def load_recipes(folder=None) -> dict:
     """The newest committed recipe benchmark (``recipes_cpu*.json``, the highest run number) as a dict (notebook 10)."""
     return json.loads(_result_files(folder, "recipes_cpu", "recipe")[-1].read_text())
@@ -302,7 +350,7 @@ def load_recipes(folder=None) -> dict:
 def recipes_table(source=None) -> str:
     """Markdown table of the training recipes at equal CPU time (``benchmarks/recipes_cpu.py``): per recipe its
     choices, steps and images/s, the Frechet distance to the held-out digits for each sampler and the held-out
-    bits/dim beside its floor; one block per committed run (``recipes_cpu*.json``), or for the result dict
+    bits/dim beside the blurred-bin reference ``sg.recipes.bits_floor`` (not a lower bound); one block per committed run (``recipes_cpu*.json``), or for the result dict
     ``source``. Introduced in notebooks/10_training_recipes.ipynb."""
     if isinstance(source, dict):
         runs = [("this run", source)]
@@ -317,7 +365,7 @@ def recipes_table(source=None) -> str:
                 f"{r['n_samples']:,} samples to the {r['n_heldout']} held-out digits (training digits score "
                 f"{_fmt(r.get('frechet_train_vs_heldout'), '.1f')}); bits/dim of held-out digits.", "",
                 "| recipe | precond | noise levels | weighting | steps | images/s | "
-                + " | ".join(f"FD {s}" for s in samplers) + " | bits/dim (floor) |",
+                + " | ".join(f"FD {s}" for s in samplers) + " | bits/dim (blurred-bin reference) |",
                 "| --- " * (7 + len(samplers)) + "|"]
         for name, row in r["recipes"].items():
             rc = row["recipe"]
@@ -361,8 +409,8 @@ def checkpoints_table(folder=None) -> str:
     if not manifests:
         raise FileNotFoundError(f"no checkpoint manifests in {folder}.")
     lines = ["| checkpoint | what | trained on | steps x batch | time | Frechet distance to training digits (held-out "
-             "digits score) | Frechet distance to held-out digits: EM-500 / Heun-18 / Heun-18 churn 40 | held-out "
-             "bits/dim (floor) | samples that copy a training digit (d1/d2 < 1/3) | guided at notebook 09's scale (in "
+             "digits score) | Frechet distance to held-out digits: EM-500 / Heun-18 / Heun-18 capped churn 40 | held-out "
+             "bits/dim (blurred-bin reference) | samples that copy a training digit (d1/d2 < 1/3) | guided at notebook 09's scale (in "
              "brackets): read as asked, Frechet distance to held-out | size |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     others = []

@@ -1,7 +1,7 @@
 """Exercise checks for methods students build whole: notebooks 01-03: the whole unadjusted Langevin sampler (01), the sliced score matching loss (02), the DSM loss and one optimiser step (03).
 Re-exported by ``sg.exercises``, so notebooks call ``sg.exercises.check_...``; points for nbgrader in ``POINTS``.
 
-Each check compares the student's function with the package's reference (``sg.mcmc.langevin``,
+Each check compares the student's function with the package's reference (``sg.samplers.langevin``,
 ``sg.losses.sliced_score_matching``, ``sg.losses.denoising_score_matching``) on fixed inputs. The references draw
 their own noise from a ``torch.Generator``; the student's function gets the same draws as an argument (replayed
 from the same seed), so the comparison is exact, and a catalogue of plausible mistakes, each computed on the same
@@ -52,7 +52,7 @@ def check_langevin(fn) -> None:
     """Check ``fn(score_fn, x0, step_size, n_steps, zs) -> x``: the whole unadjusted Langevin sampler, eq. (1)
     (notebook 01): from x = x0 (n, D), ``n_steps`` updates x <- x + (eps/2) score_fn(x) + sqrt(eps) zs[k], with
     eps = ``step_size`` and the noise of step k given as ``zs[k]`` (``zs`` has shape (n_steps, n, D)); return the
-    last state x_T, shape (n, D), without changing x0. The reference is ``sg.mcmc.langevin`` fed the same noise.
+    last state x_T, shape (n, D), without changing x0. The reference is ``sg.samplers.langevin`` fed the same noise.
 
     Recognised mistakes: eps instead of eps/2 on the score, eps or sqrt(2 eps) (the NCSN code's convention) on
     the noise, no noise, the same z at every step, one step too few, the noise added before the score is
@@ -100,7 +100,8 @@ def check_langevin(fn) -> None:
             raise ExerciseFailed("langevin: the result is right, but your function changed x0 in place (x = x0 "
                                  "then x += ... writes into x0): the caller's starting points are lost; start from "
                                  "x = x0.clone() or write x = x + ...")
-    passed("langevin", f"{n_steps} steps of eq. (1) for eps = 0.02 and 0.3 match sg.mcmc.langevin fed the same noise")
+    passed("langevin",
+           f"{n_steps} steps of eq. (1) for eps = 0.02 and 0.3 match sg.samplers.langevin fed the same noise")
 
 
 # ----------------------------------------------------------------------------------- 02: sliced score matching

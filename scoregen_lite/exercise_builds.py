@@ -188,7 +188,14 @@ def check_sliced_score_matching(fn) -> None:
                              (explicit_score_matching(net, x).detach(), "that is the exact Jacobian trace, eq. (2): "
                                                                        "sliced score matching replaces it by v^T "
                                                                        "(grad_x s) v with the given projections")]
-        got = fn(net, x.clone(), v.clone(), vr)
+        try:
+            got = fn(net, x.clone(), v.clone(), vr)
+        except RuntimeError as err:
+            if "require grad" not in str(err):
+                raise
+            raise ExerciseFailed("sliced_score_matching: torch says that a tensor you differentiate with respect to "
+                                 "does not require grad: the batch x comes without it (as training batches do); "
+                                 "take x = x.detach().requires_grad_(True) first and compute s_theta from that x") from err
         form = "SSM-VR" if vr else "SSM"
         if isinstance(got, torch.Tensor) and got.dim() != 0:
             raise ExerciseFailed(f"sliced_score_matching: your loss has shape {tuple(got.shape)}; expected a 0-d "

@@ -186,6 +186,8 @@ def test_references_agree_with_the_package():
     ("check_langevin", lambda s, x0, e, n, zs: torch.cat([x0[None], zs + x0]), "the whole path"),
     ("check_sliced_score_matching", lambda net, x, v, vr: net(x).pow(2).sum(1), "expected a 0-d tensor"),
     ("check_sliced_score_matching", lambda net, x, v, vr: ssm(net, x, v, vr).detach(), "carries no gradient"),
+    ("check_sliced_score_matching", lambda net, x, v, vr: torch.autograd.grad((v[0] * net(x)).sum(), x)[0].sum(),
+     r"does not require grad: the batch x comes without it .* x.detach\(\).requires_grad_\(True\)"),
     ("check_denoising_score_matching", lambda net, x, s, z: dsm(net, x, s, z).item(), "expected a torch.Tensor"),
     ("check_denoising_score_matching", lambda net, x, s, z: dsm(net, x, s, z).detach(), "carries no gradient"),
 ])

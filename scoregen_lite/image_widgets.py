@@ -100,7 +100,7 @@ def fast_sampling_view(net, sde, n_steps: int = 18, sigma_max: float = 9.0, sigm
     if solver == "dpm":
         what = "DPM-Solver++(2M)" + (" (churn unused: EDM's solvers only)" if churn else "")
     else:
-        what = f"EDM {solver}" + (f", churn {churn:g}: gamma = {gamma:.3f}" + (" (capped)" if churn / n_steps > gamma
+        what = f"EDM {solver}" + (f", churn {churn:g}: eta = {gamma:.3f}" + (" (capped)" if churn / n_steps > gamma
                                                                                  else "") if churn else "")
     live["img_title"].set_text(f"{what}: NFE {nfe}")
     return fig, {"sigmas": sig.tolist(), "nfe": nfe, "seconds": seconds, "samples": x, "solver": solver,

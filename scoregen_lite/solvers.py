@@ -33,6 +33,7 @@ __all__ = [
     "sigma_schedule",
     "seconds_per_evaluation",
     "edm_sampler",
+    "churn_etas",
     "dpm_solver_2m",
     "sample_batched",
     "SAMPLERS",
@@ -418,6 +419,33 @@ def edm_sampler(sde, score_fn, shape, n_steps: int = 18, *, rho: float = 7.0, si
         x = x_next
     check_finite(x, f"at the end of the EDM sampler ({solver})", float(sigmas[0]) / n)
     return x, nfe
+
+
+def churn_etas(sigmas, churn: float, s_tmin: float = 0.0, s_tmax: float = float("inf"),
+               top: float | None = None) -> torch.Tensor:
+    """The churn that ``edm_sampler`` applies at each level of ``sigmas`` (Karras et al. 2022, Algorithm 2; notebook
+    08, section 4): eta_i with sigma^ = (1 + eta_i) sigma_i, for sigma_0, ..., sigma_{N-1} (a trailing sigma_N = 0
+    is dropped; N = len(sigmas) - 1 when it is there, else len(sigmas)). eta_i = min(S_churn / N, sqrt(2) - 1) on
+    the window S_tmin <= sigma_i <= S_tmax and 0 outside, then lowered so that sigma^ <= ``top`` (the SDE's
+    largest level, ``sde.max_noise_level()``; default sigma_0): the schedule starts at the top, so with the
+    default schedule the first level is never churned. Exactly 0 where no noise is added. Returns a float64 tensor of
+    length N; ``(etas > 0).sum()`` counts the churned levels. Introduced in notebooks/08_fast_sampling.ipynb."""
+    sig = torch.as_tensor(sigmas, dtype=torch.float64).flatten()
+    if sig.numel() >= 1 and float(sig[-1]) == 0.0:
+        sig = sig[:-1]
+    if sig.numel() < 1 or not bool((sig > 0).all()):
+        raise ValueError("sigmas must be positive levels sigma_0 > ... > sigma_{N-1} (optionally followed by 0).")
+    churn = _checks.positive("churn", churn, allow_zero=True)
+    top = float(sig[0]) if top is None else _checks.positive("top", top)
+    n = sig.numel()
+    gamma_max = min(churn / n, math.sqrt(2.0) - 1.0)
+    out = torch.zeros(n, dtype=torch.float64)
+    for i, s in enumerate(sig.tolist()):
+        gamma = gamma_max if s_tmin <= s <= s_tmax else 0.0
+        s_hat = min(s * (1.0 + gamma), top)     # as edm_sampler computes it
+        if s_hat > s:
+            out[i] = s_hat / s - 1.0
+    return out
 
 
 @torch.no_grad()

@@ -3,6 +3,7 @@ given): the reference solution passes, and every catalogued mistake is recognise
 import math
 
 import pytest
+import torch
 
 import scoregen_lite as sg
 from scoregen_lite.checking import ExerciseFailed
@@ -16,7 +17,7 @@ def solution(denoise, sigmas, noise, churn_noise, churn, s_tmin, s_tmax, s_noise
     for i in range(n):
         s, s_next = float(sigmas[i]), float(sigmas[i + 1])
         gamma = min(churn / n, math.sqrt(2) - 1) if s_tmin <= s <= s_tmax else 0.0
-        t_hat = s * (1 + gamma)
+        t_hat = min(s * (1 + gamma), float(sigmas[0]))              # never above the top level
         x_hat = x + math.sqrt(t_hat**2 - s**2) * s_noise * churn_noise[i]
         d = (x_hat - denoise(x_hat, t_hat)) / t_hat
         x = x_hat + (s_next - t_hat) * d
@@ -40,6 +41,7 @@ def test_solution_and_reference_pass(capsys):
     ("from_sigma", "the step is measured from sigma_i"),
     ("no_cap", "eta \\(EDM's gamma_i\\) is not capped"),
     ("no_window", "the churn window is ignored"),
+    ("no_top", "t^ rises above sigma_0"),
     ("euler_only", "Euler without Heun's correction"),
 ])
 def test_catalogued_mistakes_are_recognised(flag, hint):
@@ -55,7 +57,7 @@ def test_correction_on_the_last_step_is_recognised():
         for i in range(n):
             s, s_next = float(sigmas[i]), float(sigmas[i + 1])
             gamma = min(churn / n, math.sqrt(2) - 1) if s_tmin <= s <= s_tmax else 0.0
-            t_hat = s * (1 + gamma)
+            t_hat = min(s * (1 + gamma), float(sigmas[0]))
             x_hat = x + math.sqrt(t_hat**2 - s**2) * s_noise * churn_noise[i]
             d = (x_hat - denoise(x_hat, t_hat)) / t_hat
             x = x_hat + (s_next - t_hat) * d
@@ -65,6 +67,17 @@ def test_correction_on_the_last_step_is_recognised():
 
     with pytest.raises(ExerciseFailed, match="called the denoiser at sigma = 0"):
         sg.exercises.check_edm_heun_churn(last_corrected)
+
+
+def test_the_cap_at_sigma_0_binds_in_the_check():
+    """The check's first setting churns a window that holds sigma_0, so a sampler without the cap at sigma_0 (the
+    step-0 churn that sg.samplers.edm_sampler never makes) is caught; sg.samplers.churn_etas says which steps the
+    reference churns there: not step 0, the three next at the cap, not the last two (below S_tmin = 0.05)."""
+    ve = sg.sde.SDES["VE"]()
+    sigmas = sg.samplers.sigma_schedule(ve, 6)
+    etas = sg.samplers.churn_etas(sigmas, 10.0, 0.05, 50.0, top=ve.max_noise_level())
+    assert etas[0] == 0 and etas[4:].eq(0).all() and float(sigmas[3]) > 0.05 > float(sigmas[4])
+    torch.testing.assert_close(etas[1:4], torch.full((3,), math.sqrt(2) - 1, dtype=torch.float64))
 
 
 def test_wrong_return_types():

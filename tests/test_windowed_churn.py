@@ -103,20 +103,50 @@ def test_sample_batched_passes_the_window_on():
         sg.samplers.sample_batched(score, VE, 4, shape=(2,), sampler="em", n_steps=5, s_tmin=0.05, device="cpu")
 
 
-def test_exercise_reference_is_the_package_sampler():
-    """The exercise's reference loop (no cap at sigma_max) equals edm_sampler where that cap does not bind."""
+@pytest.mark.parametrize("churn, s_tmin, s_tmax, s_noise", [(40.0, 0.05, 5.0, 1.003), (40.0, 0.05, 50.0, 1.003),
+                                                             (40.0 * 10 / 256, 0.05, 50.0, 1.003)])
+def test_exercise_reference_is_the_package_sampler(churn, s_tmin, s_tmax, s_noise):
+    """The exercise's reference loop (t^ capped at sigma_0) equals edm_sampler (t^ capped at the SDE's largest level,
+    where the schedule starts), also where that cap binds (a window holding sigma_0); the noise edm_sampler draws at
+    the levels that sg.samplers.churn_etas calls churned, and at no others."""
     ring = sg.densities.ring(dtype=torch.float64)
     score = SDEMarginal(ring, VE).score
     z = torch.randn(16, 2, generator=torch.Generator().manual_seed(18), dtype=torch.float64)
-    n, churn, s_tmin, s_tmax, s_noise = 10, 40.0, 0.05, 5.0, 1.003
+    n = 10
     got, _ = sg.samplers.edm_sampler(VE, score, None, n, noise=z, churn=churn, s_tmin=s_tmin, s_tmax=s_tmax,
                                      s_noise=s_noise, generator=torch.Generator().manual_seed(19), dtype=torch.float64)
     sigmas = sg.samplers.sigma_schedule(VE, n)
+    etas = sg.samplers.churn_etas(sigmas, churn, s_tmin, s_tmax, top=VE.max_noise_level())
     gen = torch.Generator().manual_seed(19)
-    zs = torch.stack([torch.randn(z.shape, generator=gen, dtype=torch.float64) if s_tmin <= float(s) <= s_tmax
-                      else torch.zeros_like(z) for s in sigmas[:-1]])
+    zs = torch.stack([torch.randn(z.shape, generator=gen, dtype=torch.float64) if eta > 0 else 100 * torch.ones_like(z)
+                      for eta in etas])   # 100: a level churned by mistake would show
     ref = edm_heun_churn_reference(sg.sde.denoiser(VE, score), sigmas, z, zs, churn, s_tmin, s_tmax, s_noise)
     torch.testing.assert_close(ref, got, rtol=1e-9, atol=1e-9)
+
+
+def test_churn_etas_known_values_and_the_sampler():
+    """sg.samplers.churn_etas on VE(0.01, 10) with 18 levels (sigma_0 = 9.999995, sigma_1 = 7.3696, levels below
+    0.05 from sigma_13 = 0.0347 on): capped churn (S_churn = 40) churns no level at sigma_0, sigma_1 only up to
+    sigma_0 (eta = sigma_0 / sigma_1 - 1 = 0.357), the 16 others at the cap sqrt(2) - 1; EDM's per-level amount
+    (S_churn = 40 * 18/256 on [0.05, 50]) churns with eta = 0.15625 the levels sigma_1, ..., sigma_12; the levels
+    it calls churned are the hand loop's (edm_sampler's rule)."""
+    sigmas = sg.samplers.sigma_schedule(VE, 18)
+    top = VE.max_noise_level()
+    cap = sg.samplers.churn_etas(sigmas, 40.0, top=top)
+    assert cap.shape == (18,) and cap[0] == 0
+    assert cap[1].item() == pytest.approx(top / 7.369580829996657 - 1, rel=1e-9) and 0.35 < cap[1] < 0.36
+    torch.testing.assert_close(cap[2:], torch.full((16,), math.sqrt(2) - 1, dtype=torch.float64))
+    per = sg.samplers.churn_etas(sigmas, 40.0 * 18 / 256, 0.05, 50.0)
+    assert per.nonzero().flatten().tolist() == list(range(1, 13))
+    torch.testing.assert_close(per[1:13], torch.full((12,), 0.15625, dtype=torch.float64))
+    assert sg.samplers.churn_etas(sigmas[:-1], 40.0).equal(cap)          # with or without the trailing 0
+    for churn, lo, hi in ((40.0, 0.0, float("inf")), (2.8125, 0.05, 50.0), (2.0, 0.2, 3.0)):
+        ring = sg.densities.ring(dtype=torch.float64)
+        z = torch.zeros(2, 2, dtype=torch.float64)
+        _, churned, _ = _hand_loop(VE, sg.sde.denoiser(VE, SDEMarginal(ring, VE).score), z, 18, churn, lo, hi, 1.0, 0)
+        assert sg.samplers.churn_etas(sigmas, churn, lo, hi, top=top).nonzero().flatten().tolist() == churned
+    with pytest.raises(ValueError, match="positive levels"):
+        sg.samplers.churn_etas(torch.tensor([1.0, -1.0]), 1.0)
 
 
 # --- the benchmark's reading (sg.results, notebook 08 section 5) ------------------------------------------------

@@ -2,8 +2,8 @@
 rejects bad input with a ValueError before any work is done.
 
 Conventions: ``score_net(x)`` maps (n, D) -> (n, D); squared norms are summed
-over dimensions and averaged over the batch; every loss keeps the 1/2 of the
-notes, so eq. (2) and eq. (3) differ from the Fisher divergence
+over dimensions and averaged over the batch; every loss keeps the 1/2 of
+eqs. (2)-(4), so eq. (2) and eq. (3) differ from the Fisher divergence
 (1/2) E||s - grad log p||^2 only by a constant that does not depend on the net.
 """
 from __future__ import annotations

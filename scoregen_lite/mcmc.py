@@ -35,7 +35,7 @@ def langevin(
     generator: torch.Generator | None = None,
     progress: bool = False,
 ):
-    """Unadjusted Langevin dynamics, eq. (1), exactly as written in the notes:
+    """Unadjusted Langevin dynamics, eq. (1) (Song & Ermon 2019, section 2.2; Welling & Teh 2011):
 
         x_t = x_{t-1} + (eps / 2) * score(x_{t-1}) + sqrt(eps) * z_t,   z_t ~ N(0, I)
 
@@ -96,7 +96,7 @@ def mala(
     Proposal y = x + (eps/2) s(x) + sqrt(eps) z, i.e. k(y | x) = N(y; x + (eps/2) s(x), eps I) (k, not q: q is
     the course's perturbed density).
     It is accepted with probability min(1, p(y) k(x | y) / (p(x) k(y | x))), which
-    removes the O(eps) bias of unadjusted Langevin (notes, eq. (1) remark).
+    removes the O(eps) bias of unadjusted Langevin (Roberts & Tweedie 1996).
 
     Args:
         log_prob_fn: x (n, D) -> log p(x) up to a constant, shape (n,).
@@ -155,7 +155,7 @@ def annealed_langevin(
     generator: torch.Generator | None = None,
     progress: bool = False,
 ):
-    """Annealed Langevin dynamics (notes, section "Annealed Langevin dynamics").
+    """Annealed Langevin dynamics (Song & Ermon 2019, algorithm 1).
 
     For each level i = 1..L (sigma_1 > ... > sigma_L), run ``n_steps_each`` steps of eq. (1)
     with the score at that level and step eps_i = step_size * sigma_i^2 / sigma_L^2:

@@ -37,7 +37,7 @@ SYMBOLS = [
     Symbol(r"\epsilon", "the Langevin step size of eq. (1)", "01", "`step_size`",
            r"the NCSN code writes $x + \alpha s + \sqrt{2\alpha} z$: its $\alpha$ is $\epsilon/2$"),
     Symbol(r"T", "the number of Langevin steps (per noise level in 05)", "01", "`n_steps`, `n_steps_each`",
-           "the notes' eq. (6) also lets SDE time run to $T$; here SDE time always ends at 1"),
+           "Song et al. (2021) let SDE time run to $T$; here SDE time always ends at 1"),
     Symbol(r"s_\theta(x),\ s_\theta(x, \sigma),\ s_\theta(x, t)", "a score network: unconditional (02-03), "
            "conditioned on the noise level (04-05) or on the SDE time (06-10)", "02", "`net(x)`, `net(x, sigma)`, `net(x, t)`"),
     Symbol(r"\sigma", r"the std of Gaussian noise added to clean data: $\tilde x = x + \sigma z$", "03", "`sigma`"),
@@ -53,10 +53,11 @@ SYMBOLS = [
            "`sg.schedules.step_sizes`", r"Song & Ermon (2019, algorithm 1) write $\alpha_i$ for $\epsilon_i$; their "
            r"code's step $a$ in $x + a s + \sqrt{2a} z$ is $\epsilon_i/2$"),
     Symbol(r"r", r"the update's signal-to-noise ratio $\lVert \tfrac{\epsilon}{2} s\rVert / \lVert \sqrt{\epsilon} z\rVert$, "
-           r"which annealing keeps constant (05) and the predictor-corrector's Langevin step targets (06)", "05",
+           r"which $\epsilon_i \propto \sigma_i^2$ keeps constant nominally, where $\lVert s\rVert \approx \sqrt D/\sigma_i$ "
+           r"(05 measures where that fails), and which the predictor-corrector's Langevin step targets (06)", "05",
            "`sg.schedules.update_snr`, `snr`", "Song et al. (2021, appendix G) call it snr (0.16 for MNIST-like data)"),
     Symbol(r"t \in [t_{\min}, 1]", "SDE time: data at $t = 0$, the prior at $t = 1$; samplers and training stop at the "
-           r"smallest time $t_{\min}$", "06", "`t`, `eps`", r"the notes write $t \sim U(\epsilon, 1)$"),
+           r"smallest time $t_{\min}$", "06", "`t`, `eps`", r"Song et al. (2021) write $\epsilon$ for $t_{\min}$"),
     Symbol(r"f(x, t),\ g(t)", "the drift and the diffusion coefficient of eq. (6)", "06", "`sde.drift`, `sde.diffusion`"),
     Symbol(r"w,\ \bar w", r"a standard Wiener process; $\bar w$ runs backwards in time: in eq. (7) with $dt < 0$, "
            r"$g\,d\bar w$ is drawn as $g\sqrt{\lvert dt\rvert}\,z$", "06", "(the `z` of `sg.solvers.euler_maruyama`)"),

@@ -32,7 +32,8 @@ __all__ = [
 
 def geometric_sigmas(sigma_max: float, sigma_min: float, n_levels: int, dtype=torch.float32) -> torch.Tensor:
     """sigma_1 > sigma_2 > ... > sigma_L, a geometric sequence with constant ratio
-    gamma = sigma_{i-1} / sigma_i = (sigma_max / sigma_min)^(1 / (L - 1)) (notes, section NCSN).
+    gamma = sigma_{i-1} / sigma_i = (sigma_max / sigma_min)^(1 / (L - 1)) (Song & Ermon 2019, section 4.1;
+    the ratio rule: Song & Ermon 2020, technique 2).
 
     Raises ValueError unless sigma_max > sigma_min > 0 and n_levels >= 2.
     """
@@ -157,7 +158,7 @@ def step_size_for(n_steps_each: int, sigma_min: float, ratio: float) -> float:
 
 
 def step_sizes(sigmas: torch.Tensor, step_size: float) -> torch.Tensor:
-    """eps_i = step_size * sigma_i^2 / sigma_L^2 for each level (notes, annealed Langevin)."""
+    """eps_i = step_size * sigma_i^2 / sigma_L^2 for each level (Song & Ermon 2019, algorithm 1, where it is alpha_i)."""
     step_size = _checks.positive("step_size", step_size)
     sigmas = _checks.tensor("sigmas", torch.as_tensor(sigmas))
     return step_size * sigmas**2 / sigmas[-1] ** 2

@@ -16,11 +16,18 @@ the ImageNet-64 setting of Karras et al. 2022, table 5, and of NVlabs/edm's READ
 precision and recall on classifier features (Kynkaenniemi et al. 2019, k = 3), the features' spread and the
 digits' total variation, for notebook 08's reading of Heun-5 against Heun-18. The speed-up against the
 cheapest EM that reaches a sampler's quality is computed from the rows by ``sg.results.em_speedup``.
+``--plan window`` (run 5): run 4's "windowed" row keeps S_churn = 40 on 18 levels, so eta sits at the cap inside
+the window too and differs from capped churn only on the last level (sigma_17 = 0.032 < S_tmin) and in S_noise;
+run 5 measures EDM's per-level amount instead (S_churn = 40 * 18 / 256 = 2.81: eta = 0.156 as with 40 on 256
+levels) on the same window with S_noise 1.003, beside capped churn, deterministic Heun-18 and EM-100 on the same
+seeds, with the same measures as run 4.
 Prints a table and writes JSON (after every row, so a stopped run keeps its rows).
 
     python benchmarks/fast_sampling_cpu.py --out benchmarks/results/fast_sampling_cpu_run1.json   # ~6 min, 2 cores
     OMP_NUM_THREADS=2 python benchmarks/fast_sampling_cpu.py --plan nfe --n-samples 1000 \
         --out benchmarks/results/fast_sampling_cpu_run4.json                                      # ~10-20 min
+    OMP_NUM_THREADS=2 python benchmarks/fast_sampling_cpu.py --plan window --n-samples 1000 \
+        --out benchmarks/results/fast_sampling_cpu_run5.json                                      # ~3-10 min
     python benchmarks/fast_sampling_cpu.py --tiny --out /tmp/fast.json                            # smoke run
 """
 from __future__ import annotations
@@ -38,8 +45,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import scoregen_lite as sg  # noqa: E402
 
-#: EDM's windowed churn: the ImageNet-64 setting of Karras et al. (2022), table 5, as NVlabs/edm's README runs it
+#: "Windowed" churn of run 4: the ImageNet-64 numbers of Karras et al. (2022), table 5, as NVlabs/edm's README runs
+#: them on 256 levels; on 18 levels S_churn = 40 keeps eta at its cap sqrt(2) - 1 inside the window, so on the MNIST
+#: schedule it differs from capped churn on the last level alone (sigma_17 < S_tmin) and in S_noise: see EDM_PER_STEP
 EDM_WINDOWED = dict(churn=40.0, s_tmin=0.05, s_tmax=50.0, s_noise=1.003)
+
+#: EDM's per-step churn kept on 18 levels: NVlabs/edm runs S_churn = 40 on 256 levels (eta = 40/256 = 0.156 per
+#: level, below the cap sqrt(2) - 1); on 18 levels that per-level eta needs S_churn = 40 * 18 / 256 = 2.8125.
+#: Same window and S_noise as EDM_WINDOWED. The plan of run 5.
+EDM_PER_STEP = dict(churn=40.0 * 18 / 256, s_tmin=0.05, s_tmax=50.0, s_noise=1.003)
 
 #: (sampler name, sampler, n_steps, extra keyword arguments): the classic plan (runs 1-3)
 SAMPLERS = [
@@ -63,12 +77,22 @@ def nfe_plan(em_steps) -> list:
             *[("Euler-Maruyama", "em", n, {}) for n in sorted(em_steps)]]   # the costliest last
 
 
+def window_plan() -> list:
+    """The plan of run 5: Heun-18 with EDM's per-level churn (``EDM_PER_STEP``: eta = 0.156 on the window, below
+    the cap), beside references measured on the same samples: Heun-18 with churn capped at every level, deterministic
+    Heun-18, and EM-100 (the cheapest EM at EM-500's quality in runs 1-4)."""
+    return [("EDM Heun", "edm", 18, dict(EDM_PER_STEP)), ("EDM Heun", "edm", 18, dict(churn=40.0)),
+            ("EDM Heun", "edm", 18, {}), ("Euler-Maruyama", "em", 100, {})]
+
+
 def label(name, sampler, n_steps, kwargs) -> str:
     """The row's name: sampler, steps or levels, and its options ("churn 40" alone is the churn capped at every
     level; a window and S_noise are named when set)."""
     what = {"em": f"{n_steps} steps", "pc": f"{n_steps} steps", "ode": f"rtol {kwargs.get('rtol')}",
             "edm": f"{n_steps} levels", "dpm": f"{n_steps} levels"}[sampler]
     extra = f", churn {kwargs['churn']:g}" if kwargs.get("churn") else (" (deterministic)" if sampler == "edm" else "")
+    if kwargs.get("churn") and kwargs["churn"] != round(kwargs["churn"]):
+        extra = f", churn {kwargs['churn']:.5g}"
     if "s_tmin" in kwargs:
         extra += f" on sigma in [{kwargs['s_tmin']:g}, {kwargs['s_tmax']:g}], S_noise {kwargs['s_noise']:g}"
     return f"{name}, {what}{extra}"
@@ -117,9 +141,11 @@ def parse(argv=None):
     p.add_argument("--n-samples", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--plan", choices=("classic", "nfe"), default="classic",
+    p.add_argument("--plan", choices=("classic", "nfe", "window"), default="classic",
                    help="classic: every sampler once (runs 1-3); nfe: EM at --em-steps and Heun-5/18 with and without "
-                        "churn, capped and windowed (run 4)")
+                        "churn, capped and windowed (run 4); window: Heun-18 with EDM's per-level churn (S_churn "
+                        "40 * 18/256 on [0.05, 50], S_noise 1.003) beside capped churn, deterministic Heun-18 and "
+                        "EM-100 (run 5)")
     p.add_argument("--em-steps", default="50,100,200,500", help="EM step counts of the nfe plan, comma-separated")
     p.add_argument("--note", default="", help="a sentence recorded in the JSON (e.g. who else shared the CPU)")
     p.add_argument("--tiny", action="store_true", help="64 samples, EM and PC with a tenth of the steps: a smoke run "
@@ -135,14 +161,15 @@ def main(argv=None) -> int:
     checkpoint = sg.mnist.find_checkpoint("mnist_ve")
     net, sde, _ = sg.train.load_score_model(checkpoint, device=device)
     n = 64 if args.tiny else args.n_samples
-    plan = SAMPLERS if args.plan == "classic" else nfe_plan([int(v) for v in args.em_steps.split(",")])
+    plan = {"classic": SAMPLERS, "window": window_plan()}.get(args.plan) or \
+        nfe_plan([int(v) for v in args.em_steps.split(",")])
     rows = []
     results = {"device": sg.device_name(device), "torch": torch.__version__, "checkpoint": checkpoint.name,
                "checkpoint_sha256": sg.mnist.sha256(checkpoint), "plan": args.plan,
                "n_samples": n, "heldout": split.heldout, "n_heldout": len(split.x_held), "args": vars(args),
                "frechet_real": sg.metrics.evaluate_images(split.x_train[:n], split.x_held, classifier)["frechet"],
                "note": args.note, "load_average_start": os.getloadavg(), "complete": False, "rows": rows}
-    measures = args.plan == "nfe"
+    measures = args.plan in ("nfe", "window")
     if measures:
         real_feats, _ = sg.metrics._features_and_classes(classifier, split.x_held)
         results["heldout_total_variation"] = total_variation(split.x_held.clamp(0, 1))

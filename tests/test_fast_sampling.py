@@ -278,3 +278,75 @@ def test_sample_batched_fast_samplers(sampler, nfe):
                                                  generator=torch.Generator().manual_seed(0))
     assert x.shape == (300, 2) and got == nfe and seconds > 0
     assert (p.mode_weights(x) - p.weights).abs().max() < 0.1
+
+
+# --- the committed benchmark tables (sg.results, notebook 08 section 5) ---------------------------------------
+
+def test_fast_row_label_names_the_churn_applied():
+    """Rows of EDM's sampler with churn say what eta they apply: at the cap sqrt(2) - 1 (S_churn / N above it) with
+    no window, at the cap in a window (run 4's S_churn = 40 on [0.05, 50]), or below it (run 5's 40 * 18 / 256 = 2.8125
+    on 18 levels: eta = 0.15625); other rows keep their label."""
+    from scoregen_lite.results import fast_row_label
+
+    row = dict(label="EDM Heun, 18 levels, churn 40", sampler="edm", n_steps=18, churn=40.0)
+    assert fast_row_label(row) == "EDM Heun, 18 levels, churn 40 (eta at its cap sqrt(2) - 1, no window)"
+    assert fast_row_label({**row, "s_tmin": 0.05, "s_tmax": 50.0}).endswith("(eta at its cap sqrt(2) - 1, only in "
+                                                                             "the window)")
+    per = dict(label="x", sampler="edm", n_steps=18, churn=2.8125, s_tmin=0.05, s_tmax=50.0)
+    assert fast_row_label(per) == "x (eta = 0.156, below the cap, only in the window)"
+    assert fast_row_label({**row, "churn": 0.0}) == row["label"]
+    assert fast_row_label(dict(label="EM", sampler="em", n_steps=100)) == "EM"
+
+
+def test_fast_sampling_table_footer_uses_the_fair_baseline():
+    """The classic runs' footers give the speed-up of Heun-18 with capped churn against sg.results.em_speedup's
+    baseline, not EM-500's 14x: run 3 (churn 12.40, EM-100 13.45 reaches it): 100 / 35 = 2.9x fewer evaluations,
+    52.9 / 17.8 = 3.0x less time, Frechet ratio to EM-500 12.40 / 16.51 = 0.75; run 1 (churn better than every EM):
+    the baseline is EM's plateau, EM-100."""
+    table = sg.results.fast_sampling_table()
+    run3 = table[table.index("`fast_sampling_cpu_run3`"):]
+    assert ("Frechet ratio to EM-500 0.75; reached by Euler-Maruyama, 100 steps, the cheapest EM within 10% of it: "
+            "2.9x fewer evaluations, 3.0x less time") in run3
+    run1 = table[:table.index("`fast_sampling_cpu_run2`")]
+    assert "better than every EM row; baseline Euler-Maruyama, 100 steps" in run1
+    assert "x faster" not in table and "(eta at its cap sqrt(2) - 1, no window)" in table
+
+
+def test_guidance_table_names_capped_churn():
+    """The guidance benchmark sampled with S_churn = 40 on 18 levels and no window: its heading says capped churn."""
+    table = sg.results.guidance_table()
+    assert "EDM Heun-18 with churn 40 capped at every level (eta = sqrt(2) - 1, no window)" in table
+
+
+def test_guidance_table_names_churn_below_the_cap(tmp_path):
+    """A guidance run with S_churn = 2 on 18 levels (eta = 0.111, below the cap) is not called capped."""
+    import json
+
+    run = json.loads((sg.results.results_dir() / "guidance_cpu_run1.json").read_text())
+    run["sampler"] = {"sampler": "edm", "n_steps": 18, "churn": 2.0}
+    (tmp_path / "guidance_cpu_run1.json").write_text(json.dumps(run))
+    table = sg.results.guidance_table(tmp_path)
+    assert "EDM Heun-18 with churn 2 (eta = 0.111, no window)" in table and "capped" not in table
+
+
+def test_run5_per_level_churn_known_values():
+    """Committed run 5 (benchmarks/fast_sampling_cpu.py --plan window): EDM's per-level churn (S_churn = 40 * 18/256 on
+    [0.05, 50], S_noise 1.003) beside capped churn, deterministic Heun-18 and EM-100, 1,000 digits each, on the
+    shipped checkpoint; sg.results.load_fast_window finds it (and not run 4), nfe_table renders it."""
+    run = sg.results.load_fast_window()
+    assert run["path"].name == "fast_sampling_cpu_run5.json" and run["plan"] == "window" and run["complete"]
+    rows = {r["label"]: r for r in run["rows"]}
+    per = rows["EDM Heun, 18 levels, churn 2.8125 on sigma in [0.05, 50], S_noise 1.003"]
+    assert per["churn"] == 40 * 18 / 256 and per["s_tmin"] == 0.05 and per["s_tmax"] == 50.0 and per["nfe"] == 35
+    assert [r["nfe"] for r in run["rows"]] == [35, 35, 35, 100] and run["n_samples"] == 1000
+    cap, det = rows["EDM Heun, 18 levels, churn 40"], rows["EDM Heun, 18 levels (deterministic)"]
+    em100 = rows["Euler-Maruyama, 100 steps"]
+    assert per["frechet"] == pytest.approx(15.03, abs=0.01) and cap["frechet"] == pytest.approx(12.97, abs=0.01)
+    assert det["frechet"] == pytest.approx(29.67, abs=0.01) and em100["frechet"] == pytest.approx(16.50, abs=0.01)
+    run4 = {r["label"]: r for r in sg.results.load_fast_nfe()["rows"]}
+    assert cap["frechet"] == run4[cap["label"]]["frechet"] and det["frechet"] == run4[det["label"]]["frechet"]  # same seeds
+    speed = sg.results.em_speedup(run, label=per["label"])
+    assert speed["reach"]["label"] == "Euler-Maruyama, 100 steps" and speed["nfe_ratio"] == pytest.approx(100 / 35)
+    table = sg.results.nfe_table(run)
+    assert "(eta = 0.156, below the cap, only in the window)" in table and "fast_sampling_cpu_run5.json" in table
+    assert sg.results.load_fast_nfe()["path"].name == "fast_sampling_cpu_run4.json"

@@ -83,6 +83,37 @@ def _em_loop(sde, score_fn, x, n_steps, t_min, zs, *, last_noise=False, points=N
     return x
 
 
+def _em_in_dtype(sde, score_fn, x, n_steps, t_min, zs, *, dtype=torch.float32):
+    """The sampler with its grid and its t_vec in ``dtype``: torch.linspace(1, t_min, n_steps + 1) and
+    torch.full((n,), t) exactly as written, in torch's default float32 (or coarser, to test the near-miss message)."""
+    ts = torch.linspace(1, t_min, n_steps + 1, dtype=dtype)
+    for k in range(n_steps):
+        t, dt = ts[k].item(), (ts[k + 1] - ts[k]).item()
+        t_vec = torch.full((x.shape[0],), t, dtype=dtype)
+        g = sde.diffusion(t_vec)[:, None]
+        x = x + (sde.drift(x, t_vec) - g**2 * score_fn(x, t_vec)) * dt
+        if k < n_steps - 1:
+            x = x + g * math.sqrt(-dt) * zs[k]
+    return x
+
+
+def test_em_sampler_accepts_float32_times(capsys):
+    """The text's grid, torch.linspace(1, t_min, n_steps + 1), is float32: a correct loop built on it passes."""
+    sg.exercises.check_em_sampler(_em_in_dtype)
+    assert "passed" in capsys.readouterr().out
+
+
+def test_em_sampler_near_miss_prints_digits_that_differ():
+    """Times rounded to float16 (a precision slip, not a wrong formula): the message says so and prints the expected
+    and received values with enough digits to differ (4 significant digits printed them equal)."""
+    with pytest.raises(ExerciseFailed) as info:
+        sg.exercises.check_em_sampler(lambda *a: _em_in_dtype(*a, dtype=torch.float16))
+    msg = str(info.value)
+    assert "almost right" in msg and "precision, not from the formula" in msg
+    expected, got = msg.split("expected ")[1].split(", got ")
+    assert expected.split(")")[0] != got.split(")")[0]
+
+
 def _em_over_end_times(sde, score_fn, x, n_steps, t_min, zs):
     """A new user's loop over ts[1:]: every term of step k (drift, g, score) at its end time t_{k+1}."""
     ts = torch.linspace(1.0, t_min, n_steps + 1, dtype=torch.float64)

@@ -18,11 +18,11 @@ class _TinyRawNet(torch.nn.Module):
     """A small fixed raw network F(x_in, c_noise) for ``check_edm_loss`` (float64, with parameters, so that the
     loss has a gradient; it depends on c_noise, so that a wrong c_noise shows)."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, dtype=torch.float64):
         super().__init__()
         gen = torch.Generator().manual_seed(32)
-        self.w = torch.nn.Parameter(torch.randn(dim, dim, generator=gen, dtype=torch.float64) / dim)
-        self.b = torch.nn.Parameter(torch.randn(dim, generator=gen, dtype=torch.float64))
+        self.w = torch.nn.Parameter((torch.randn(dim, dim, generator=gen, dtype=torch.float64) / dim).to(dtype))
+        self.b = torch.nn.Parameter(torch.randn(dim, generator=gen, dtype=torch.float64).to(dtype))
 
     def forward(self, x_in, c_noise):
         return torch.tanh(x_in @ self.w + self.b * c_noise[:, None]) + 0.3 * c_noise[:, None]
@@ -51,11 +51,11 @@ def check_edm_loss(fn) -> None:
     y = x0 + sigma z, the denoiser D = c_skip y + c_out net(c_in y, c_noise) with EDM's coefficients
     (c_noise = ln(sigma) / 4), and the batch mean of lambda(sigma) || D - x0 ||^2 summed over the coordinates,
     lambda = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2: a 0-d tensor that carries the network's gradient.
-    As ``sg.recipes.edm_loss``.
+    As ``sg.recipes.edm_loss``, in float64 and, with a float32 network, in float32 (the inputs' dtype is kept).
 
     Recognised mistakes: lambda = 1, lambda without its square, c_skip and c_out swapped, sigma itself drawn
     normal (not ln sigma), c_in missing, c_noise = ln sigma (not a quarter of it), and the mean over the
-    coordinates instead of their sum."""
+    coordinates instead of their sum; on float32 inputs, a cast to float64."""
     from .recipes import edm_loss
 
     gen = torch.Generator().manual_seed(33)
@@ -99,7 +99,23 @@ def check_edm_loss(fn) -> None:
         if not got.requires_grad:
             raise ExerciseFailed("edm_loss: your loss carries no gradient (it was detached, computed under no_grad or "
                                  "turned into a float): training needs loss.backward() to reach the network.")
-    passed("edm_loss", "log-normal sigma, EDM's preconditioned denoiser and weighting, two sigma_data, with its gradient")
+    # float32 data and a float32 network, as notebook 10 trains with the student's loss: the loss keeps their dtype
+    args32 = (_TinyRawNet(3, torch.float32), x0.float(), n1.float(), z.float(), 0.5, -1.2, 1.2)
+    keep = ("compute in the inputs' dtype (notebook 10 trains with float32 data and a float32 network): no .double() "
+            "and no float64 tensors of the batch's shape")
+    try:
+        got = fn(*args32)
+    except RuntimeError as err:
+        raise ExerciseFailed(f"edm_loss: on float32 inputs and a float32 network your loss raised: {err}. "
+                             f"{keep[0].upper()}{keep[1:]}.") from None
+    if not isinstance(got, torch.Tensor) or got.dtype != torch.float32:
+        raise ExerciseFailed(f"edm_loss: on float32 inputs your loss is "
+                             f"{got.dtype if isinstance(got, torch.Tensor) else type(got).__name__}, not float32: {keep}.")
+    with torch.no_grad():
+        want = edm_loss(*args32)
+    compare("edm_loss", got, want, 1e-4 * float(want), "EDM's loss on the same batch in float32")
+    passed("edm_loss", "log-normal sigma, EDM's preconditioned denoiser and weighting, two sigma_data, with its gradient; "
+                       "float64 and float32")
 
 
 def _memorised_variant(samples, train, threshold=1 / 3, *, squared=False, swapped=False, drop_zero=False,

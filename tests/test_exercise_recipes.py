@@ -48,6 +48,17 @@ def test_edm_loss_mistakes_are_recognised(kw, hint):
     assert hint in str(err.value)
 
 
+def test_edm_loss_cast_to_float64_is_recognised():
+    """A loss that casts its inputs to float64 passes on float64 inputs but breaks notebook 10's float32 training."""
+    def cast(net, x0, n, z, *rest):
+        return edm_loss(lambda xi, c: net(xi.to(next(net.parameters()).dtype), c.to(next(net.parameters()).dtype)),
+                        x0.double(), n.double(), z.double(), *rest).double()
+    with pytest.raises(ExerciseFailed, match="not float32"):
+        sg.exercises.check_edm_loss(cast)
+    with pytest.raises(ExerciseFailed, match="compute in the inputs' dtype|Compute in the inputs' dtype"):
+        sg.exercises.check_edm_loss(lambda net, x0, n, z, *rest: edm_loss(net, x0.double(), n.double(), z.double(), *rest))
+
+
 def test_edm_loss_shape_is_checked():
     with pytest.raises(ExerciseFailed, match="0-d tensor"):
         sg.exercises.check_edm_loss(lambda *a: edm_loss(*a).reshape(1))

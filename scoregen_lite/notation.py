@@ -82,9 +82,14 @@ SYMBOLS = [
            "EDM writes $D(x; \\sigma)$"),
     Symbol(r"\sigma_0 > \dots > \sigma_N = 0,\ N", "a sampler's noise levels, indexed $i = 0..N$ as in EDM's eq. (5) "
            "(NCSN's ladder is indexed $1..L$)", "08", "`sg.schedules.karras_sigmas`, `n_steps`"),
+    Symbol(r"\sigma_0,\ \sigma_{N-1}", "a sampler schedule's first and last non-zero levels; the code's and the sliders' "
+           "`sigma_max`, `sigma_min` of a schedule mean these (not the VE parameters of $\\sigma(t)$)", "08",
+           "`sg.schedules.karras_sigmas(sigma_max, sigma_min, n_steps)`"),
     Symbol(r"\rho", "the Karras schedule's exponent (larger: more steps at small $\\sigma$)", "08", "`rho`"),
     Symbol(r"S_{\text{churn}},\ \eta_i", r"EDM's stochasticity: step $i$ first raises $\sigma_i$ to "
-           r"$(1 + \eta_i)\sigma_i$ with fresh noise, $\eta_i = \min(S_{\text{churn}}/N, \sqrt 2 - 1)$", "08",
+           r"$\hat\sigma_i = \min((1 + \eta_i)\sigma_i, \sigma_0)$ with fresh noise, $\eta_i = \min(S_{\text{churn}}/N, "
+           r"\sqrt 2 - 1)$ for $\sigma_i$ in $[S_{t\min}, S_{t\max}]$ and 0 outside; `churn=40` on 18 levels sits at the "
+           r"cap at every level (the course's capped churn)", "08",
            "`churn`", "EDM's algorithm 2 writes $\\gamma_i$ for $\\eta_i$"),
     Symbol(r"y", "a class label (0-9)", "09", "`y`, `label`"),
     Symbol(r"\kappa", r"the guidance scale: $s_u + \kappa\,(s_c - s_u)$ for classifier-free guidance, "

@@ -581,6 +581,7 @@ def sigma_data_table(source=None) -> str:
 
 
 TABLES["sigma-data"] = sigma_data_table
+TABLES["fast-sampling-window"] = lambda: nfe_table(load_fast_window())
 
 
 if __name__ == "__main__":

@@ -120,16 +120,18 @@ def density_image(log_prob_fn: Callable, bounds: Bounds = (-8, 8, -8, 8), n: int
 
 @torch.no_grad()
 def density(ax=None, log_prob_fn: Callable | None = None, bounds: Bounds = (-8, 8, -8, 8), n: int = 160,
-            log: bool = False, title: str | None = None, cmap: str = DENSITY_CMAP, colorbar: bool = True, **kwargs):
+            log: bool = False, title: str | None = None, cmap: str = DENSITY_CMAP, colorbar: bool = True,
+            label: str | None = None, **kwargs):
     """Heat map of p(x) = exp(log_prob_fn(x)) over ``bounds``, scaled to its maximum on the grid (or of log p with
     ``log=True``), with a colour bar that says which (``colorbar=False``: none, e.g. for small multiples that
-    share one scale and say so in their caption)."""
+    share one scale and say so in their caption; ``label``: the bar's text instead, e.g. "q_sigma(x) / max q_sigma"
+    for a perturbed density)."""
     ax = _ax(ax)
     im = ax.imshow(density_image(log_prob_fn, bounds, n, log=log), origin="lower", extent=bounds, cmap=cmap,
                    aspect="equal", interpolation="bilinear", **kwargs)
     if colorbar:
         bar = ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
-        bar.set_label("log p(x)" if log else "p(x) / max p", fontsize=9)
+        bar.set_label(label or ("log p(x)" if log else "p(x) / max p"), fontsize=9)
         bar.ax.tick_params(labelsize=9)
     _square(ax, bounds)
     if title:

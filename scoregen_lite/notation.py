@@ -35,7 +35,7 @@ SYMBOLS = [
     Symbol(r"\nabla_x \log p(x)", "the score of $p$", "01", "`p.score(x)`"),
     Symbol(r"z", r"a standard normal draw, $z \sim \mathcal N(0, I)$", "01", "`torch.randn`"),
     Symbol(r"\epsilon", "the Langevin step size of eq. (1)", "01", "`step_size`",
-           r"the NCSN code writes $x + \alpha s + \sqrt{2\alpha} z$: its $\alpha$ is $\epsilon/2$"),
+           r"the NCSN code writes $x + a s + \sqrt{2a} z$: its step $a$ is $\epsilon/2$"),
     Symbol(r"T", "the number of Langevin steps (per noise level in 05)", "01", "`n_steps`, `n_steps_each`",
            "Song et al. (2021) let SDE time run to $T$; here SDE time always ends at 1"),
     Symbol(r"s_\theta(x),\ s_\theta(x, \sigma),\ s_\theta(x, t)", "a score network: unconditional (02-03), "

@@ -348,7 +348,7 @@ def schedule_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int
         line, = ax.semilogy([1], [1], "o-", color="#7c3aed", label=" ")
         ax.axhline(mode_distance, color="k", ls="--", lw=1, label=f"largest mode distance {mode_distance:.1f}")
         ax.set_xlabel("level i"); ax.set_ylabel("sigma_i")
-        legend = ax.legend(frameon=False, fontsize=9, loc="upper right")
+        legend = ax.legend(frameon=False, fontsize=9, loc="lower left")
         ax2 = fig.add_subplot(gs[0, 2])
         aline, = ax2.semilogy([1], [1], "s-", color=plot.SAMPLE_COLOR, label="eps_i")
         ax2.set_xlabel("level i"); ax2.set_ylabel("step size eps_i")

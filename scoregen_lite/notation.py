@@ -102,6 +102,9 @@ SYMBOLS = [
     Symbol(r"\hat x = x(t)/\alpha_t", "the scaled state, clean data plus noise of std $\\sigma$", "08", "(inside `sg.sde.denoiser`)"),
     Symbol(r"\sigma_{\text{data}}", "the std of the data that EDM's preconditioning assumes", "10", "`sigma_data`",
            "EDM's 0.5 is for images in $[-1, 1]$; the course's MNIST lies in $[0, 1]$"),
+    Symbol(r"P_{\text{mean}},\ P_{\text{std}}", r"EDM's log-normal training noise levels, "
+           r"$\ln\sigma \sim \mathcal N(P_{\text{mean}}, P_{\text{std}}^2)$", "10", "`p_mean`, `p_std`",
+           r"EDM's $-1.2$ and $1.2$ are for images in $[-1, 1]$ (section 5)"),
     Symbol(r"\sigma_{t_{\min}}", r"the kernel std at the smallest time $t_{\min}$: the smallest noise level a model "
            r"trained on (not the VE parameter $\sigma_{\min}$ of $\sigma(t)$)", "07", "`sde.marginal_std(eps)`"),
 ]

@@ -24,10 +24,10 @@ def passed(name: str, detail: str) -> None:
     print(f"\u2705 {name}: passed ({detail}).")
 
 
-def fmt(v) -> str:
+def fmt(v, digits: int = 4) -> str:
     v = v.detach().double().flatten().tolist() if isinstance(v, torch.Tensor) else [float(v)]
-    return "(" + ", ".join(f"{a:.4g}" for a in v[:4]) + (", ..." if len(v) > 4 else "") + ")" if len(v) > 1 \
-        else f"{v[0]:.4g}"
+    return "(" + ", ".join(f"{a:.{digits}g}" for a in v[:4]) + (", ..." if len(v) > 4 else "") + ")" if len(v) > 1 \
+        else f"{v[0]:.{digits}g}"
 
 
 def compare(name: str, got, want, atol: float, what: str, *, mistakes=(), where=None) -> float:
@@ -58,6 +58,9 @@ def compare(name: str, got, want, atol: float, what: str, *, mistakes=(), where=
         at = f"{at}, entry {idx if len(idx) > 1 else idx[0]}"
         row = (lambda v: v[i].reshape(-1)[j])
     detail = f"at {at}: expected {fmt(row(want))}, got {fmt(row(got))}"
+    if fmt(row(want)) == fmt(row(got)):   # equal to 4 digits: show the digits where they differ
+        detail = (f"at {at}: expected {fmt(row(want), 10)}, got {fmt(row(got), 10)} (equal to 4 digits: look for a "
+                  f"lower precision, e.g. float32 where the inputs are float64)")
     for wrong, hint in mistakes:
         if wrong.shape == want.shape and torch.allclose(wrong.double(), want.double()):
             continue   # on these inputs this mistake gives the right answer: it cannot be told apart here

@@ -429,3 +429,21 @@ def test_failure_points_at_the_wrong_sample_and_entry():
     with pytest.raises(sg.exercises.ExerciseFailed, match=r"at sample 5, entry \(0, 2, 3\): expected") as err:
         sg.exercises.check_replacement_step(wrong)
     assert "1 of 8 rows are wrong" in str(err.value)
+
+
+def test_em_step_accepts_a_float32_time_and_mistakes_still_fail():
+    """A correct step whose time vector is float32 (torch.full((n,), t) without a dtype) passes; the catalogued
+    mistakes stay far outside the relative tolerance, and a value equal to 4 digits is printed with more."""
+    import math
+
+    def em_step(x, t, dt, s, sde, z, *, noise=True):
+        tv = torch.full((x.shape[0],), t)                      # float32, as a student writes it
+        g, f = sde.diffusion(tv)[:, None].double(), sde.drift(x, tv)
+        return x + (f - g**2 * s) * dt + (g * math.sqrt(-dt) * z if noise else 0)
+
+    sg.exercises.check_em_step(em_step)
+    with pytest.raises(sg.exercises.ExerciseFailed, match="noise term is missing"):
+        sg.exercises.check_em_step(lambda *a: em_step(*a, noise=False))
+    with pytest.raises(sg.exercises.ExerciseFailed, match=r"got \(1\.0000001, 2\) \(equal to 4 digits"):
+        sg.checking.compare("x", torch.tensor([[1.0000001, 2.0]], dtype=torch.float64),
+                            torch.tensor([[1.0, 2.0]], dtype=torch.float64), 1e-9, "a test")

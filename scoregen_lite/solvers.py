@@ -235,7 +235,7 @@ def rk45(f, y0: torch.Tensor, t0: float, t1: float, rtol: float = 1e-5, atol: fl
 def probability_flow_ode(sde, score_fn, shape, *, rtol: float = 1e-5, atol: float = 1e-5, eps: float = 1e-3,
                          x_T: torch.Tensor | None = None, generator: torch.Generator | None = None, device=None,
                          dtype=torch.float32):
-    """Deterministic sampling with the probability-flow ODE (notes, after eq. (7)):
+    """Deterministic sampling with the probability-flow ODE (Song et al. 2021, section 4.3):
 
         dx/dt = f(x, t) - (1/2) g(t)^2 score_fn(x, t),
 

@@ -316,7 +316,7 @@ def test_benchmark_script_runs_tiny(tmp_path, shared_mnist):
     res = json.loads((tmp_path / "mnist_gpu.json").read_text())
     assert res["ours"]["em"]["n"] == 200 and "Frechet distance" in (tmp_path / "mnist_gpu.txt").read_text()
     assert res["ours"]["edm"]["nfe"] == 35 and res["ours"]["edm_churn"]["churn"] == 40.0 and res["ours"]["dpm"]["nfe"] == 20
-    assert "vs_em" in res["ours"]["edm_churn"] and "EDM Heun-18 + churn" in (tmp_path / "mnist_gpu.txt").read_text()
+    assert "vs_em" in res["ours"]["edm_churn"] and "EDM Heun-18 + capped churn" in (tmp_path / "mnist_gpu.txt").read_text()
 
 
 def test_split_holds_out_last_digits_without_test_files(tmp_path):

@@ -141,8 +141,8 @@ MUTANTS = [
      "tests/test_train_metrics.py::test_ema_arithmetic_without_warmup"),
     # checks that passed broken code (issue 20)
     ("solvers-edm-churn-not-divided-by-n", "solvers.py",
-     "    gamma_max = min(churn / n, math.sqrt(2.0) - 1.0)",
-     "    gamma_max = min(churn, math.sqrt(2.0) - 1.0)",
+     "    n = len(sigmas) - 1\n    gamma_max = min(churn / n, math.sqrt(2.0) - 1.0)",
+     "    n = len(sigmas) - 1\n    gamma_max = min(churn, math.sqrt(2.0) - 1.0)",
      "tests/test_fast_sampling.py::test_edm_churn_below_the_cap_by_hand"),
     ("solvers-dpm-ratio-inverted", "solvers.py",
      "            r = h_prev / h\n",

@@ -18,16 +18,20 @@ NOTEBOOKS = sorted(f for f in os.listdir(NB_DIR) if f.endswith(".ipynb"))
 
 
 def exercises():
-    """(notebook, solution source, check call) for every exercise cell followed by its check."""
+    """(notebook, solution source, check call, earlier solutions of the same notebook) for every exercise cell
+    followed by its check: a later exercise may call an earlier one's function (01's sampler calls the student's
+    langevin_step), so the earlier solutions run first."""
     found = []
     for name in NOTEBOOKS:
         nb = json.load(open(os.path.join(NB_DIR, name), encoding="utf-8"))
+        earlier = []
         for cell in nb["cells"]:
             src = "".join(cell["source"])
             if cell["cell_type"] == "code" and "# BEGIN SOLUTION" in src:
                 check = re.search(r"^(sg\.exercises\.check_\w+\(\w+\))\s*$", src, re.M)
                 assert check, f"{name}: an exercise cell must end with its sg.exercises.check_...(...) call"
-                found.append((name, src, check.group(1)))
+                found.append((name, src, check.group(1), tuple(earlier)))
+                earlier.append(src)
     return found
 
 
@@ -35,7 +39,7 @@ EXERCISES = exercises()
 
 
 def test_every_notebook_with_exercises_is_covered():
-    assert {n for n, _, _ in EXERCISES} >= {n for n in NOTEBOOKS if not n.startswith("07_")}
+    assert {n for n, _, _, _ in EXERCISES} >= {n for n in NOTEBOOKS if not n.startswith("07_")}
     assert len(EXERCISES) >= 9
 
 
@@ -43,14 +47,25 @@ def _namespace():
     return {"torch": torch, "math": math, "sg": sg}
 
 
-@pytest.mark.parametrize("name, src, check", EXERCISES, ids=[f"{n[:2]}-{c.split('(')[0].split('_', 1)[1]}" for n, _, c in EXERCISES])
-def test_check_passes_on_solution_and_fails_on_stub(name, src, check, capsys):
-    exec(compile(src, name, "exec"), _namespace())  # the solution cell runs its own check
+def _solved(name, earlier):
+    """A namespace in which the notebook's earlier exercises are solved (their checks pass)."""
+    ns = _namespace()
+    for src in earlier:
+        exec(compile(src, name, "exec"), ns)
+    return ns
+
+
+@pytest.mark.parametrize("name, src, check, earlier", EXERCISES,
+                         ids=[f"{n[:2]}-{c.split('(')[0].split('_', 1)[1]}" for n, _, c, _ in EXERCISES])
+def test_check_passes_on_solution_and_fails_on_stub(name, src, check, earlier, capsys):
+    ns = _solved(name, earlier)
+    capsys.readouterr()
+    exec(compile(src, name, "exec"), ns)  # the solution cell runs its own check
     assert "passed" in capsys.readouterr().out
     stub = strip_source(src)
     assert "NotImplementedError" in stub
     with pytest.raises((NotImplementedError, ExerciseFailed)):
-        exec(compile(stub, name, "exec"), _namespace())
+        exec(compile(stub, name, "exec"), _solved(name, earlier))
 
 
 def test_student_copies_run_up_to_first_exercise(tmp_path):
@@ -85,5 +100,5 @@ def test_student_copies_run_up_to_first_exercise(tmp_path):
 
 
 def test_exercise_cells_are_valid_python_after_stripping():
-    for name, src, _ in EXERCISES:
+    for name, src, _, _ in EXERCISES:
         ast.parse(strip_source(src))

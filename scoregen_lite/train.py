@@ -47,7 +47,7 @@ class EMA:
     puts the trained weights back; ``with ema.average_parameters(model):`` does
     both. Sample with the EMA weights (Song & Ermon 2020, "Improved techniques for training
     score-based generative models", technique 5). The warm-up is that of TensorFlow's
-    ``tf.train.ExponentialMovingAverage`` with ``num_updates``; ``effective_window`` measures how many
+    ``tf.train.ExponentialMovingAverage`` with ``num_updates``; ``ema_window`` measures how many
     steps the average spans after n updates (notebook 07).
     """
 

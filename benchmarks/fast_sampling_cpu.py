@@ -119,7 +119,7 @@ def image_measures(x: torch.Tensor, real_feats: torch.Tensor, classifier) -> dic
     """Precision, recall, the features' spread (sqrt of the trace of their covariance, relative to the held-out
     digits') and the mean total variation of the digits (sum of absolute neighbour differences, per digit)."""
     x = x.clamp(0, 1)
-    feats, _ = sg.metrics._features_and_classes(classifier, x)
+    feats, _ = sg.evaluation.features_and_classes(classifier, x)
     precision, recall = precision_recall(feats, real_feats)
     spread = torch.cov(feats.T).trace().sqrt().item() / torch.cov(real_feats.T).trace().sqrt().item()
     return {"precision": precision, "recall": recall, "feature_spread_vs_heldout": spread,
@@ -157,21 +157,21 @@ def main(argv=None) -> int:
     args = parse(argv)
     device = sg.device()
     split = sg.data.mnist_split(root=args.root, download=False)
-    classifier = sg.metrics.mnist_classifier(split.x_train, split.y_train, device=device)
+    classifier = sg.evaluation.mnist_classifier(split.x_train, split.y_train, device=device)
     checkpoint = sg.mnist.find_checkpoint("mnist_ve")
-    net, sde, _ = sg.train.load_score_model(checkpoint, device=device)
+    net, sde, _ = sg.image_training.load_score_model(checkpoint, device=device)
     n = 64 if args.tiny else args.n_samples
     plan = {"classic": SAMPLERS, "window": window_plan()}.get(args.plan) or \
         nfe_plan([int(v) for v in args.em_steps.split(",")])
     rows = []
     results = {"device": sg.device_name(device), "torch": torch.__version__, "checkpoint": checkpoint.name,
-               "checkpoint_sha256": sg.mnist.sha256(checkpoint), "plan": args.plan,
+               "checkpoint_sha256": sg.artifacts.sha256(checkpoint), "plan": args.plan,
                "n_samples": n, "heldout": split.heldout, "n_heldout": len(split.x_held), "args": vars(args),
-               "frechet_real": sg.metrics.evaluate_images(split.x_train[:n], split.x_held, classifier)["frechet"],
+               "frechet_real": sg.evaluation.evaluate_images(split.x_train[:n], split.x_held, classifier)["frechet"],
                "note": args.note, "load_average_start": os.getloadavg(), "complete": False, "rows": rows}
     measures = args.plan in ("nfe", "window")
     if measures:
-        real_feats, _ = sg.metrics._features_and_classes(classifier, split.x_held)
+        real_feats, _ = sg.evaluation.features_and_classes(classifier, split.x_held)
         results["heldout_total_variation"] = total_variation(split.x_held.clamp(0, 1))
         results["train_measures"] = image_measures(split.x_train[:n], real_feats, classifier)
     start = time.perf_counter()
@@ -183,7 +183,7 @@ def main(argv=None) -> int:
         x, nfe, seconds = sg.samplers.sample_batched(net, sde, n, sampler=sampler, n_steps=n_steps or 1,
                                                      batch_size=args.batch_size, generator=gen, device=device,
                                                      **kwargs)
-        frechet = sg.metrics.evaluate_images(x.clamp(0, 1), split.x_held, classifier)["frechet"]
+        frechet = sg.evaluation.evaluate_images(x.clamp(0, 1), split.x_held, classifier)["frechet"]
         rows.append({"label": row_label, "sampler": sampler, "n_steps": n_steps, **kwargs, "nfe": nfe,
                      "seconds": seconds, "seconds_per_1000": 1000 * seconds / n, "frechet": frechet,
                      **(image_measures(x, real_feats, classifier) if measures else {})})

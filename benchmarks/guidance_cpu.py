@@ -22,6 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from scoregen_lite import artifacts
 import scoregen_lite as sg  # noqa: E402
 from scoregen_lite import mnist as sg_mnist  # noqa: E402
 
@@ -49,24 +50,24 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")
     split = sg.data.mnist_split(root=args.root, download=False)
-    checkpoint = Path(args.checkpoint) if args.checkpoint else sg_mnist.checkpoints_dir() / "mnist_cond.pt"
+    checkpoint = Path(args.checkpoint) if args.checkpoint else artifacts.checkpoints_dir() / "mnist_cond.pt"
     if args.manifest and (args.tiny or args.checkpoint):
         raise SystemExit("--manifest measures the shipped mnist_cond.pt at full size: drop --tiny and --checkpoint.")
-    sg_mnist.check_heldout(sg.train.load_checkpoint(checkpoint).get("meta"), split)
-    net, sde, _ = sg.train.load_score_model(checkpoint, device=device)
+    sg_mnist.check_heldout(sg.image_training.load_checkpoint(checkpoint).get("meta"), split)
+    net, sde, _ = sg.image_training.load_score_model(checkpoint, device=device)
     guided = {k: v for k, v in sg_mnist.SHIP_GUIDED.items() if k != "scale"}
     n = args.n
     if args.tiny:
         n, guided = 20, dict(guided, n_steps=3)
-    classifier = sg.metrics.mnist_classifier(split.x_train, split.y_train, device=device)
+    classifier = sg.evaluation.mnist_classifier(split.x_train, split.y_train, device=device)
     command = "python benchmarks/guidance_cpu.py " + " ".join(sys.argv[1:] if argv is None else argv)
     res = {"device": f"{sg.device_name(device)}, torch {torch.__version__}",   # device_name counts the threads
            "command": command,
-           "commit": sg_mnist.commit_id(), "checkpoint": str(checkpoint), "checkpoint_sha256": sg_mnist.sha256(checkpoint),
+           "commit": artifacts.commit_id(), "checkpoint": str(checkpoint), "checkpoint_sha256": artifacts.sha256(checkpoint),
            "heldout": split.heldout, "n_heldout": len(split.x_held), "sampler": guided, "n": n,
            "chosen_scale": sg_mnist.GUIDANCE_SCALE, "target_accuracy": TARGET_ACCURACY,
            "target_frechet": TARGET_FRECHET,
-           "frechet_real_heldout": sg.metrics.evaluate_images(split.x_train[:max(n, 1000)], split.x_held,
+           "frechet_real_heldout": sg.evaluation.evaluate_images(split.x_train[:max(n, 1000)], split.x_held,
                                                               classifier)["frechet"],
            "rows": []}
     print(f"{res['device']}; {checkpoint}; {n} digits per scale", flush=True)
@@ -86,7 +87,7 @@ def main(argv=None) -> int:
     if args.manifest:
         if chosen is None:
             raise SystemExit(f"--manifest needs GUIDANCE_SCALE={sg_mnist.GUIDANCE_SCALE} among --scales.")
-        path = sg_mnist.checkpoints_dir() / "mnist_cond.json"
+        path = artifacts.checkpoints_dir() / "mnist_cond.json"
         manifest = json.loads(path.read_text())
         if manifest["sha256"] != res["checkpoint_sha256"]:
             raise SystemExit(f"{path} describes another file (sha256 {manifest['sha256'][:12]}...); ship it first.")

@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     if args.tiny:
         config = replace(config, channels=(8, 16, 32, 64), embed_dim=32, n_steps=20, time_budget_s=None)
         n_samples, em_steps = 64, 10
-    gpu = sg.results.results_dir() / "h200_run2.json"
+    gpu = sg.artifacts.results_dir() / "h200_run2.json"
     reference = json.loads(gpu.read_text())["reference"]["em"]["frechet"] if gpu.exists() else None
     target = TARGET_FRECHET
     res = {"device": f"{sg.device_name(device)}, torch {torch.__version__}",
@@ -69,27 +69,27 @@ def main(argv=None) -> int:
            "reference_source": "reference recipe, 50 epochs, H200 (benchmarks/results/h200_run2.json)"}
     print(f"{res['device']}; training the CPU recipe for {config.time_budget_s} s on {len(split.x_train):,} digits",
           flush=True)
-    net, ema, info = sg.train.train_images(split.x_train, config, device=device, progress=True, log=print)
+    net, ema, info = sg.image_training.train_images(split.x_train, config, device=device, progress=True, log=print)
     res["train"] = {k: info[k] for k in ("steps", "seconds", "images_per_s", "precision")}
     res["train"]["final_loss"] = sum(info["losses"][-200:]) / max(1, len(info["losses"][-200:]))
     if ema is not None:
         ema.copy_to(net)
     net.eval().requires_grad_(False)
 
-    classifier = sg.metrics.mnist_classifier(split.x_train, split.y_train, device=device)
-    res["classifier_heldout_accuracy"] = sg.metrics.accuracy(classifier, split.x_held, split.y_held)
+    classifier = sg.evaluation.mnist_classifier(split.x_train, split.y_train, device=device)
+    res["classifier_heldout_accuracy"] = sg.evaluation.accuracy(classifier, split.x_held, split.y_held)
     gen = torch.Generator().manual_seed(0)
-    samples, nfe, seconds = sg.samplers.sample_batched(net, sg.train.make_sde(config), n_samples, sampler="em",
+    samples, nfe, seconds = sg.samplers.sample_batched(net, sg.image_training.make_sde(config), n_samples, sampler="em",
                                                        n_steps=em_steps, batch_size=500, generator=gen, device=device,
                                                        progress=True)
-    quality = sg.metrics.evaluate_images(samples.clamp(0, 1), split.x_held, classifier)
+    quality = sg.evaluation.evaluate_images(samples.clamp(0, 1), split.x_held, classifier)
     quality["reference_digits"] = f"held-out {split.heldout} ({len(split.x_held)} digits)"
     hist, ref = torch.tensor(quality["histogram"]), torch.tensor(quality["real_histogram"])
-    quality["histogram_ok_3pts"] = sg.metrics.histogram_ok(hist, ref, rel=0.10, abs_points=0.03)
+    quality["histogram_ok_3pts"] = sg.evaluation.histogram_ok(hist, ref, rel=0.10, abs_points=0.03)
     quality.update(sampler=f"EM-{nfe}", sampling_seconds=seconds)
     res["quality"] = quality
     # the scale: training digits the model saw against the same held-out digits
-    res["frechet_real_heldout"] = sg.metrics.evaluate_images(split.x_train[:max(n_samples, 1000)], split.x_held,
+    res["frechet_real_heldout"] = sg.evaluation.evaluate_images(split.x_train[:max(n_samples, 1000)], split.x_held,
                                                              classifier)["frechet"]
     if not args.tiny:
         ship_net, ship_sde, _ = sg_mnist.pretrained("mnist_ve", device=device, log=print)

@@ -86,20 +86,20 @@ def main():
     n_samples = 200 if args.tiny else args.n_samples
     em_steps = 20 if args.tiny else 500
 
-    classifier = stage("classifier", lambda: sg.metrics.mnist_classifier(x_train, y_train, epochs=1 if args.tiny else 5,
+    classifier = stage("classifier", lambda: sg.evaluation.mnist_classifier(x_train, y_train, epochs=1 if args.tiny else 5,
                                                                         device=device, cache=False))
     if classifier is not None:
         results["classifier_accuracy_heldout"] = stage("classifier_accuracy",
-                                                       lambda: sg.metrics.accuracy(classifier, x_hold, y_hold))
+                                                       lambda: sg.evaluation.accuracy(classifier, x_hold, y_hold))
         results["frechet_real_vs_real"] = stage(
             "frechet_real_vs_real",
-            lambda: sg.metrics.evaluate_images(x_hold, x_train[:max(n_samples, 1000)], classifier)["frechet"])
+            lambda: sg.evaluation.evaluate_images(x_hold, x_train[:max(n_samples, 1000)], classifier)["frechet"])
 
     tiny = dict(channels=(8, 16, 32, 64), embed_dim=32) if args.tiny else {}
     ref_steps = max(1, int(args.ref_epochs * len(x_train) / 32))
     recipes = {
-        "reference": replace(sg.train.REFERENCE, n_steps=20 if args.tiny else ref_steps, checkpoint_every=10**9, **tiny),
-        "ours": replace(sg.train.FAST, batch_size=args.batch_size, n_steps=40 if args.tiny else 10**7,
+        "reference": replace(sg.image_training.REFERENCE, n_steps=20 if args.tiny else ref_steps, checkpoint_every=10**9, **tiny),
+        "ours": replace(sg.image_training.FAST, batch_size=args.batch_size, n_steps=40 if args.tiny else 10**7,
                         time_budget_s=None if args.tiny else args.budget, checkpoint_every=10**9, **tiny),
     }
     if args.skip_reference:
@@ -110,7 +110,7 @@ def main():
         ckpt = out / f"{name}.pt"
 
         def do_train(config=config, ckpt=ckpt):
-            net, ema, info = sg.train.train_images(x_train, config, checkpoint=ckpt, resume=False, device=device,
+            net, ema, info = sg.image_training.train_images(x_train, config, checkpoint=ckpt, resume=False, device=device,
                                                    progress=False)
             return {k: info[k] for k in ("steps", "seconds", "compile_seconds", "images_per_s", "compiled", "lr")} | {
                 "final_loss": sum(info["losses"][-200:]) / max(1, len(info["losses"][-200:])),
@@ -128,7 +128,7 @@ def main():
             samples, nfe, seconds = sg_mnist.sample_model(ckpt, n_samples, sampler="em", n_steps=em_steps,
                                                           device=device, out_dir=out / name,
                                                           compile=name == "ours", timings=timings)
-            metrics = sg.metrics.evaluate_images(samples, x_train[:max(n_samples, 1000)], classifier) \
+            metrics = sg.evaluation.evaluate_images(samples, x_train[:max(n_samples, 1000)], classifier) \
                 if classifier is not None else {}
             return {"em_steps": em_steps, "n": n_samples, "seconds": seconds,
                     "compile_seconds": timings.get("compile_seconds", 0.0), **metrics}
@@ -137,7 +137,7 @@ def main():
         print(f"[{name}] EM-{em_steps}: {rec['em'] and {k: v for k, v in rec['em'].items() if 'hist' not in k}}", flush=True)
 
         def do_ode(ckpt=ckpt):
-            net, sde, _ = sg.train.load_score_model(ckpt, device=device)
+            net, sde, _ = sg.image_training.load_score_model(ckpt, device=device)
             gen = torch.Generator(device=device).manual_seed(1)
             x_ode, nfe, seconds = sg.samplers.sample_batched(net, sde, 64 if args.tiny else 1000, sampler="ode",
                                                              rtol=1e-5, atol=1e-5, generator=gen, device=device)
@@ -153,7 +153,7 @@ def main():
                 samples, nfe, seconds = sg_mnist.sample_model(ckpt, n_samples, sampler=sampler, n_steps=steps,
                                                               device=device, compile=name == "ours",
                                                               timings=timings, **extra)
-                metrics = sg.metrics.evaluate_images(samples, x_train[:max(n_samples, 1000)], classifier) \
+                metrics = sg.evaluation.evaluate_images(samples, x_train[:max(n_samples, 1000)], classifier) \
                     if classifier is not None else {}
                 return {"n_steps": steps, "nfe": nfe, "n": n_samples, "seconds": seconds, **extra,
                         "compile_seconds": timings.get("compile_seconds", 0.0), **metrics}
@@ -162,7 +162,7 @@ def main():
             print(f"[{name}] {key}: {rec[key] and {k: v for k, v in rec[key].items() if 'hist' not in k}}", flush=True)
 
         def do_bpd(ckpt=ckpt):
-            net, sde, _ = sg.train.load_score_model(ckpt, device=device)
+            net, sde, _ = sg.image_training.load_score_model(ckpt, device=device)
             return sg_mnist.bits_per_dim(net, sde, x_hold[:8] if args.tiny else x_hold[:args.n_likelihood], device=device,
                                          generator=torch.Generator().manual_seed(0))
 

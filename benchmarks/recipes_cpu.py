@@ -1,5 +1,5 @@
 """Training recipes at equal CPU time (notebook 10): each recipe of ``sg.recipes.RECIPES`` trains the same
-network (the CPU recipe's half-width U-Net, ``sg.train.CPU``) from the same seed for the same wall-clock
+network (the CPU recipe's half-width U-Net, ``sg.image_training.CPU``) from the same seed for the same wall-clock
 budget on this machine's CPU, then is measured on the held-out digits:
 
 * Frechet distance (the package's classifier) of ``--n-samples`` (2,000) samples against the held-out
@@ -60,7 +60,7 @@ def measure(net, sde, split, classifier, n_samples, n_likelihood, tiny, log=prin
             kw = {**kw, "n_steps": min(kw["n_steps"], 5)}
         x, nfe, seconds = sg.samplers.sample_batched(net, sde, n_samples, batch_size=500, device="cpu",
                                                      generator=torch.Generator().manual_seed(0), **kw)
-        q = sg.metrics.evaluate_images(x.clamp(0, 1), split.x_held, classifier)
+        q = sg.evaluation.evaluate_images(x.clamp(0, 1), split.x_held, classifier)
         out[name] = {"frechet": q["frechet"], "nfe": nfe, "seconds": seconds, "histogram": q["histogram"],
                      "max_histogram_gap": q["max_histogram_gap"]}
         log(f"  {name:<18} FD {q['frechet']:7.2f}  ({nfe} NFE, {seconds:.0f} s)")
@@ -84,23 +84,23 @@ def main(argv=None) -> int:
     for r in names:
         if r not in sg.recipes.RECIPES:
             raise SystemExit(f"error: recipe {r!r} is unknown; expected some of {sorted(sg.recipes.RECIPES)}")
-    base = replace(sg.train.CPU, time_budget_s=args.budget)
+    base = replace(sg.image_training.CPU, time_budget_s=args.budget)
     n_samples, n_like = args.n_samples, args.n_likelihood
     if args.tiny:
         base = replace(base, channels=(8, 16, 32, 64), embed_dim=32, n_steps=20, time_budget_s=None)
         n_samples, n_like = 64, 4
-    classifier = sg.metrics.mnist_classifier(split.x_train, split.y_train, device="cpu")
+    classifier = sg.evaluation.mnist_classifier(split.x_train, split.y_train, device="cpu")
     res = {"device": f"{sg.device_name(torch.device('cpu'))}, torch {torch.__version__}",
            "command": "python benchmarks/recipes_cpu.py " + " ".join(sys.argv[1:] if argv is None else argv),
            "heldout": split.heldout, "n_train": len(split.x_train), "n_heldout": len(split.x_held),
            "n_samples": n_samples, "budget_s": base.time_budget_s, "tiny": args.tiny,
-           "frechet_train_vs_heldout": sg.metrics.evaluate_images(split.x_train[:2000], split.x_held,
+           "frechet_train_vs_heldout": sg.evaluation.evaluate_images(split.x_train[:2000], split.x_held,
                                                                   classifier)["frechet"],
            "recipes": {}}
     for name in names:
         config = base.with_recipe(name)
         print(f"{name}: {sg.recipes.RECIPES[name]}, {config.time_budget_s} s of training", flush=True)
-        net, ema, info = sg.train.train_images(split.x_train, config, device="cpu", progress=False, log=print)
+        net, ema, info = sg.image_training.train_images(split.x_train, config, device="cpu", progress=False, log=print)
         if ema is not None:
             ema.copy_to(net)
         net.eval().requires_grad_(False)
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
                "config": {**asdict(config), "lr": config.learning_rate()},
                "train": {"steps": info["steps"], "seconds": info["seconds"], "images_per_s": info["images_per_s"],
                          "final_loss": sum(info["losses"][-200:]) / max(1, len(info["losses"][-200:]))}}
-        row.update(measure(net, sg.train.make_sde(config), split, classifier, n_samples, n_like, args.tiny))
+        row.update(measure(net, sg.image_training.make_sde(config), split, classifier, n_samples, n_like, args.tiny))
         res["recipes"][name] = row
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)

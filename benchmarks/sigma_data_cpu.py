@@ -1,6 +1,6 @@
 """EDM's sigma_data and P_mean for the course's data scale, at equal training cost (issue 32, notebook 10).
 
-The CPU recipe (``train-mnist --cpu``, ``sg.train.CPU``) trains with EDM's preconditioning, log-normal noise
+The CPU recipe (``train-mnist --cpu``, ``sg.image_training.CPU``) trains with EDM's preconditioning, log-normal noise
 levels and weighting (Karras et al. 2022, "Elucidating the design space...", section 5 and table 1) with EDM's
 constants sigma_data = 0.5 and ln sigma ~ N(P_mean = -1.2, P_std = 1.2^2). Those constants are EDM's for images
 in [-1, 1]; the course's MNIST lies in [0, 1]. This benchmark trains the CPU recipe twice, with the same seed,
@@ -40,10 +40,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from scoregen_lite import artifacts
 import scoregen_lite as sg  # noqa: E402
 from scoregen_lite import mnist as sg_mnist  # noqa: E402
 
-#: EDM's constants (Karras et al. 2022, table 1), for images in [-1, 1]; the course's defaults (sg.train.CPU).
+#: EDM's constants (Karras et al. 2022, table 1), for images in [-1, 1]; the course's defaults (sg.image_training.CPU).
 EDM_SIGMA_DATA, EDM_P_MEAN, EDM_P_STD = 0.5, -1.2, 1.2
 
 NOTE = ("Derivation. x01 = (x + 1)/2 maps EDM's [-1, 1] images to the course's [0, 1]; x01 + sigma*n = (x + 2*sigma*n + 1)/2, "
@@ -103,7 +104,7 @@ def main(argv=None) -> int:
     res = {"device": f"CPU, {os.cpu_count()} cores, shared with other sessions' jobs; {threads} torch threads; "
                      f"torch {torch.__version__}",
            "command": "python benchmarks/sigma_data_cpu.py " + " ".join(sys.argv[1:] if argv is None else argv),
-           "commit": sg_mnist.commit_id(), "tiny": args.tiny, "note": NOTE,
+           "commit": artifacts.commit_id(), "tiny": args.tiny, "note": NOTE,
            "data": {"heldout": split.heldout, "n_train": len(split.x_train), "n_heldout": len(split.x_held),
                     "train_mean": split.x_train.float().mean().item(), "train_std": data_std},
            "recipe": {**asdict(base), "lr": base.learning_rate()},
@@ -115,10 +116,10 @@ def main(argv=None) -> int:
     def write():
         out.write_text(json.dumps(res, indent=2) + "\n")
 
-    classifier = sg.metrics.mnist_classifier(split.x_train, split.y_train, device=device)
-    res["classifier_heldout_accuracy"] = sg.metrics.accuracy(classifier, split.x_held, split.y_held)
+    classifier = sg.evaluation.mnist_classifier(split.x_train, split.y_train, device=device)
+    res["classifier_heldout_accuracy"] = sg.evaluation.accuracy(classifier, split.x_held, split.y_held)
     # the noise floor: disjoint sets of n training digits against the held-out digits
-    floor = [sg.metrics.evaluate_images(split.x_train[i * n:(i + 1) * n], split.x_held, classifier)["frechet"]
+    floor = [sg.evaluation.evaluate_images(split.x_train[i * n:(i + 1) * n], split.x_held, classifier)["frechet"]
              for i in range(seeds)]
     res["floor"] = {"what": f"{seeds} disjoint sets of {n} training digits vs the held-out digits",
                     "frechet": floor, "mean": _mean_sd(floor)[0], "sd": _mean_sd(floor)[1]}
@@ -132,7 +133,7 @@ def main(argv=None) -> int:
                       else replace(config, n_steps=res["steps"]))
         print(f"\n{name}: sigma_data {config.sigma_data}, P_mean {config.p_mean}, P_std {config.p_std}; "
               f"{config.n_steps} steps", flush=True)
-        net, ema, info = sg.train.train_images(split.x_train, config, device=device, progress=True, log=print)
+        net, ema, info = sg.image_training.train_images(split.x_train, config, device=device, progress=True, log=print)
         run = {"setting": s, "train": {k: info[k] for k in ("steps", "seconds", "images_per_s", "precision")}}
         run["train"]["final_loss"] = statistics.fmean(info["losses"][-200:])
         if i == 0:
@@ -145,7 +146,7 @@ def main(argv=None) -> int:
         if ema is not None:
             ema.copy_to(net)
         net.eval().requires_grad_(False)
-        sde = sg.train.make_sde(config)
+        sde = sg.image_training.make_sde(config)
         run["samplers"] = {}
         for label, kw in samplers.items():
             fds, secs = [], []
@@ -153,7 +154,7 @@ def main(argv=None) -> int:
                 gen = torch.Generator().manual_seed(1000 + seed)
                 x, nfe, seconds = sg.samplers.sample_batched(net, sde, n, batch_size=args.batch_size, generator=gen,
                                                              device=device, progress=False, **kw)
-                q = sg.metrics.evaluate_images(x.clamp(0, 1), split.x_held, classifier)
+                q = sg.evaluation.evaluate_images(x.clamp(0, 1), split.x_held, classifier)
                 fds.append(q["frechet"])
                 secs.append(seconds)
             mean, sd = _mean_sd(fds)

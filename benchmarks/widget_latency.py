@@ -9,7 +9,7 @@ Per move, measured in the page (the ``performance.now()`` clock of the key event
 - ``total_ms``: key press to the new figure decoded and painted (two animation frames after its ``src``
   changed);
 - ``view_ms`` and ``render_ms``: what the kernel spent in the view (compute and artists) and in the PNG
-  render, reported by ``sg.live.LiveView`` in the status line; the rest of ``total_ms`` is messaging,
+  render, reported by ``sg.widgets.live.LiveView`` in the status line; the rest of ``total_ms`` is messaging,
   transfer, decoding and painting.
 
 Per widget: median and 95th percentile of each, against issue 23's targets (2D widgets: 95th percentile
@@ -222,7 +222,7 @@ def summarise(widget: str, moves: list[dict]) -> dict:
 
 def _commit() -> str:
     """The commit measured (``-dirty`` when the working tree has changes)."""
-    from scoregen_lite.mnist import commit_id
+    from scoregen_lite.artifacts import commit_id
 
     return commit_id()
 
@@ -237,7 +237,7 @@ def _cpu() -> str:
 
 
 def table(res: dict) -> str:
-    from scoregen_lite.results import latency_rows
+    from scoregen_lite.courseware.results import latency_rows
 
     return "\n".join([f"Widget latency, {res['mode']} mode, {res['device']}, {res['browser']} ({res['date']}); "
                       f"{res['moves_per_slider']} moves per slider, milliseconds, median / 95th percentile:", "",

@@ -1,137 +1,63 @@
 """scoregen-lite: an interactive course on score-based generative modelling.
 
-Notebooks write ``import scoregen_lite as sg`` and reach everything from there:
-``sg.densities``, ``sg.samplers``, ``sg.plot``, ``sg.widgets``, ``sg.exercises``
-and the helpers below. Equation numbers refer to the course notes
-(``eq. (1)`` ... ``eq. (8)``), summarised in the README.
+Notebooks write ``import scoregen_lite as sg`` and reach everything from there. The folders show the course:
+
+- ``runtime``, ``artifacts``, ``validate``: the ground floor (device, precision, quick mode, seeds; files,
+  sha256, the cache; argument checks). Nothing below imports from above.
+- ``core``: the science, checked on 2D mixtures with exact scores: densities, SDEs, losses, samplers and
+  solvers, noise schedules, score metrics, guidance, training recipes, the training loop, plots.
+- ``images``: MNIST: data, the U-Net, image training, evaluation, classifiers, checkpoints, the command line.
+- ``widgets``: the interactive explorers (a plain function returns (figure, info); sliders drive it).
+- ``exercises``: the checks of the students' exercises, with their nbgrader points.
+- ``courseware``: teacher and website tools (site, results tables, grading, student copies, notebook
+  cleaning, timings); students never need to import it.
+
+``sg.<module>`` names each module the notebooks use (``sg.densities``, ``sg.samplers``, ``sg.mnist``, ...),
+whatever its folder. Equation numbers refer to the course notes (``eq. (1)`` ... ``eq. (8)``).
 """
 from __future__ import annotations
 
-import os
-import random
+import importlib
 
-import numpy as np
-import torch
+from .core import (densities, fast, guidance, losses, mcmc, metrics, mixture, nets, plot, recipes,  # noqa: F401
+                   registry, samplers, schedules, sde, solvers, train)
+from . import artifacts  # noqa: F401
+from .runtime import QUICK, __version__, device, device_name, precision, quick, seed_everything  # noqa: F401
 
-__version__ = "0.1.0"
-
-
-def _quick_from_env() -> bool:
-    value = os.environ.get("SCOREGEN_QUICK", "0").strip().lower()
-    if value in ("", "0", "false", "no", "off"):
-        return False
-    if value in ("1", "true", "yes", "on"):
-        return True
-    raise ValueError(
-        f"SCOREGEN_QUICK={value!r} is not understood; set it to 1 (quick mode) or 0 (full mode)."
-    )
-
-
-#: True when the environment variable ``SCOREGEN_QUICK=1`` is set: every training
-#: and sampling loop in the notebooks shrinks so the course runs in minutes on a CPU.
-QUICK: bool = _quick_from_env()
-
-
-def quick(quick_value, full_value):
-    """Return ``quick_value`` in quick mode (``SCOREGEN_QUICK=1``), else ``full_value``.
-
-    Used in notebooks as ``n_steps = sg.quick(200, 10_000)`` so the two sizes sit
-    side by side in one visible line.
-    """
-    return quick_value if QUICK else full_value
-
-
-def device() -> torch.device:
-    """The GPU when one is present (CUDA, then Apple MPS), else the CPU.
-
-    Code that uses ``sg.device()`` runs unchanged on a laptop and on a GPU box.
-    """
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def device_name(device=None) -> str:
-    """The device in words, for manifests and result files: the GPU's name, or the CPU with its cores
-    and torch threads (the numbers a CPU timing depends on)."""
-    dev = torch.device(device) if device is not None else globals()["device"]()
-    if dev.type == "cuda":
-        return torch.cuda.get_device_name(dev)
-    if dev.type == "cpu":
-        return f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
-    return str(dev)
-
-
-def precision(device=None, requested: str = "auto") -> tuple[torch.dtype, str]:
-    """The compute precision for training and sampling on ``device``: (dtype, a sentence saying why).
-
-    ``requested="auto"`` picks by capability: bfloat16 autocast on CUDA GPUs that support it
-    (Ampere and newer), float16 autocast with a gradient scaler on older CUDA GPUs (a T4 in a hosted
-    notebook), float32 on Apple MPS and on the CPU (where reduced precision is slower, not faster).
-    ``"bf16"``, ``"fp16"`` or ``"fp32"`` force a choice (float16 is refused on the CPU before any work).
-    Introduced in notebooks/07_mnist_score_sde.ipynb; used by ``sg.train.train_images`` and
-    ``sg.samplers.sample_batched``.
-    """
-    choices = {"auto": None, "bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-    if requested not in choices:
-        raise ValueError(f"precision={requested!r} is not one of {sorted(choices)}; use 'auto' to choose by device.")
-    dev = torch.device(device) if device is not None else globals()["device"]()
-    if requested != "auto":
-        if requested == "fp16" and dev.type == "cpu":
-            raise ValueError("precision='fp16' is not supported on the CPU; use 'auto', 'fp32' or 'bf16'.")
-        return choices[requested], f"{requested} (requested)"
-    if dev.type == "cuda":
-        major, minor = torch.cuda.get_device_capability(dev)
-        if major >= 8 and torch.cuda.is_bf16_supported():
-            return torch.bfloat16, f"bf16 autocast (CUDA compute capability {major}.{minor} supports bfloat16)"
-        return torch.float16, (f"fp16 autocast with a gradient scaler (CUDA compute capability {major}.{minor} has "
-                               f"no fast bfloat16)")
-    if dev.type == "mps":
-        return torch.float32, "fp32 (Apple MPS: autocast is not used)"
-    return torch.float32, "fp32 (CPU)"
-
-
-def seed_everything(seed: int = 0) -> torch.Generator:
-    """Seed python ``random``, numpy and torch (CPU and CUDA); return a seeded CPU generator.
-
-    Every notebook calls this once in its setup cell so its numbers are reproducible.
-    """
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise TypeError(f"seed={seed!r} must be an int, e.g. seed_everything(0).")
-    seed = int(seed)
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    if torch.cuda.is_available():
-        torch.cuda.manual_seed_all(seed)
-    return torch.Generator().manual_seed(seed)
-
-
-from . import densities, samplers, mcmc, solvers, plot, nets, losses, train, metrics, schedules, sde, guidance, recipes  # noqa: E402,E501
-
-# Loaded on first use (``sg.exercises``, ``sg.data``, ``sg.mnist``, ``sg.widgets``) so that
-# ``python -m scoregen_lite.exercises`` runs without importing the module twice, and the package
-# imports on a headless GPU box that has torch but no Jupyter stack (ipywidgets).
-_LAZY = ("exercises", "data", "mnist", "widgets", "results", "site", "grading", "notation")
+# Loaded on first use, so the package imports on a headless GPU box that has torch but no Jupyter stack
+# (ipywidgets), and ``python -m`` of a module does not import it twice.
+_LAZY = {
+    "exercises": "scoregen_lite.exercises",
+    "widgets": "scoregen_lite.widgets",
+    "data": "scoregen_lite.images.data",
+    "unet": "scoregen_lite.images.unet",
+    "image_training": "scoregen_lite.images.training",
+    "evaluation": "scoregen_lite.images.evaluation",
+    "image_guidance": "scoregen_lite.images.guidance",
+    "mnist": "scoregen_lite.images.mnist",
+    "results": "scoregen_lite.courseware.results",
+    "site": "scoregen_lite.courseware.site",
+    "grading": "scoregen_lite.courseware.grading",
+    "notation": "scoregen_lite.courseware.notation",
+}
 
 
 def __getattr__(name):
     if name in _LAZY:
-        import importlib
-
-        return importlib.import_module(f".{name}", __name__)
+        return importlib.import_module(_LAZY[name])
+    if name in ("images", "courseware"):
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'scoregen_lite' has no attribute {name!r}")
 
 
-def setup_notebook(seed: int = 0) -> torch.Generator:
+def setup_notebook(seed: int = 0):
     """The one setup call at the top of every notebook: plot style, seeds, and a status line.
 
     Prints the device and whether quick mode is on, so a stored notebook tells
     which mode produced its outputs.
     """
+    import torch
+
     plot.use_style()
     gen = seed_everything(seed)
     mode = "quick mode (SCOREGEN_QUICK=1)" if QUICK else "full mode"
@@ -139,32 +65,7 @@ def setup_notebook(seed: int = 0) -> torch.Generator:
     return gen
 
 
-__all__ = [
-    "QUICK",
-    "quick",
-    "device",
-    "precision",
-    "device_name",
-    "seed_everything",
-    "setup_notebook",
-    "densities",
-    "samplers",
-    "plot",
-    "widgets",
-    "exercises",
-    "nets",
-    "losses",
-    "train",
-    "metrics",
-    "schedules",
-    "sde",
-    "mcmc",
-    "solvers",
-    "guidance",
-    "recipes",
-    "data",
-    "mnist",
-    "results",
-    "site",
-    "grading",
-]
+__all__ = ["QUICK", "quick", "device", "precision", "device_name", "seed_everything", "setup_notebook",
+           "densities", "samplers", "plot", "widgets", "exercises", "nets", "losses", "train", "metrics",
+           "schedules", "sde", "mcmc", "solvers", "guidance", "recipes", "data", "mnist", "results", "site",
+           "grading"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from scoregen_lite import artifacts
 import scoregen_lite as sg
 from scoregen_lite import mnist as sgm
 
@@ -24,7 +25,7 @@ def test_shipped_checkpoint_and_manifest(name):
     for key in ("command", "commit", "device", "steps", "batch_size", "seconds", "sha256", "metrics", "heldout"):
         assert info.get(key) not in (None, ""), key
     assert info["command"].startswith("python -m scoregen_lite train-mnist")
-    assert info["sha256"] == sgm.sha256(path)
+    assert info["sha256"] == artifacts.sha256(path)
     state = torch.load(path, map_location="cpu", weights_only=False)
     assert state["ema"] is None and all(v.dtype == torch.float16 for v in state["model"].values()
                                         if torch.is_floating_point(v))
@@ -70,13 +71,13 @@ def test_checksum_mismatch_is_a_clear_error(tmp_path, monkeypatch):
     (tmp_path / "checkpoints").mkdir()
     for f in ("mnist_ve.pt", "mnist_ve.json"):
         shutil.copy(CHECKPOINTS / f, tmp_path / "checkpoints" / f)
-    monkeypatch.setattr(sgm, "course_dir", lambda: tmp_path)
+    monkeypatch.setattr(artifacts, "course_dir", lambda: tmp_path)
     monkeypatch.delenv("SCOREGEN_RUNS", raising=False)
     assert sgm.find_checkpoint("mnist_ve", log=lambda m: None) == tmp_path / "checkpoints" / "mnist_ve.pt"
     blob = bytearray((tmp_path / "checkpoints" / "mnist_ve.pt").read_bytes())
     blob[-100] ^= 0xFF
     (tmp_path / "checkpoints" / "mnist_ve.pt").write_bytes(bytes(blob))
-    with pytest.raises(sgm.ChecksumMismatch, match="sha256 .* its manifest says"):
+    with pytest.raises(artifacts.ChecksumMismatch, match="sha256 .* its manifest says"):
         sgm.pretrained("mnist_ve", log=lambda m: None)
 
 
@@ -87,7 +88,7 @@ def test_load_order(tmp_path, monkeypatch):
     (course / "checkpoints").mkdir(parents=True)
     for f in ("mnist_ve.pt", "mnist_ve.json"):
         shutil.copy(CHECKPOINTS / f, course / "checkpoints" / f)
-    monkeypatch.setattr(sgm, "course_dir", lambda: course)
+    monkeypatch.setattr(artifacts, "course_dir", lambda: course)
     monkeypatch.delenv("SCOREGEN_RUNS", raising=False)
     said = []
     assert sgm.find_checkpoint("mnist_ve", log=said.append).parent.name == "checkpoints"
@@ -110,11 +111,11 @@ def test_shipped_model_beats_a_handful_of_steps(shared_mnist, classifier_cache, 
     after 30 training steps, and its class histogram is not collapsed onto a few digits."""
     monkeypatch.setenv("SCOREGEN_CACHE", str(classifier_cache))
     split = sg.data.mnist_split(root=shared_mnist, download=False)
-    classifier = sg.metrics.mnist_classifier(split.x_train, split.y_train, device="cpu")
+    classifier = sg.evaluation.mnist_classifier(split.x_train, split.y_train, device="cpu")
     net, sde, config = sgm.pretrained("mnist_ve", device="cpu", log=lambda m: None)
     from dataclasses import replace
 
-    few, ema, _ = sg.train.train_images(split.x_train, replace(config, n_steps=30, time_budget_s=None), device="cpu",
+    few, ema, _ = sg.image_training.train_images(split.x_train, replace(config, n_steps=30, time_budget_s=None), device="cpu",
                                         progress=False, log=lambda m: None)
     ema.copy_to(few)
     few.eval().requires_grad_(False)
@@ -122,27 +123,27 @@ def test_shipped_model_beats_a_handful_of_steps(shared_mnist, classifier_cache, 
     for name, model in (("shipped", net), ("few", few)):
         x, _, _ = sg.samplers.sample_batched(model, sde, 64, n_steps=100, generator=torch.Generator().manual_seed(0),
                                              device="cpu")
-        fds[name] = sg.metrics.evaluate_images(x.clamp(0, 1), split.x_train[:1000], classifier)
+        fds[name] = sg.evaluation.evaluate_images(x.clamp(0, 1), split.x_train[:1000], classifier)
     assert fds["shipped"]["frechet"] < 0.3 * fds["few"]["frechet"], {k: v["frechet"] for k, v in fds.items()}
     assert max(fds["shipped"]["histogram"]) < 0.3
 
 
 def test_ship_writes_small_checkpoint_and_manifest(tmp_path, monkeypatch, shared_mnist):
     """ship() on a tiny quick run: float16 EMA weights, manifest with the training command and metrics."""
-    monkeypatch.setattr(sgm, "course_dir", lambda: tmp_path)
+    monkeypatch.setattr(artifacts, "course_dir", lambda: tmp_path)
     monkeypatch.setenv("SCOREGEN_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("SCOREGEN_DATA", str(shared_mnist.parent))
     run = tmp_path / "runs" / "tiny"
     sgm.train_model(run, sgm.config_for(True, n_steps=5), device="cpu", progress=False, log=lambda m: None,
                     command="python -m scoregen_lite train-mnist --quick --steps 5")
-    monkeypatch.setattr(sg.metrics, "mnist_classifier",
-                        lambda x, y, **k: sg.metrics.MNISTClassifier().eval())   # no need to train it here
+    monkeypatch.setattr(sg.evaluation, "mnist_classifier",
+                        lambda x, y, **k: sg.evaluation.MNISTClassifier().eval())   # no need to train it here
     info = sgm.ship(run / "checkpoint.pt", "mnist_ve", n=16, n_steps=3, n_likelihood=1, device="cpu")
     assert (tmp_path / "checkpoints" / "mnist_ve.pt").exists()
     saved = json.loads((tmp_path / "checkpoints" / "mnist_ve.json").read_text())
     assert saved == json.loads(json.dumps(info)) and saved["steps"] == 5 and saved["heldout"] == "train[-500:]"
     assert saved["command"] == "python -m scoregen_lite train-mnist --quick --steps 5"
-    assert saved["sha256"] == sgm.sha256(tmp_path / "checkpoints" / "mnist_ve.pt")
+    assert saved["sha256"] == artifacts.sha256(tmp_path / "checkpoints" / "mnist_ve.pt")
     assert os.path.getsize(tmp_path / "checkpoints" / "mnist_ve.pt") < 200_000
 
 
@@ -150,13 +151,13 @@ def test_ship_writes_small_checkpoint_and_manifest(tmp_path, monkeypatch, shared
 def test_a_file_that_is_not_a_checkpoint_is_one_clear_line(tmp_path, capsys, command):
     """A text file, a truncated checkpoint, or a torch file of something else: exit 2 and one line saying
     the file is not a (complete) checkpoint of this course and what to do, never a traceback."""
-    from scoregen_lite.__main__ import main
+    from scoregen_lite.images.cli import main
 
     truncated = tmp_path / "truncated.pt"
-    truncated.write_bytes((sgm.checkpoints_dir() / "mnist_ve.pt").read_bytes()[:20_000])
+    truncated.write_bytes((artifacts.checkpoints_dir() / "mnist_ve.pt").read_bytes()[:20_000])
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(3)}, other)
-    readme = sgm.course_dir() / "README.md"
+    readme = artifacts.course_dir() / "README.md"
     for path, says in ((readme, "not a complete checkpoint"), (truncated, "not a complete checkpoint"),
                        (other, "not a checkpoint of this course")):
         rc = main([command, "--checkpoint", str(path), "--out", str(tmp_path / "o"), "--n", "2"])
@@ -174,18 +175,18 @@ def test_shipped_noisy_classifier_loads_instead_of_training(shared_mnist, tmp_pa
     for key in ("command", "commit", "device", "steps", "seconds", "sha256", "metrics", "heldout"):
         assert info.get(key) not in (None, ""), key
     assert info["command"].startswith("python -m scoregen_lite ship-classifier") and "dirty" not in info["commit"]
-    assert info["sha256"] == sgm.sha256(CHECKPOINTS / "noisy_classifier.pt")
+    assert info["sha256"] == artifacts.sha256(CHECKPOINTS / "noisy_classifier.pt")
     split = sg.data.mnist_split(root=shared_mnist)
-    sde = sg.train.make_sde(sg.train.ImageConfig())
+    sde = sg.image_training.make_sde(sg.image_training.ImageConfig())
     said = []
-    clf = sg.guidance.noisy_classifier(split.x_train, split.y_train, sde, n_steps=info["steps"], device="cpu",
+    clf = sg.image_guidance.noisy_classifier(split.x_train, split.y_train, sde, n_steps=info["steps"], device="cpu",
                                        log=said.append)
     assert said == ["using the shipped checkpoint noisy_classifier.pt (sha256 verified)"]
     for t, acc in info["metrics"]["heldout_accuracy_at_t"].items():
-        got = sg.guidance.noisy_accuracy(clf, split.x_held, split.y_held, float(t), generator=torch.Generator().manual_seed(0))
+        got = sg.image_guidance.noisy_accuracy(clf, split.x_held, split.y_held, float(t), generator=torch.Generator().manual_seed(0))
         assert got == pytest.approx(acc, abs=0.01), t     # float16 storage: the same accuracies
     assert info["metrics"]["heldout_accuracy_at_t"]["0.01"] > 0.95
     said.clear()
-    sg.guidance.noisy_classifier(split.x_train[:200], split.y_train[:200], sde, n_steps=12, device="cpu",
+    sg.image_guidance.noisy_classifier(split.x_train[:200], split.y_train[:200], sde, n_steps=12, device="cpu",
                                  log=said.append, progress=False)
     assert len(said) == 1 and said[0].startswith("training a noisy classifier: 12 steps, about")

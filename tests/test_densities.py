@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import scoregen_lite as sg
-from scoregen_lite.densities import Gaussian, GaussianMixture
+from scoregen_lite.core.densities import Gaussian, GaussianMixture
 
 
 def random_mixture(dim, k=3, seed=0, dtype=torch.float64):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import scoregen_lite as sg
-from scoregen_lite import exercise_builds as eb
+from scoregen_lite.exercises import builds as eb
 from scoregen_lite.exercises import ExerciseFailed
 
 

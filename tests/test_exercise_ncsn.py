@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import scoregen_lite as sg
-from scoregen_lite import exercise_ncsn
-from scoregen_lite.checking import ExerciseFailed
+from scoregen_lite.exercises import ncsn as exercise_ncsn
+from scoregen_lite.exercises.checking import ExerciseFailed
 
 
 # --- notebook 04: the NCSN loss -------------------------------------------------------------------------------

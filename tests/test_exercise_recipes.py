@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import scoregen_lite as sg
-from scoregen_lite.checking import ExerciseFailed
+from scoregen_lite.exercises.checking import ExerciseFailed
 
 
 def edm_loss(net, x0, n, z, sigma_data, p_mean, p_std, *, weight="edm", swap=False, sigma_normal=False, c_in=True,

@@ -10,7 +10,8 @@ import torch
 
 import scoregen_lite as sg
 from conftest import REPO
-from scoregen_lite.exercises import ExerciseFailed, strip_source
+from scoregen_lite.exercises import ExerciseFailed
+from scoregen_lite.courseware.copies import strip_source
 
 
 def good_gmm_score(x, weights, means, covs):
@@ -358,7 +359,7 @@ def test_strip_source_rejects_broken_markers(src, match):
 def test_strip_cli_on_course_notebooks(tmp_path):
     """Student copies of every notebook: no solution left, every exercise stubbed, outputs cleared,
     and each stubbed exercise function raises NotImplementedError while the check fails on it."""
-    res = subprocess.run([sys.executable, "-m", "scoregen_lite.exercises", "strip", os.path.join(REPO, "notebooks"), str(tmp_path)],
+    res = subprocess.run([sys.executable, "-m", "scoregen_lite.courseware.copies", "strip", os.path.join(REPO, "notebooks"), str(tmp_path)],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert res.stderr == ""
@@ -378,9 +379,9 @@ def test_strip_cli_on_course_notebooks(tmp_path):
 
 def test_strip_refuses_same_folder_and_missing(tmp_path):
     nbdir = os.path.join(REPO, "notebooks")
-    res = subprocess.run([sys.executable, "-m", "scoregen_lite.exercises", "strip", nbdir, nbdir], capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-m", "scoregen_lite.courseware.copies", "strip", nbdir, nbdir], capture_output=True, text=True)
     assert res.returncode == 2 and "is the source folder" in res.stderr
-    res = subprocess.run([sys.executable, "-m", "scoregen_lite.exercises", "strip", str(tmp_path / "nope"), str(tmp_path / "o")],
+    res = subprocess.run([sys.executable, "-m", "scoregen_lite.courseware.copies", "strip", str(tmp_path / "nope"), str(tmp_path / "o")],
                          capture_output=True, text=True)
     assert res.returncode == 2 and "neither a notebook nor a folder" in res.stderr
 
@@ -445,5 +446,5 @@ def test_em_step_accepts_a_float32_time_and_mistakes_still_fail():
     with pytest.raises(sg.exercises.ExerciseFailed, match="noise term is missing"):
         sg.exercises.check_em_step(lambda *a: em_step(*a, noise=False))
     with pytest.raises(sg.exercises.ExerciseFailed, match=r"got \(1\.0000001, 2\) \(equal to 4 digits"):
-        sg.checking.compare("x", torch.tensor([[1.0000001, 2.0]], dtype=torch.float64),
+        sg.exercises.checking.compare("x", torch.tensor([[1.0000001, 2.0]], dtype=torch.float64),
                             torch.tensor([[1.0, 2.0]], dtype=torch.float64), 1e-9, "a test")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import scoregen_lite as sg
-from scoregen_lite.densities import SDEMarginal
+from scoregen_lite.core.densities import SDEMarginal
 
 SDES = {"VE": sg.sde.VESDE(0.01, 10.0), "VP": sg.sde.VPSDE(), "sub-VP": sg.sde.SubVPSDE()}
 
@@ -286,7 +286,7 @@ def test_fast_row_label_names_the_churn_applied():
     """Rows of EDM's sampler with churn say what eta they apply: at the cap sqrt(2) - 1 (S_churn / N above it) with
     no window, at the cap in a window (run 4's S_churn = 40 on [0.05, 50]), or below it (run 5's 40 * 18 / 256 = 2.8125
     on 18 levels: eta = 0.15625); other rows keep their label."""
-    from scoregen_lite.results import fast_row_label
+    from scoregen_lite.courseware.results import fast_row_label
 
     row = dict(label="EDM Heun, 18 levels, churn 40", sampler="edm", n_steps=18, churn=40.0)
     assert fast_row_label(row) == "EDM Heun, 18 levels, churn 40 (eta at its cap sqrt(2) - 1, no window)"
@@ -322,7 +322,7 @@ def test_guidance_table_names_churn_below_the_cap(tmp_path):
     """A guidance run with S_churn = 2 on 18 levels (eta = 0.111, below the cap) is not called capped."""
     import json
 
-    run = json.loads((sg.results.results_dir() / "guidance_cpu_run1.json").read_text())
+    run = json.loads((sg.artifacts.results_dir() / "guidance_cpu_run1.json").read_text())
     run["sampler"] = {"sampler": "edm", "n_steps": 18, "churn": 2.0}
     (tmp_path / "guidance_cpu_run1.json").write_text(json.dumps(run))
     table = sg.results.guidance_table(tmp_path)

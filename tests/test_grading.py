@@ -1,4 +1,4 @@
-"""Grading with nbgrader (``sg.grading``; ``python -m scoregen_lite.exercises nbgrader``).
+"""Grading with nbgrader (``sg.grading``; ``python -m scoregen_lite.courseware.grading source``).
 
 The unit tests check the source notebooks' metadata. The end-to-end test runs the real nbgrader (its command
 line, no mocks) in a temporary course directory, in quick mode: ``generate_assignment`` for every notebook with
@@ -21,6 +21,7 @@ import pytest
 
 import scoregen_lite as sg
 from scoregen_lite import grading
+from scoregen_lite.courseware import copies
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -101,7 +102,7 @@ def _scores(course, assignment, student):
 def test_grading_without_an_activated_environment(tmp_path, nbgrader_cli, monkeypatch):
     """nbgrader runs the ``alembic`` executable from PATH when it creates a gradebook; with the venv not activated
     (its bin folder not on PATH) plain nbgrader fails with FileNotFoundError: 'alembic'. The course's way
-    (``python -m scoregen_lite.grading``, ``grading.run_nbgrader``, ``grading.gradebook``) works. Each step gets a
+    (``python -m scoregen_lite.courseware.grading``, ``grading.run_nbgrader``, ``grading.gradebook``) works. Each step gets a
     fresh course folder: a gradebook that nbgrader failed to finish opens without alembic afterwards."""
     def course(name):
         folder = tmp_path / name
@@ -117,7 +118,7 @@ def test_grading_without_an_activated_environment(tmp_path, nbgrader_cli, monkey
         assert plain.returncode != 0 and "alembic" in plain.stdout + plain.stderr
     res = grading.run_nbgrader("db", "student", "add", "dana", course=course("run"), env=env, timeout=600)
     assert res.returncode == 0, res.stdout[-1500:] + res.stderr[-3000:]
-    res = subprocess.run([sys.executable, "-m", "scoregen_lite.grading", "db", "student", "add", "dana"],
+    res = subprocess.run([sys.executable, "-m", "scoregen_lite.courseware.grading", "db", "student", "add", "dana"],
                          cwd=course("module"), env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-1500:] + res.stderr[-3000:]
     monkeypatch.setenv("PATH", env["PATH"])          # in-process too (the gradebook of the tests' _scores)
@@ -150,7 +151,7 @@ def test_nbgrader_end_to_end(tmp_path, nbgrader_cli):
         assert "BEGIN SOLUTION" not in text and "raise NotImplementedError()" in text
         for i, _ in grading.exercise_cells(json.loads(path.read_text())):    # no line of any solution is released
             src = "".join(json.loads(path.read_text())["cells"][i]["source"])
-            body = src.split(sg.exercises.BEGIN)[1].split(sg.exercises.END)[0]
+            body = src.split(copies.BEGIN)[1].split(copies.END)[0]
             for line in (ln.strip() for ln in body.splitlines()):
                 if len(line) > 12:
                     assert line not in text, f"{a}: solution line {line!r} is in the release"

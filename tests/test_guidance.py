@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import scoregen_lite as sg
-from scoregen_lite.densities import SDEMarginal
+from scoregen_lite.core.densities import SDEMarginal
 
 VE = sg.sde.VESDE(0.01, 10.0)
 VP = sg.sde.VPSDE()
@@ -227,7 +227,7 @@ def test_repaint_with_vp_against_the_exact_conditional():
 def test_noisy_classifier_sees_the_scaled_state_at_unit_variance():
     """NoisyClassifier's CNN gets c_in x(t) / alpha_t (EDM's c_in, sigma_data = 0.5): for the VP SDE the
     1 / alpha_t matters. Checked on its first convolution's input."""
-    clf = sg.guidance.NoisyClassifier(VP)
+    clf = sg.image_guidance.NoisyClassifier(VP)
     got = {}
     clf.conv1.register_forward_hook(lambda mod, inp, out: got.setdefault("x", inp[0]))
     y = torch.rand(4, 1, 28, 28)
@@ -285,11 +285,11 @@ def test_noisy_classifier_learns_caches_and_guides(shared_mnist, classifier_cach
     monkeypatch.setenv("SCOREGEN_CACHE", str(classifier_cache))
     split = sg.data.mnist_split(root=shared_mnist)
     sde = sg.sde.VESDE.tutorial(25.0)
-    clf = sg.guidance.noisy_classifier(split.x_train, split.y_train, sde, n_steps=300, device="cpu")
+    clf = sg.image_guidance.noisy_classifier(split.x_train, split.y_train, sde, n_steps=300, device="cpu")
     g = torch.Generator().manual_seed(0)
-    assert sg.guidance.noisy_accuracy(clf, split.x_held, split.y_held, 0.01, generator=g) > 0.8
-    assert sg.guidance.noisy_accuracy(clf, split.x_held, split.y_held, 1.0, generator=g) < 0.35
-    again = sg.guidance.noisy_classifier(split.x_train, split.y_train, sde, n_steps=300, device="cpu")
+    assert sg.image_guidance.noisy_accuracy(clf, split.x_held, split.y_held, 0.01, generator=g) > 0.8
+    assert sg.image_guidance.noisy_accuracy(clf, split.x_held, split.y_held, 1.0, generator=g) < 0.35
+    again = sg.image_guidance.noisy_classifier(split.x_train, split.y_train, sde, n_steps=300, device="cpu")
     assert all(torch.equal(a, b) for a, b in zip(clf.state_dict().values(), again.state_dict().values()))
     x, t = split.x_held[:8], torch.full((8,), 0.3)
     grad = clf.grad_fn(3)(x, t)
@@ -310,9 +310,9 @@ def test_label_time_mlp_score_is_called_like_a_conditional_unet():
     assert net.null_label == 2 and net(x, t).shape == (5, 2)
     assert torch.equal(net(x, t), net(x, t, 2)) and torch.equal(net(x, t, 0), net(x, t, torch.zeros(5, dtype=torch.long)))
     assert not torch.allclose(net(x, t, 0), net(x, t, 1))
-    assert torch.allclose(sg.guidance.classifier_free_net(net, 1, 1.0)(x, t), net(x, t, 1))
-    assert torch.allclose(sg.guidance.classifier_free_net(net, 1, 0.0)(x, t), net(x, t))
-    two = sg.guidance.classifier_free_net(net, 1, 2.0)(x, t)
+    assert torch.allclose(sg.image_guidance.classifier_free_net(net, 1, 1.0)(x, t), net(x, t, 1))
+    assert torch.allclose(sg.image_guidance.classifier_free_net(net, 1, 0.0)(x, t), net(x, t))
+    two = sg.image_guidance.classifier_free_net(net, 1, 2.0)(x, t)
     assert torch.allclose(two, net(x, t) + 2.0 * (net(x, t, 1) - net(x, t)), atol=1e-6)
     with pytest.raises(ValueError, match="y=3 is invalid"):
         net(x, t, 3)

@@ -38,7 +38,7 @@ def test_summary_of_known_moves(bench):
 
 
 def test_committed_latency_runs_are_rendered_with_their_verdicts():
-    runs = sorted(sg.results.results_dir().glob("widget_latency_run*.json"))
+    runs = sorted(sg.artifacts.results_dir().glob("widget_latency_run*.json"))
     assert runs, "no committed widget-latency run"
     table = sg.results.widget_latency_table()
     for path in runs:

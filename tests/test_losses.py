@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import scoregen_lite as sg
-from scoregen_lite.nets import LinearScore
+from scoregen_lite.core.nets import LinearScore
 
 torch.set_default_dtype(torch.float32)
 

@@ -96,7 +96,7 @@ def test_shared_subset_loads(shared_mnist):
 
 def test_unet_shapes_and_time_conditioning():
     sde = sg.sde.VESDE.tutorial(25.0)
-    net = sg.nets.ScoreUNet(sde)
+    net = sg.unet.ScoreUNet(sde)
     assert 1_000_000 < sg.nets.count_parameters(net) < 1_200_000  # ~1.1M, as the reference
     x = torch.randn(4, 1, 28, 28)
     out_a = net(x, torch.full((4,), 0.2))
@@ -104,7 +104,7 @@ def test_unet_shapes_and_time_conditioning():
     assert out_a.shape == x.shape
     assert not torch.allclose(out_a, out_b)  # t changes the output
     # the output is divided by std_t: with the last layer giving exactly 1, the net returns 1 / std_t
-    small = sg.nets.ScoreUNet(sde, channels=(8, 16, 32, 64), embed_dim=16)
+    small = sg.unet.ScoreUNet(sde, channels=(8, 16, 32, 64), embed_dim=16)
     with torch.no_grad():
         small.tconv1.weight.zero_()
         small.tconv1.bias.fill_(1.0)
@@ -113,7 +113,7 @@ def test_unet_shapes_and_time_conditioning():
     with pytest.raises(ValueError, match=r"x has shape \(4, 28, 28\); ScoreUNet expects \(n, 1, 28, 28\)"):
         net(x[:, 0], 0.5)
     with pytest.raises(ValueError, match="channels=.* is invalid"):
-        sg.nets.ScoreUNet(sde, channels=(8, 16))
+        sg.unet.ScoreUNet(sde, channels=(8, 16))
 
 
 def test_tutorial_sde_matches_published_formula():
@@ -130,30 +130,30 @@ def tiny_data():
 
 
 def tiny_config(**kw):
-    return replace(sg.train.QUICK_CPU, batch_size=16, warmup_steps=2, **kw)
+    return replace(sg.image_training.QUICK_CPU, batch_size=16, warmup_steps=2, **kw)
 
 
 def test_training_step_and_checkpoint_round_trip(tmp_path, tiny_data):
     cfg = tiny_config(n_steps=6, checkpoint_every=3)
-    net, ema, info = sg.train.train_images(tiny_data, cfg, checkpoint=tmp_path / "c.pt", device="cpu", progress=False)
+    net, ema, info = sg.image_training.train_images(tiny_data, cfg, checkpoint=tmp_path / "c.pt", device="cpu", progress=False)
     assert info["steps"] == 6 and len(info["losses"]) == 6 and all(np.isfinite(info["losses"]))
-    loaded, sde, config = sg.train.load_score_model(tmp_path / "c.pt", device="cpu", use_ema=False)
+    loaded, sde, config = sg.image_training.load_score_model(tmp_path / "c.pt", device="cpu", use_ema=False)
     x, t = torch.rand(2, 1, 28, 28), torch.full((2,), 0.5)
     assert torch.allclose(loaded(x, t), net(x, t), atol=1e-6)
     assert config == cfg
-    with_ema, _, _ = sg.train.load_score_model(tmp_path / "c.pt", device="cpu")
+    with_ema, _, _ = sg.image_training.load_score_model(tmp_path / "c.pt", device="cpu")
     assert not torch.allclose(with_ema(x, t), net(x, t))  # EMA weights differ from the last ones
     with pytest.raises(FileNotFoundError, match="train first"):
-        sg.train.load_checkpoint(tmp_path / "missing.pt")
+        sg.image_training.load_checkpoint(tmp_path / "missing.pt")
 
 
 def test_resume_after_interruption_gives_same_loss_curve(tmp_path, tiny_data):
     cfg = tiny_config(n_steps=12, checkpoint_every=4)
-    _, _, straight = sg.train.train_images(tiny_data, cfg, checkpoint=tmp_path / "a.pt", device="cpu", progress=False)
-    _, _, first = sg.train.train_images(tiny_data, cfg, checkpoint=tmp_path / "b.pt", device="cpu", progress=False,
+    _, _, straight = sg.image_training.train_images(tiny_data, cfg, checkpoint=tmp_path / "a.pt", device="cpu", progress=False)
+    _, _, first = sg.image_training.train_images(tiny_data, cfg, checkpoint=tmp_path / "b.pt", device="cpu", progress=False,
                                         stop_after=8)
     assert first["steps"] == 8
-    _, _, resumed = sg.train.train_images(tiny_data, cfg, checkpoint=tmp_path / "b.pt", device="cpu", progress=False,
+    _, _, resumed = sg.image_training.train_images(tiny_data, cfg, checkpoint=tmp_path / "b.pt", device="cpu", progress=False,
                                           log=lambda m: None)
     assert resumed["losses"] == straight["losses"]
 
@@ -171,24 +171,24 @@ def test_interrupted_training_keeps_last_checkpoint_readable(tmp_path, tiny_data
 
     monkeypatch.setattr(torch.optim.Adam, "step", step)
     with pytest.raises(KeyboardInterrupt):
-        sg.train.train_images(tiny_data, cfg, checkpoint=tmp_path / "k.pt", device="cpu", progress=False)
-    state = sg.train.load_checkpoint(tmp_path / "k.pt")
+        sg.image_training.train_images(tiny_data, cfg, checkpoint=tmp_path / "k.pt", device="cpu", progress=False)
+    state = sg.image_training.load_checkpoint(tmp_path / "k.pt")
     assert state["step"] == 6 and not list(tmp_path.glob("*.tmp*"))
 
 
 def test_train_images_rejects_bad_data():
     with pytest.raises(ValueError, match=r"data has shape \(4, 28, 28\)"):
-        sg.train.train_images(torch.rand(4, 28, 28), tiny_config(n_steps=1), device="cpu", progress=False)
+        sg.image_training.train_images(torch.rand(4, 28, 28), tiny_config(n_steps=1), device="cpu", progress=False)
 
 
 def test_frechet_distance_known_inputs():
     g = torch.Generator().manual_seed(0)
     a = torch.randn(5000, 8, generator=g, dtype=torch.float64)
-    assert abs(sg.metrics.frechet_distance(a, a)) < 1e-6
+    assert abs(sg.evaluation.frechet_distance(a, a)) < 1e-6
     b = a + 2.0  # mean shift by 2 in 8 dims: distance 8 * 4 = 32
-    assert sg.metrics.frechet_distance(a, b) == pytest.approx(32.0, rel=1e-6)
+    assert sg.evaluation.frechet_distance(a, b) == pytest.approx(32.0, rel=1e-6)
     c = 3 * torch.randn(5000, 8, generator=g, dtype=torch.float64)  # std 1 vs 3: 8 * (1 - 3)^2 = 32
-    assert sg.metrics.frechet_distance(a, c) == pytest.approx(32.0, rel=0.05)
+    assert sg.evaluation.frechet_distance(a, c) == pytest.approx(32.0, rel=0.05)
 
 
 def _with_moments(z, mean, cov):
@@ -218,8 +218,8 @@ def test_frechet_distance_non_isotropic_closed_form():
     a = _with_moments(torch.randn(3000, 2, generator=g, dtype=torch.float64), mu_a, cov_a)
     b = _with_moments(torch.randn(4000, 2, generator=g, dtype=torch.float64), mu_b, cov_b)
     want = _fd_2x2(mu_a, cov_a, mu_b, cov_b)
-    assert sg.metrics.frechet_distance(a, b) == pytest.approx(want, rel=1e-9)
-    assert sg.metrics.frechet_distance(b, a) == pytest.approx(want, rel=1e-9)   # symmetric
+    assert sg.evaluation.frechet_distance(a, b) == pytest.approx(want, rel=1e-9)
+    assert sg.evaluation.frechet_distance(b, a) == pytest.approx(want, rel=1e-9)   # symmetric
     # three independent 2D blocks in 6D: the distance adds up
     blocks = [(cov_a, cov_b), (cov_b, torch.eye(2, dtype=torch.float64) * 2), (cov_a, cov_a)]
     big_a = torch.block_diag(*[p for p, _ in blocks])
@@ -228,14 +228,14 @@ def test_frechet_distance_non_isotropic_closed_form():
     a6 = _with_moments(torch.randn(5000, 6, generator=g, dtype=torch.float64), mean_a, big_a)
     b6 = _with_moments(torch.randn(5000, 6, generator=g, dtype=torch.float64), mean_b, big_b)
     want6 = sum(_fd_2x2(mean_a[2 * i:2 * i + 2], p, mean_b[2 * i:2 * i + 2], q) for i, (p, q) in enumerate(blocks))
-    assert sg.metrics.frechet_distance(a6, b6) == pytest.approx(want6, rel=1e-9)
+    assert sg.evaluation.frechet_distance(a6, b6) == pytest.approx(want6, rel=1e-9)
 
 
 def test_class_histogram_check():
     ref = torch.full((10,), 0.1, dtype=torch.float64)
-    assert sg.metrics.histogram_ok(ref + 0.025 * torch.tensor([1, -1] * 5), ref)
-    assert not sg.metrics.histogram_ok(ref + 0.035 * torch.tensor([1, -1] * 5), ref)
-    h = sg.metrics.class_histogram(torch.tensor([0, 0, 1, 9]))
+    assert sg.evaluation.histogram_ok(ref + 0.025 * torch.tensor([1, -1] * 5), ref)
+    assert not sg.evaluation.histogram_ok(ref + 0.035 * torch.tensor([1, -1] * 5), ref)
+    h = sg.evaluation.class_histogram(torch.tensor([0, 0, 1, 9]))
     assert h.tolist()[:2] == [0.5, 0.25] and h[9] == 0.25
 
 
@@ -248,11 +248,11 @@ def test_classifier_and_evaluation_on_tiny_data(tmp_path, monkeypatch):
     x[y == 0, :, :14] = 1.0
     x[y == 1, :, 14:] = 1.0
     x = (x + 0.1 * torch.rand(x.shape, generator=g)).clamp(0, 1)
-    clf = sg.metrics.mnist_classifier(x, y, epochs=2, device="cpu")
+    clf = sg.evaluation.mnist_classifier(x, y, epochs=2, device="cpu")
     assert list(tmp_path.glob("mnist_classifier_*.pt"))  # cached
-    again = sg.metrics.mnist_classifier(x, y, epochs=2, device="cpu")
+    again = sg.evaluation.mnist_classifier(x, y, epochs=2, device="cpu")
     assert all(torch.equal(p, q) for p, q in zip(clf.parameters(), again.parameters()))
-    res = sg.metrics.evaluate_images(x[:200], x[200:], clf)
+    res = sg.evaluation.evaluate_images(x[:200], x[200:], clf)
     assert res["frechet"] < 5 and res["histogram_ok"]
 
 
@@ -281,7 +281,7 @@ def test_cli_fast_samplers_guidance_and_inpainting(tmp_path, shared_mnist, class
     env = dict(os.environ, SCOREGEN_DATA=str(shared_mnist.parent), SCOREGEN_CACHE=str(classifier_cache))
     run = lambda *a: subprocess.run([sys.executable, "-m", "scoregen_lite", *a], env=env, capture_output=True,  # noqa: E731
                                     text=True, timeout=600)
-    ckpt = sg.mnist.checkpoints_dir()
+    ckpt = sg.artifacts.checkpoints_dir()
     r = run("sample", "--checkpoint", str(ckpt / "mnist_ve.pt"), "--sampler", "edm", "--churn", "40", "--n", "4",
             "--out", str(tmp_path / "edm"))
     assert r.returncode == 0 and "35 evaluations" in r.stdout, r.stderr
@@ -300,8 +300,8 @@ def test_cli_fast_samplers_guidance_and_inpainting(tmp_path, shared_mnist, class
 
 def test_cli_offline_message(tmp_path):
     env = dict(os.environ, SCOREGEN_DATA=str(tmp_path), SCOREGEN_QUICK="1")
-    r = subprocess.run([sys.executable, "-c", "import scoregen_lite.data as d; d.MNIST_MIRRORS[:] = ['file:///nonexistent/'];"
-                        "from scoregen_lite.__main__ import main; raise SystemExit(main(['train-mnist', '--out', '" + str(tmp_path / 'o') + "']))"],
+    r = subprocess.run([sys.executable, "-c", "import scoregen_lite.images.data as d; d.MNIST_MIRRORS[:] = ['file:///nonexistent/'];"
+                        "from scoregen_lite.images.cli import main; raise SystemExit(main(['train-mnist', '--out', '" + str(tmp_path / 'o') + "']))"],
                        env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "MNIST train files not found" in r.stderr and "SCOREGEN_DATA" in r.stderr
 
@@ -355,11 +355,11 @@ def test_classifier_has_learned_and_frechet_grows_with_corruption(shared_mnist, 
     12.6, 126)."""
     monkeypatch.setenv("SCOREGEN_CACHE", str(classifier_cache))
     split = sgd.mnist_split(root=shared_mnist, download=False)
-    clf = sg.metrics.mnist_classifier(split.x_train, split.y_train, device="cpu")   # the default 5 epochs
-    acc = sg.metrics.accuracy(clf, split.x_held, split.y_held)
+    clf = sg.evaluation.mnist_classifier(split.x_train, split.y_train, device="cpu")   # the default 5 epochs
+    acc = sg.evaluation.accuracy(clf, split.x_held, split.y_held)
     assert acc > 0.96, acc
     ref = split.x_train[:2000]
-    fd = lambda x: sg.metrics.evaluate_images(x.clamp(0, 1), ref, clf)["frechet"]  # noqa: E731
+    fd = lambda x: sg.evaluation.evaluate_images(x.clamp(0, 1), ref, clf)["frechet"]  # noqa: E731
     g = torch.Generator().manual_seed(0)
     held = split.x_held
     blur = torch.nn.functional.avg_pool2d(held, 3, stride=1, padding=1)
@@ -373,7 +373,7 @@ def test_classifier_has_learned_and_frechet_grows_with_corruption(shared_mnist, 
 def test_conditional_unet_labels_and_null_label():
     sde = sg.sde.VESDE.tutorial(25.0)
     torch.manual_seed(0)
-    net = sg.nets.ScoreUNet(sde, channels=(8, 16, 32, 64), embed_dim=16, n_classes=10)
+    net = sg.unet.ScoreUNet(sde, channels=(8, 16, 32, 64), embed_dim=16, n_classes=10)
     with torch.no_grad():
         net.label_embed.weight.normal_()  # distinct label vectors (as after training)
     x, t = torch.randn(3, 1, 28, 28), torch.full((3,), 0.3)
@@ -384,9 +384,9 @@ def test_conditional_unet_labels_and_null_label():
     mixed = net(x, t, torch.tensor([3, 7, 10]))
     assert torch.allclose(mixed[0], out3[0]) and torch.allclose(mixed[1], out7[1])
     with pytest.raises(ValueError, match="unconditional"):
-        sg.nets.ScoreUNet(sde, channels=(8, 16, 32, 64), embed_dim=16)(x, t, 3)
+        sg.unet.ScoreUNet(sde, channels=(8, 16, 32, 64), embed_dim=16)(x, t, 3)
     with pytest.raises(ValueError, match="n_classes=-1 is invalid"):
-        sg.nets.ScoreUNet(sde, n_classes=-1)
+        sg.unet.ScoreUNet(sde, n_classes=-1)
 
 
 def test_conditional_training_drops_labels(tiny_data):
@@ -394,9 +394,9 @@ def test_conditional_training_drops_labels(tiny_data):
     (about label_dropout of the time), so it also learns the unconditional score."""
     cfg = tiny_config(n_steps=4, n_classes=10, label_dropout=0.5)
     with pytest.raises(ValueError, match="pass labels"):
-        sg.train.train_images(tiny_data, cfg, device="cpu", progress=False, log=lambda m: None)
+        sg.image_training.train_images(tiny_data, cfg, device="cpu", progress=False, log=lambda m: None)
     seen = []
-    real = sg.nets.ScoreUNet.forward
+    real = sg.unet.ScoreUNet.forward
 
     def spy(self, x, t, y=None):
         seen.append(torch.as_tensor(y).clone())
@@ -404,8 +404,8 @@ def test_conditional_training_drops_labels(tiny_data):
 
     labels = torch.arange(len(tiny_data)) % 10
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sg.nets.ScoreUNet, "forward", spy)
-        sg.train.train_images(tiny_data, cfg, labels=labels, device="cpu", progress=False, log=lambda m: None)
+        mp.setattr(sg.unet.ScoreUNet, "forward", spy)
+        sg.image_training.train_images(tiny_data, cfg, labels=labels, device="cpu", progress=False, log=lambda m: None)
     ys = torch.cat(seen)
     null = (ys == 10).double().mean().item()
     assert 0.3 < null < 0.7 and set(ys.tolist()) - {10} <= set(range(10))
@@ -436,15 +436,15 @@ def test_training_runs_in_each_precision_branch(tiny_data, monkeypatch):
     patching the precision choice the way an old or a new GPU would answer; each says what it chose."""
     real = sg.precision
     for dtype in (torch.float16, torch.bfloat16):
-        monkeypatch.setattr(sg, "precision", lambda device=None, requested="auto", d=dtype: (d, f"{d} (patched)"))
+        monkeypatch.setattr(sg.runtime, "precision", lambda device=None, requested="auto", d=dtype: (d, f"{d} (patched)"))
         logs = []
-        net, _, info = sg.train.train_images(tiny_data, tiny_config(n_steps=3, amp=True), device="cpu",
+        net, _, info = sg.image_training.train_images(tiny_data, tiny_config(n_steps=3, amp=True), device="cpu",
                                              progress=False, log=logs.append)
         assert info["precision"] == str(dtype).replace("torch.", "") and any("patched" in m for m in logs)
         assert all(np.isfinite(info["losses"]))
-    monkeypatch.setattr(sg, "precision", real)
+    monkeypatch.setattr(sg.runtime, "precision", real)
     logs = []
-    sg.train.train_images(tiny_data, tiny_config(n_steps=1), device="cpu", progress=False, log=logs.append)
+    sg.image_training.train_images(tiny_data, tiny_config(n_steps=1), device="cpu", progress=False, log=logs.append)
     assert logs[0].startswith("precision: fp32")
 
 
@@ -479,7 +479,7 @@ def test_sampling_says_its_precision(monkeypatch):
     sg.samplers.sample_batched(spy, sg.sde.VESDE.tutorial(25.0), 2, n_steps=2, device="cpu")
     assert {e for e, _ in seen} == {False}
     seen.clear()
-    monkeypatch.setattr(sg, "precision", lambda device=None, requested="auto": (torch.bfloat16, "bf16 (patched)"))
+    monkeypatch.setattr(sg.runtime, "precision", lambda device=None, requested="auto": (torch.bfloat16, "bf16 (patched)"))
     sg.samplers.sample_batched(spy, sg.sde.VESDE.tutorial(25.0), 2, n_steps=2, device="cpu", log=said.append)
     assert said[-1] == "sampling precision: bf16 (patched)" and set(seen) == {(True, torch.bfloat16)}
 
@@ -488,20 +488,20 @@ def test_init_from_starts_at_the_given_ema_weights(tmp_path, tiny_data):
     """--init-from: the new run starts from the first run's EMA weights (not its last ones, not fresh
     ones), with step 0 and a fresh optimizer; a different network is refused by name."""
     cfg = tiny_config(n_steps=6, checkpoint_every=3)
-    first, ema, _ = sg.train.train_images(tiny_data, cfg, checkpoint=tmp_path / "a.pt", device="cpu", progress=False)
-    ema_net, _, _ = sg.train.load_score_model(tmp_path / "a.pt", device="cpu")
+    first, ema, _ = sg.image_training.train_images(tiny_data, cfg, checkpoint=tmp_path / "a.pt", device="cpu", progress=False)
+    ema_net, _, _ = sg.image_training.load_score_model(tmp_path / "a.pt", device="cpu")
     x, t = torch.rand(2, 1, 28, 28), torch.full((2,), 0.5)
     fine = replace(cfg, n_steps=0)
-    net0, _, info = sg.train.train_images(tiny_data, fine, checkpoint=tmp_path / "b.pt", device="cpu",
+    net0, _, info = sg.image_training.train_images(tiny_data, fine, checkpoint=tmp_path / "b.pt", device="cpu",
                                           progress=False, init=tmp_path / "a.pt", log=lambda m: None)
     assert info["steps"] == 0
     assert torch.allclose(net0(x, t), ema_net(x, t), atol=1e-6)          # the EMA weights ...
     assert not torch.allclose(net0(x, t), first.eval()(x, t), atol=1e-4)  # ... not the last ones
-    _, _, more = sg.train.train_images(tiny_data, replace(cfg, n_steps=3), checkpoint=tmp_path / "c.pt",
+    _, _, more = sg.image_training.train_images(tiny_data, replace(cfg, n_steps=3), checkpoint=tmp_path / "c.pt",
                                        device="cpu", progress=False, init=tmp_path / "a.pt", log=lambda m: None)
     assert more["steps"] == 3 and more["resumed_from_step"] == 0
     with pytest.raises(ValueError, match="different network"):
-        sg.train.train_images(tiny_data, replace(cfg, embed_dim=cfg.embed_dim * 2), device="cpu", progress=False,
+        sg.image_training.train_images(tiny_data, replace(cfg, embed_dim=cfg.embed_dim * 2), device="cpu", progress=False,
                               init=tmp_path / "a.pt", log=lambda m: None)
 
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from conftest import REPO
-from scoregen_lite import nbclean
+from scoregen_lite.courseware import nbclean
 
 NB_DIR = os.path.join(REPO, "notebooks")
 NOTEBOOKS = sorted(f for f in os.listdir(NB_DIR) if f.endswith(".ipynb"))
@@ -55,9 +55,9 @@ def test_cleaner_detects_dirty_notebook(tmp_path):
     assert any("warning" in f for f in found)
     p = tmp_path / "dirty.ipynb"
     p.write_text(json.dumps(nb))
-    res = subprocess.run([sys.executable, "-m", "scoregen_lite.nbclean", "--check", str(p)], capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-m", "scoregen_lite.courseware.nbclean", "--check", str(p)], capture_output=True, text=True)
     assert res.returncode == 1
-    subprocess.run([sys.executable, "-m", "scoregen_lite.nbclean", str(p)], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "scoregen_lite.courseware.nbclean", str(p)], check=True, capture_output=True)
     cleaned = json.loads(p.read_text())
     assert cleaned["metadata"].get("widgets") is None
     counts = [c["execution_count"] for c in cleaned["cells"] if c["cell_type"] == "code"]

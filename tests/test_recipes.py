@@ -38,7 +38,7 @@ def test_identity_preconditioning_is_todays_score():
 def test_scoreunet_edm_matches_generic_wrapper():
     torch.manual_seed(0)
     sde = sg.sde.VESDE.tutorial(25.0)
-    net = sg.nets.ScoreUNet(sde, channels=(8, 16, 32, 64), embed_dim=32, precond="edm", sigma_data=0.5).eval()
+    net = sg.unet.ScoreUNet(sde, channels=(8, 16, 32, 64), embed_dim=32, precond="edm", sigma_data=0.5).eval()
     x, t = torch.randn(3, 1, 28, 28), torch.tensor([0.01, 0.4, 0.95])
     wrapped = recipes.Preconditioned(lambda xi, c: net._body(xi, c, None), sde, "edm", 0.5)
     torch.testing.assert_close(net(x, t), wrapped(x, t))
@@ -154,30 +154,30 @@ def test_bits_floor_known_values():
 def test_memorisation_known_values():
     train = torch.tensor([[0.0], [1.0], [10.0]])
     samples = torch.tensor([[0.2], [0.5], [10.0], [6.0]])
-    d = sg.metrics.nearest_neighbours(samples, train, k=2)
+    d = sg.evaluation.nearest_neighbours(samples, train, k=2)
     torch.testing.assert_close(d, torch.tensor([[0.2, 0.8], [0.5, 0.5], [0.0, 9.0], [4.0, 5.0]]))
-    ratio = sg.metrics.memorisation_ratio(samples, train)
+    ratio = sg.evaluation.memorisation_ratio(samples, train)
     torch.testing.assert_close(ratio, torch.tensor([0.25, 1.0, 0.0, 0.8]))
-    assert sg.metrics.memorised_fraction(samples, train) == pytest.approx(0.5)   # ratios 0.25 and 0 are < 1/3
+    assert sg.evaluation.memorised_fraction(samples, train) == pytest.approx(0.5)   # ratios 0.25 and 0 are < 1/3
 
 
 def test_recipe_choices_are_checked():
     with pytest.raises(ValueError, match="noise='loguniform'"):
         recipes.check_recipe("none", "loguniform", "sigma2")
     with pytest.raises(ValueError, match="precond='karras'"):
-        sg.nets.ScoreUNet(sg.sde.VESDE(), precond="karras")
+        sg.unet.ScoreUNet(sg.sde.VESDE(), precond="karras")
     with pytest.raises(ValueError, match="recipe='fast'"):
-        sg.train.CPU.with_recipe("fast")
+        sg.image_training.CPU.with_recipe("fast")
 
 
 @pytest.mark.parametrize("recipe", sorted(recipes.RECIPES))
 def test_every_recipe_trains_a_unet(recipe):
     """Each recipe trains a few steps of the tiny U-Net, and its checkpoint reloads to the same score."""
     x = torch.rand(64, 1, 28, 28)
-    config = sg.train.QUICK_CPU.with_recipe(recipe)
+    config = sg.image_training.QUICK_CPU.with_recipe(recipe)
     from dataclasses import replace
     config = replace(config, n_steps=3, warmup_steps=1)
-    net, ema, info = sg.train.train_images(x, config, device="cpu", progress=False, log=lambda *_: None)
+    net, ema, info = sg.image_training.train_images(x, config, device="cpu", progress=False, log=lambda *_: None)
     assert len(info["losses"]) == 3 and all(math.isfinite(v) for v in info["losses"])
     assert net.precond == recipes.RECIPES[recipe][0]
 
@@ -196,8 +196,8 @@ def test_empirical_score_is_the_mixture_score_and_memorises():
     torch.testing.assert_close(score(x, t), mix.score(x), rtol=1e-8, atol=1e-10)
     samples, _ = sg.samplers.edm_sampler(sde, score, (200, 2), 40, generator=torch.Generator().manual_seed(0),
                                          dtype=torch.float64)
-    assert sg.metrics.memorised_fraction(samples, train) > 0.95
-    assert sg.metrics.memorised_fraction(torch.randn(200, 2, dtype=torch.float64) * 3, train) < 0.5
+    assert sg.evaluation.memorised_fraction(samples, train) > 0.95
+    assert sg.evaluation.memorised_fraction(torch.randn(200, 2, dtype=torch.float64) * 3, train) < 0.5
 
 
 def test_denoiser_error_noise_prediction_grows_with_sigma_edm_is_bounded():

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import scoregen_lite as sg
-from scoregen_lite.densities import SDEMarginal
+from scoregen_lite.core.densities import SDEMarginal
 
 ALL = {name: make() for name, make in sg.sde.SDES.items()}
 

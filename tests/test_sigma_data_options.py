@@ -12,7 +12,7 @@ import torch
 
 import scoregen_lite as sg
 from scoregen_lite import mnist
-from scoregen_lite.__main__ import _parser, main
+from scoregen_lite.images.cli import _parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,7 +35,7 @@ def test_parser_defaults_are_none_so_the_config_keeps_edms_values(monkeypatch):
     assert args.sigma_data is None and args.p_mean is None
     config = _captured_config(monkeypatch, "--cpu")
     assert (config.sigma_data, config.p_mean, config.p_std) == (0.5, -1.2, 1.2)
-    assert (sg.train.CPU.sigma_data, sg.train.CPU.p_mean) == (0.5, -1.2)   # the shipped recipe is unchanged
+    assert (sg.image_training.CPU.sigma_data, sg.image_training.CPU.p_mean) == (0.5, -1.2)   # the shipped recipe is unchanged
 
 
 def test_options_reach_the_config_and_survive_a_recipe(monkeypatch):
@@ -58,10 +58,10 @@ def test_the_options_change_what_is_trained():
     """sigma_data reaches the network's preconditioning and P_mean the noise levels drawn: the same seed and
     batches give the same losses with the same settings and different ones with either changed."""
     x = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    base = replace(sg.train.QUICK_CPU.with_recipe("edm"), n_steps=3, warmup_steps=1, ema_decay=None)
+    base = replace(sg.image_training.QUICK_CPU.with_recipe("edm"), n_steps=3, warmup_steps=1, ema_decay=None)
 
     def run(**kw):
-        net, _, info = sg.train.train_images(x, replace(base, **kw), device="cpu", progress=False, log=lambda *a: None)
+        net, _, info = sg.image_training.train_images(x, replace(base, **kw), device="cpu", progress=False, log=lambda *a: None)
         return net, info["losses"]
 
     net, ref = run()

@@ -11,7 +11,8 @@ import torch
 
 import scoregen_lite as sg
 from conftest import REPO
-from scoregen_lite.exercises import ExerciseFailed, strip_notebook, strip_source
+from scoregen_lite.exercises import ExerciseFailed
+from scoregen_lite.courseware.copies import strip_notebook, strip_source
 
 NB_DIR = os.path.join(REPO, "notebooks")
 NOTEBOOKS = sorted(f for f in os.listdir(NB_DIR) if f.endswith(".ipynb"))

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 import scoregen_lite as sg
-from scoregen_lite.train import EMA, TrainingDiverged
+from scoregen_lite.core.train import EMA, TrainingDiverged
 
 
 def test_ema_arithmetic_without_warmup():

@@ -90,7 +90,7 @@ def test_fast_sampling_explorer_driven_by_values():
     digits come from fixed noise (same settings, same digits), and the NFE follows the solver."""
     import torch
 
-    net, sde, _ = sg.train.load_score_model(sg.mnist.find_checkpoint("mnist_ve", log=lambda *a: None), device="cpu")
+    net, sde, _ = sg.image_training.load_score_model(sg.mnist.find_checkpoint("mnist_ve", log=lambda *a: None), device="cpu")
     w = sg.widgets.fast_sampling_explorer(net, sde)
     controls = {c.description: c for c in w.children[:-1]}
     assert set(controls) >= {"N", "sigma_max", "sigma_min", "rho", "churn", "solver"}
@@ -122,8 +122,8 @@ def test_fast_sampling_explorer_driven_by_values():
 
 @pytest.fixture(scope="module")
 def mnist_models():
-    net, sde, _ = sg.train.load_score_model(sg.mnist.find_checkpoint("mnist_ve", log=lambda *a: None), device="cpu")
-    cond, cond_sde, _ = sg.train.load_score_model(sg.mnist.find_checkpoint("mnist_cond", log=lambda *a: None),
+    net, sde, _ = sg.image_training.load_score_model(sg.mnist.find_checkpoint("mnist_ve", log=lambda *a: None), device="cpu")
+    cond, cond_sde, _ = sg.image_training.load_score_model(sg.mnist.find_checkpoint("mnist_cond", log=lambda *a: None),
                                                   device="cpu")
     return net, sde, cond, cond_sde
 
@@ -137,7 +137,7 @@ def test_guidance_explorer_driven_by_values(mnist_models, shared_mnist, classifi
     monkeypatch.setenv("SCOREGEN_CACHE", str(classifier_cache))
     _, _, cond, sde = mnist_models
     split = sg.data.mnist_split(root=shared_mnist)
-    clf = sg.metrics.mnist_classifier(split.x_train, split.y_train)
+    clf = sg.evaluation.mnist_classifier(split.x_train, split.y_train)
     w = sg.widgets.guidance_explorer(cond, sde, classifier=clf)
     controls = {c.description: c for c in w.children[:-1]}
     assert set(controls) >= {"digit", "scale", "N"}
@@ -292,12 +292,12 @@ def _updated_in_place_equals_fresh(view, first: dict, changes: list[dict], **fix
     import numpy as np
 
     fig, _ = view(**fixed, **first)
-    sg.live.render_png(fig)
+    sg.widgets.live.render_png(fig)
     for change in changes:
         again, _ = view(**fixed, **change, fig=fig)
         assert again is fig, f"{view.__name__}{change}: drew a new figure instead of updating the old one"
         fresh, _ = view(**fixed, **change)
-        a, b = _png_pixels(sg.live.render_png(fig)), _png_pixels(sg.live.render_png(fresh))
+        a, b = _png_pixels(sg.widgets.live.render_png(fig)), _png_pixels(sg.widgets.live.render_png(fresh))
         plt.close(fresh)
         assert a.shape == b.shape and np.array_equal(a, b), \
             f"{view.__name__}{change}: the figure updated in place differs from a fresh one"
@@ -342,5 +342,5 @@ def test_live_view_says_computing_first_then_what_the_update_cost():
     assert 'data-state="computing"' in states[0] and results[0] is before     # said before the view ran
     assert 'data-state="done"' in states[-1] and w.result["n_steps"] == 100
     assert len(w.timings) == 2 and w.timings[1]["in_place"] and w.timings[1]["view_ms"] > 0
-    assert w.image.value == sg.live.render_png(w.figure)
+    assert w.image.value == sg.widgets.live.render_png(w.figure)
     assert f'data-view-ms="{w.timings[1]["view_ms"]:.1f}"' in w.status.value

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import scoregen_lite as sg
-from scoregen_lite.densities import SDEMarginal
-from scoregen_lite.exercise_fast import edm_heun_churn_reference
+from scoregen_lite.core.densities import SDEMarginal
+from scoregen_lite.exercises.fast import edm_heun_churn_reference
 
 VE = sg.sde.VESDE(0.01, 10.0)
 

@@ -1,4 +1,4 @@
-"""The course website (``python -m scoregen_lite.course site``), built from the committed notebooks, served on
+"""The course website (``python -m scoregen_lite.courseware.course site``), built from the committed notebooks, served on
 127.0.0.1 and opened page by page in Chromium (Playwright, the system executable), as a student reads it:
 
 * no console errors, no request leaves 127.0.0.1, every image loads and has a text alternative, every internal
@@ -36,7 +36,7 @@ playwright = pytest.importorskip("playwright.sync_api") if not REQUIRED else __i
 axe_playwright = pytest.importorskip("axe_playwright_python.sync_playwright") if not REQUIRED else \
     __import__("axe_playwright_python.sync_playwright").sync_playwright
 
-from scoregen_lite.site import build_site, notebook_title  # noqa: E402
+from scoregen_lite.courseware.site import build_site, notebook_title  # noqa: E402
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 #: search term -> the notebook page it must list (and jump into)

@@ -1,0 +1,349 @@
+"""Training the MNIST score networks (notebooks 07-10): ``ImageConfig`` (every setting of a run, stored in its
+checkpoint), the presets ``REFERENCE``, ``FAST``, ``CPU`` and ``QUICK_CPU``, ``train_images`` (mixed precision,
+EMA, checkpoints, resuming) and loading a trained model back. Introduced in notebooks/07_mnist_score_sde.ipynb."""
+from __future__ import annotations
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+from .. import validate
+from ..core.train import EMA, TrainingDiverged
+
+__all__ = ["CheckpointError", "ImageConfig", "REFERENCE", "FAST", "CPU", "QUICK_CPU", "make_sde", "make_unet", "save_checkpoint", "load_checkpoint", "load_score_model", "train_images"]
+
+
+class CheckpointError(ValueError):
+    """A file that is not a (complete) checkpoint of this course: the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """Everything that defines an image score-model run (saved in every checkpoint).
+
+    ``lr=None`` applies the square-root scaling rule from the reference point (batch 32,
+    lr 1e-4): lr = 1e-4 * sqrt(batch_size / 32). ``n_steps`` bounds the run; ``time_budget_s``
+    (if set) stops it earlier, on wall time. ``compile`` applies on CUDA only. ``amp`` turns on
+    reduced precision where the device has it, chosen by ``sg.precision`` (bfloat16 on Ampere and
+    newer, float16 with a gradient scaler on older CUDA GPUs, float32 on MPS and the CPU);
+    ``precision`` forces one ("bf16", "fp16", "fp32"). ``n_classes > 0`` trains a class-conditional
+    network (labels required) whose labels are replaced by the null label with probability
+    ``label_dropout`` (classifier-free guidance, Ho & Salimans 2022). ``precond``, ``noise``,
+    ``weighting``, ``sigma_data``, ``p_mean``, ``p_std``: the training recipe (``sg.recipes``, notebook 10;
+    the defaults are eq. (8) as before: no preconditioning, t ~ U(eps, 1), lambda = std_t^2).
+    """
+
+    def with_recipe(self, name: str) -> "ImageConfig":
+        """This config with a named recipe of ``sg.recipes.RECIPES`` (its precond, noise and weighting)."""
+        from .recipes import RECIPES
+
+        if name not in RECIPES:
+            raise ValueError(f"recipe={name!r} is unknown; expected one of {sorted(RECIPES)}.")
+        precond, noise, weighting = RECIPES[name]
+        return replace(self, precond=precond, noise=noise, weighting=weighting)
+
+    sde_sigma: float = 25.0                 # VE SDE of Song's tutorial, dx = sigma^t dw
+    channels: tuple = (32, 64, 128, 256)
+    embed_dim: int = 256
+    batch_size: int = 512
+    lr: float | None = None
+    warmup_steps: int = 100
+    n_steps: int = 20_000
+    time_budget_s: float | None = None
+    ema_decay: float | None = 0.999
+    grad_clip: float | None = 1.0
+    eps: float = 1e-5
+    compile: bool = True
+    amp: bool = True
+    seed: int = 0
+    checkpoint_every: int = 1000
+    n_classes: int = 0
+    label_dropout: float = 0.1
+    precision: str = "auto"
+    # the training recipe (sg.recipes, notebook 10): preconditioning, noise levels, loss weighting
+    precond: str = "none"
+    noise: str = "uniform"
+    weighting: str = "sigma2"
+    sigma_data: float = 0.5
+    p_mean: float = -1.2
+    p_std: float = 1.2
+
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else 1e-4 * math.sqrt(self.batch_size / 32)
+
+
+#: Song's tutorial recipe: batch 32, Adam 1e-4, no EMA, eager float32 (50 epochs = 50 * n / 32 steps).
+REFERENCE = ImageConfig(batch_size=32, lr=1e-4, warmup_steps=0, ema_decay=None, grad_clip=None, compile=False,
+                        amp=False)
+
+
+#: Ours: batch 512 with the sqrt lr rule, warm-up, clipping, EMA, torch.compile and bf16 on CUDA.
+FAST = ImageConfig()
+
+
+#: The CPU recipe (``train-mnist --cpu``), chosen by measurement: the U-Net at half width (280k parameters,
+#: 3x faster per image than the 1.1M one) at batch 128 with lr 2e-3, warm-up, clipping and EMA, for a
+#: 10-minute budget, so that a 2-core laptop trains recognisable digits in a class period and samples
+#: them 3x faster (benchmarks/mnist_cpu.py). At equal CPU time (15 minutes, one thread) it reached FD 35.9
+#: on 2,000 samples where the 1.1M network reached a third of its steps. It trains with EDM's recipe
+#: (preconditioning, log-normal noise levels, EDM's weighting; ``sg.recipes``), which beat eq. (8) as written
+#: at equal CPU time in benchmarks/recipes_cpu.py (notebook 10).
+CPU = ImageConfig(channels=(16, 32, 64, 128), embed_dim=128, batch_size=128, lr=2e-3, warmup_steps=200,
+                  n_steps=100_000, time_budget_s=600.0, ema_decay=0.999, compile=False, amp=False,
+                  checkpoint_every=500, precond="edm", noise="lognormal", weighting="edm")
+
+
+#: A tiny CPU version for quick mode and tests: trains in seconds, end to end.
+QUICK_CPU = ImageConfig(channels=(8, 16, 32, 64), embed_dim=32, batch_size=64, lr=2e-3, n_steps=300, warmup_steps=20,
+                        compile=False, amp=False, checkpoint_every=100)
+
+
+def make_sde(config: ImageConfig):
+    """The VE SDE of a config (``VESDE.tutorial(config.sde_sigma)``)."""
+    from .sde import VESDE
+
+    return VESDE.tutorial(config.sde_sigma)
+
+
+def make_unet(config: ImageConfig, sde=None) -> nn.Module:
+    """A fresh ``ScoreUNet`` for a config, seeded by ``config.seed``."""
+    from .nets import ScoreUNet
+
+    torch.manual_seed(config.seed)
+    return ScoreUNet(sde or make_sde(config), channels=tuple(config.channels), embed_dim=config.embed_dim,
+                     n_classes=config.n_classes, precond=config.precond, sigma_data=config.sigma_data)
+
+
+def save_checkpoint(path, **state) -> Path:
+    """torch.save ``state`` atomically: write a temporary file beside ``path``, then rename it, so an
+    interrupted run (Ctrl-C, a killed job) never leaves a half-written checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    """Load a checkpoint written by ``save_checkpoint`` (a dict)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist; train first (python -m scoregen_lite "
+                                f"train-mnist --out {path.parent}) or pass another path.")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as err:   # a text file, a truncated download, another program's file
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:120]
+        raise CheckpointError(f"{str(path)!r} is not a complete checkpoint of this course ({type(err).__name__}: "
+                              f"{first}). Pass a checkpoint.pt written by python -m scoregen_lite train-mnist, or "
+                              f"checkpoints/NAME.pt; a truncated file must be copied or trained again.") from None
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise CheckpointError(f"{str(path)!r} is a torch file but not a checkpoint of this course (it has no model "
+                              f"and config); pass a checkpoint.pt written by python -m scoregen_lite train-mnist.")
+    return state
+
+
+def load_score_model(path, device=None, use_ema: bool = True):
+    """(net, sde, config) from a checkpoint, with the EMA weights loaded when present and ``use_ema``."""
+    from ..runtime import device as default_device
+
+    state = load_checkpoint(path)
+    config = ImageConfig(**{**state["config"], "channels": tuple(state["config"]["channels"])})
+    sde = make_sde(config)
+    net = make_unet(config, sde)
+    net.load_state_dict(state["model"])
+    if use_ema and state.get("ema") is not None:
+        ema = EMA(net, state["ema"]["decay"])
+        ema.load_state_dict(state["ema"])
+        ema.copy_to(net)
+    net = net.to(device or default_device()).eval().requires_grad_(False)
+    return net, sde, config
+
+
+def _maybe_compile(net, config, device, log):
+    if not (config.compile and device.type == "cuda" and hasattr(torch, "compile")):
+        return net, False
+    try:
+        return torch.compile(net), True
+    except Exception as err:  # pragma: no cover - depends on the platform
+        log(f"torch.compile unavailable ({err}); training eagerly")
+        return net, False
+
+
+def train_images(data: torch.Tensor, config: ImageConfig = FAST, *, labels: torch.Tensor | None = None,
+                 checkpoint: str | Path | None = None, resume: bool = True, device=None, progress: bool = True,
+                 log=print, stop_after: int | None = None, meta: dict | None = None, init=None):
+    """Train a ``ScoreUNet`` with eq. (8) on images (n, 1, 28, 28) in [0, 1], with the config's recipe
+    (``sg.recipes.recipe_loss``: preconditioning, noise levels, weighting; notebook 10).
+
+    Fast on a GPU: the whole dataset sits on the device (batches are indexed there), bfloat16
+    autocast and ``torch.compile`` when available (a clean eager fallback otherwise), fused Adam,
+    EMA updated on the uncompiled module. Every ``checkpoint_every`` steps, and at the end, the
+    model, EMA, optimizer, step, loss history and RNG state are written atomically to
+    ``checkpoint``; with ``resume`` an existing checkpoint is continued, reproducing the same loss
+    curve as an uninterrupted run. ``stop_after`` ends the call after that many steps of this call
+    (used to test resuming). Progress bar: loss and images/s. ``labels`` (n,) are required for a
+    class-conditional config (``n_classes > 0``). ``meta`` (e.g. which digits were held out) is stored
+    in the checkpoint. The precision (``sg.precision``) is printed through ``log`` before training.
+
+    Returns (net, ema, info) with info = {losses, steps, seconds (wall time of this call, compilation
+    included), compile_seconds, images_per_s, compiled, device, lr, precision, resumed_from_step}.
+    Introduced in notebooks/07_mnist_score_sde.ipynb; used by the CLI and benchmarks/mnist_gpu.py.
+    """
+    from ..runtime import device as default_device, precision as default_precision
+    from .recipes import ImportanceSampler, check_recipe, recipe_loss
+
+    data = validate.batch("data", data)
+    check_recipe(config.precond, config.noise, config.weighting)
+    if data.dim() != 4 or data.shape[1:] != (1, 28, 28):
+        raise ValueError(f"data has shape {tuple(data.shape)}; expected (n, 1, 28, 28) images in [0, 1].")
+    if config.n_classes:
+        if labels is None or labels.shape != (len(data),):
+            raise ValueError(f"config.n_classes={config.n_classes} trains a class-conditional network: pass "
+                             f"labels of shape ({len(data)},), got {None if labels is None else tuple(labels.shape)}.")
+        if not 0.0 <= config.label_dropout < 1.0:
+            raise ValueError(f"label_dropout={config.label_dropout!r} is invalid: expected 0 <= p < 1 (e.g. 0.1).")
+    device = torch.device(device) if device is not None else default_device()
+    if config.amp or config.precision != "auto":
+        amp_dtype, why = default_precision(device, config.precision)
+    else:
+        amp_dtype, why = torch.float32, "fp32 (amp=False in the config)"
+    log(f"precision: {why}")
+    sde = make_sde(config)
+    importance = ImportanceSampler(sde, config.eps) if config.noise == "importance" else None
+    net = make_unet(config, sde).to(device)
+    lr = config.learning_rate()
+    fused = device.type == "cuda"
+    opt = torch.optim.Adam(net.parameters(), lr=lr, fused=fused) if fused else torch.optim.Adam(net.parameters(), lr=lr)
+    ema = EMA(net, config.ema_decay) if config.ema_decay is not None else None
+    gen = torch.Generator(device=device).manual_seed(config.seed)
+    step, losses = 0, []
+    if checkpoint is not None and resume and Path(checkpoint).exists():
+        state = load_checkpoint(checkpoint, map_location=device)
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        if ema is not None and state.get("ema") is not None:
+            ema.load_state_dict(state["ema"])
+        gen.set_state(state["rng"].cpu() if device.type == "cpu" else state["rng"].to("cpu"))
+        step, losses = state["step"], list(state["losses"])
+        log(f"resumed from {checkpoint} at step {step}")
+    elif init is not None:
+        start_net, _, start_config = load_score_model(init, device="cpu", use_ema=True)
+        mismatch = {k: (getattr(start_config, k), getattr(config, k)) for k in
+                    ("channels", "embed_dim", "n_classes", "precond", "sde_sigma", "sigma_data")
+                    if getattr(start_config, k) != getattr(config, k)}
+        if mismatch:
+            raise ValueError(f"init={str(init)!r} holds a different network: (its, this config's) {mismatch}; "
+                             f"pass the config it was trained with (e.g. --cpu --conditional as in its manifest).")
+        net.load_state_dict({k: v.float() for k, v in start_net.state_dict().items()})
+        if ema is not None:
+            ema = EMA(net, config.ema_decay)
+        log(f"starting from the EMA weights of {init}")
+    data = data.to(device, non_blocking=True)
+    if config.n_classes:
+        labels = labels.to(device=device, dtype=torch.long)
+    if device.type == "cuda":
+        net = net.to(memory_format=torch.channels_last)
+    model, compiled = _maybe_compile(net, config, device, log)
+    use_amp = amp_dtype != torch.float32
+    scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
+
+    def save():
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, model=net.state_dict(), optimizer=opt.state_dict(),
+                            ema=ema.state_dict() if ema is not None else None, step=step, losses=losses,
+                            rng=gen.get_state(), config={**asdict(config), "channels": list(config.channels)},
+                            meta=meta or {})
+
+    def loss_of(batch, y=None):
+        if y is not None:  # label dropout: the null label teaches the unconditional score too
+            drop = torch.rand(y.shape, generator=gen, device=device) < config.label_dropout
+            y = torch.where(drop, torch.full_like(y, config.n_classes), y)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+            return recipe_loss(lambda x, t: model(x, t, y).float() if y is not None else model(x, t).float(),
+                               batch, sde, noise=config.noise, weighting=config.weighting, eps=config.eps,
+                               generator=gen, sigma_data=config.sigma_data, p_mean=config.p_mean,
+                               p_std=config.p_std, importance=importance, check=False)
+
+    start = time.perf_counter()  # wall time includes compilation
+    if compiled:  # compilation happens at the first call: fall back to eager if it fails there
+        try:
+            state = gen.get_state()
+            loss_of(data[:config.batch_size], labels[:config.batch_size] if config.n_classes else None).backward()
+            net.zero_grad(set_to_none=True)
+            gen.set_state(state)
+        except Exception as err:  # pragma: no cover - depends on the platform
+            log(f"torch.compile failed at the first step ({type(err).__name__}: {err}); training eagerly")
+            model, compiled = net, False
+            net.zero_grad(set_to_none=True)
+            gen.set_state(state)
+    compile_seconds = time.perf_counter() - start
+
+    n = len(data)
+    start_step = step
+    bar = tqdm(total=config.n_steps, initial=step, desc="training", disable=not progress, mininterval=1.0)
+    pending = []  # losses stay on the device until a sync point, so the GPU is never stalled per step
+    try:
+        while step < config.n_steps:
+            if config.time_budget_s is not None and time.perf_counter() - start > config.time_budget_s:
+                break
+            if stop_after is not None and step - start_step >= stop_after:
+                break
+            for group in opt.param_groups:  # linear warm-up, then constant
+                group["lr"] = lr * min(1.0, (step + 1) / max(1, config.warmup_steps))
+            idx = torch.randint(n, (config.batch_size,), generator=gen, device=device)
+            loss = loss_of(data[idx], labels[idx] if config.n_classes else None)
+            opt.zero_grad(set_to_none=True)
+            if scaler is not None:  # float16: scale the loss so small gradients do not underflow
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)
+            else:
+                loss.backward()
+            if config.grad_clip is not None:
+                nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+            if scaler is not None:
+                scaler.step(opt)
+                scaler.update()
+            else:
+                opt.step()
+            if ema is not None:
+                ema.update(net)
+            pending.append(loss.detach())
+            step += 1
+            if step % 50 == 0 or step == config.n_steps:
+                values = torch.stack(pending).float().cpu().tolist()
+                pending.clear()
+                bad = [v for v in values if not math.isfinite(v)]
+                if bad:
+                    raise TrainingDiverged(f"loss became {bad[0]} near step {step} (last finite "
+                                           f"{next((v for v in reversed(losses) if math.isfinite(v)), None)}); "
+                                           f"try a smaller lr (now {lr:g}).")
+                losses.extend(values)
+                elapsed = time.perf_counter() - start
+                bar.set_postfix(loss=f"{sum(values) / len(values):.4g}",
+                                img_s=f"{(step - start_step) * config.batch_size / max(elapsed, 1e-9):,.0f}")
+                bar.update(len(values))
+            if step % config.checkpoint_every == 0:
+                if pending:
+                    losses.extend(torch.stack(pending).float().cpu().tolist())
+                    pending.clear()
+                save()
+    finally:
+        if pending:
+            losses.extend(torch.stack(pending).float().cpu().tolist())
+        bar.close()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    save()
+    net.eval()
+    info = {"losses": losses, "steps": step, "seconds": seconds, "compiled": compiled, "device": str(device),
+            "compile_seconds": compile_seconds, "precision": str(amp_dtype).replace("torch.", ""),
+            "images_per_s": (step - start_step) * config.batch_size / max(seconds, 1e-9), "lr": lr,
+            "resumed_from_step": start_step,
+            "config": replace(config)}
+    return net, ema, info

@@ -75,7 +75,7 @@ def check_edm_heun_churn(fn) -> None:
     sigma_0, the window ignored, and Euler without the correction."""
     from ..core.densities import SDEMarginal, ring
     from ..core.sde import SDES
-    from ..core.solvers import edm_sampler, sigma_schedule
+    from ..core.fast import edm_sampler, sigma_schedule
 
     p = ring(dtype=torch.float64)
     ve = SDES["VE"]()

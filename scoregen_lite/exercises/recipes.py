@@ -158,7 +158,7 @@ def check_memorised_fraction(fn) -> None:
     Recognised mistakes: the ratio of squared distances, d2 / d1 (the ratio upside down), exact copies skipped
     (distance 0 treated as the sample itself), the number of samples flagged instead of their fraction, the
     fraction not flagged, and a threshold on d1 alone."""
-    from ..core.metrics import memorised_fraction
+    from ..images.evaluation import memorised_fraction
 
     for k, (samples, train) in enumerate(_memorisation_cases()):
         want = torch.tensor([memorised_fraction(samples, train)], dtype=torch.float64)

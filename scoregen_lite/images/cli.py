@@ -142,7 +142,7 @@ def main(argv=None) -> int:
             print(f"{r['n']} held-out digits, {args.mask} shown, {method} ({r['nfe']} evaluations) in {r['seconds']:.1f} s: "
                   f"{r['accuracy_as_original']:.0%} classified as the original digit -> {Path(args.out) / 'inpainted.png'}")
         elif args.command == "ship-classifier":
-            from ..core.guidance import ship_noisy_classifier
+            from .guidance import ship_noisy_classifier
 
             info = ship_noisy_classifier(n_steps=args.steps, root=args.root, device=args.device,
                                          command="python -m scoregen_lite " + " ".join(raw))

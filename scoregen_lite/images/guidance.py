@@ -21,7 +21,7 @@ class NoisyClassifier(torch.nn.Module):
 
     def __init__(self, sde, channels=(32, 64), embed_dim: int = 32):
         super().__init__()
-        from .nets import GaussianFourierProjection
+        from ..core.nets import GaussianFourierProjection
 
         self.sde = sde
         c1, c2 = channels
@@ -148,7 +148,7 @@ def ship_noisy_classifier(*, n_steps: int = 2000, root=None, device=None, comman
 
     from ..runtime import device as default_device, device_name
     from ..images import data as data_mod
-    from .train import ImageConfig, make_sde, save_checkpoint
+    from .training import ImageConfig, make_sde, save_checkpoint
 
     device = torch.device(device) if device is not None else default_device()
     split = data_mod.mnist_split(root=root)

@@ -129,7 +129,7 @@ def _sample(net, sde, n, *, sampler, n_steps, batch_size, seed, device, out_dir=
         if label is not None and not 0 <= int(label) < net.n_classes:
             raise ValueError(f"label={label!r} is invalid: expected a digit 0..{net.n_classes - 1}.")
         if label is not None:
-            from ..core.guidance import classifier_free_net
+            from .guidance import classifier_free_net
 
             score_fn = classifier_free_net(net, int(label), guidance)
     elif label is not None:

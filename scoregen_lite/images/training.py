@@ -38,7 +38,7 @@ class ImageConfig:
 
     def with_recipe(self, name: str) -> "ImageConfig":
         """This config with a named recipe of ``sg.recipes.RECIPES`` (its precond, noise and weighting)."""
-        from .recipes import RECIPES
+        from ..core.recipes import RECIPES
 
         if name not in RECIPES:
             raise ValueError(f"recipe={name!r} is unknown; expected one of {sorted(RECIPES)}.")
@@ -103,14 +103,14 @@ QUICK_CPU = ImageConfig(channels=(8, 16, 32, 64), embed_dim=32, batch_size=64, l
 
 def make_sde(config: ImageConfig):
     """The VE SDE of a config (``VESDE.tutorial(config.sde_sigma)``)."""
-    from .sde import VESDE
+    from ..core.sde import VESDE
 
     return VESDE.tutorial(config.sde_sigma)
 
 
 def make_unet(config: ImageConfig, sde=None) -> nn.Module:
     """A fresh ``ScoreUNet`` for a config, seeded by ``config.seed``."""
-    from .nets import ScoreUNet
+    from .unet import ScoreUNet
 
     torch.manual_seed(config.seed)
     return ScoreUNet(sde or make_sde(config), channels=tuple(config.channels), embed_dim=config.embed_dim,
@@ -195,7 +195,7 @@ def train_images(data: torch.Tensor, config: ImageConfig = FAST, *, labels: torc
     Introduced in notebooks/07_mnist_score_sde.ipynb; used by the CLI and benchmarks/mnist_gpu.py.
     """
     from ..runtime import device as default_device, precision as default_precision
-    from .recipes import ImportanceSampler, check_recipe, recipe_loss
+    from ..core.recipes import ImportanceSampler, check_recipe, recipe_loss
 
     data = validate.batch("data", data)
     check_recipe(config.precond, config.noise, config.weighting)

@@ -284,7 +284,7 @@ def train_ncsn(data, sigmas, *, n_steps: int, hidden: int = 128, n_layers: int =
     sigmas = torch.as_tensor(sigmas)
     torch.manual_seed(seed)
     net = ConditionalMLPScore(data.shape[1], hidden=hidden, n_layers=n_layers,
-                              output_divisor=_divide_by_sigma if divide_by_sigma else None)
+                              output_divisor=sigma_divisor if divide_by_sigma else None)
     result = fit(net, lambda n, x: ncsn_loss(n, x, sigmas.to(x.device), weighting=weighting), data,
                  n_steps=n_steps, batch_size=batch_size, lr=lr, ema_decay=ema_decay, seed=seed, device=device,
                  progress=progress, desc="NCSN")
@@ -293,7 +293,7 @@ def train_ncsn(data, sigmas, *, n_steps: int, hidden: int = 128, n_layers: int =
     return net.requires_grad_(False), result
 
 
-def _divide_by_sigma(sigma: torch.Tensor) -> torch.Tensor:
+def sigma_divisor(sigma: torch.Tensor) -> torch.Tensor:
     """s_theta(x, sigma) = net(x, sigma) / sigma (||s|| ~ 1/sigma; Song & Ermon 2020, technique 3)."""
     return sigma
 

@@ -122,7 +122,7 @@ def train_ncsn_with_loss(loss_fn, data, sigmas, *, n_steps: int, divide_by_sigma
     ``ema_decay``; defaults as ``train_ncsn``). Returns (net, FitResult). Introduced in notebooks/04_ncsn.ipynb."""
     from .. import validate
     from ..core.nets import ConditionalMLPScore
-    from ..core.train import _divide_by_sigma, fit
+    from ..core.train import sigma_divisor, fit
 
     if not callable(loss_fn):
         raise TypeError(f"loss_fn={loss_fn!r} must be callable: loss_fn(score_net, x, sigmas, idx, z) -> 0-d tensor.")
@@ -131,7 +131,7 @@ def train_ncsn_with_loss(loss_fn, data, sigmas, *, n_steps: int, divide_by_sigma
     options = {"batch_size": 512, "lr": 2e-3, "ema_decay": 0.999, **kwargs}
     torch.manual_seed(seed)
     net = ConditionalMLPScore(data.shape[1], hidden=128, n_layers=3,
-                              output_divisor=_divide_by_sigma if divide_by_sigma else None)
+                              output_divisor=sigma_divisor if divide_by_sigma else None)
 
     def batch_loss(score_net, x):
         levels = sigmas.to(x.device, x.dtype)

@@ -75,6 +75,8 @@ def mnist_classifier(images: torch.Tensor, labels: torch.Tensor, *, epochs: int 
 
 @torch.no_grad()
 def features_and_classes(classifier, x, batch_size=1000):
+    """(features (n, 128), predicted classes (n,)) of images ``x`` under the evaluation ``classifier``, in
+    batches of ``batch_size``: the feature space of ``frechet_distance`` (notebooks 07-10, the benchmarks)."""
     feats, classes = [], []
     dev = next(classifier.parameters()).device
     for i in range(0, len(x), batch_size):

@@ -15,11 +15,17 @@ training of score-based diffusion models" (MLE), sections 3-4):
   sd = sigma_data, so that F's input and target have unit variance at every sigma.
 * **Noise levels** in training: ``"uniform"`` t ~ U(eps, 1) (eq. (8)); ``"lognormal"`` ln sigma ~
   N(p_mean, p_std^2) (EDM section 5), clamped to the SDE's range; ``"importance"`` t ~ q(t) proportional to
-  g(t)^2 / std_t^2 (MLE section 4.2), reweighted by 1 / q so the estimate stays that of uniform t.
+  g(t)^2 / std_t^2 (MLE section 4.2), reweighted by 1 / q so the estimate stays that of uniform t;
+  ``"straight"``: the straight path's time of flow matching (notebook 11), u = sigma / (1 + sigma) drawn
+  logit-normal, logit u ~ N(0, 1) (Esser et al. 2024, "Scaling rectified flow transformers", section 3.1),
+  restricted to the SDE's range of sigma. Since logit u = ln sigma, this is EDM's log-normal with
+  P_mean = 0, P_std = 1, truncated to the range rather than clamped.
 * **Loss weighting** lambda(t) of eq. (8), written on the normalised error ||std_t s + z||^2 (whose
   lambda = std_t^2 weight is 1): ``"sigma2"`` (eq. (8), 1), ``"edm"`` (lambda = (sigma^2 + sd^2) /
   (sigma sd)^2 on the denoiser, i.e. (sigma^2 + sd^2) / sd^2 here), ``"likelihood"`` (lambda = g(t)^2,
-  MLE's likelihood weighting, i.e. g^2 / std_t^2 here).
+  MLE's likelihood weighting, i.e. g^2 / std_t^2 here), ``"flow"`` ((1 + sigma)^2: the conditional flow
+  matching loss ||v - (z - x(0))||^2 on the straight path x_u = (1 - u) x(0) + u z, u = sigma / (1 + sigma),
+  of the velocity v = (x_u - D) / u the denoiser gives; notebook 11).
 
 ``recipe_loss`` is eq. (8) with these choices (``sg.losses.sde_dsm`` is the uniform, sigma2 case, draw for
 draw). ``RECIPES`` names the combinations the benchmark compares. Introduced in
@@ -41,8 +47,8 @@ __all__ = ["PRECONDITIONINGS", "NOISE_LEVELS", "WEIGHTINGS", "RECIPES", "coeffic
            "denoiser_error", "edm_loss", "bits_point_mass", "bits_bound"]
 
 PRECONDITIONINGS = ("none", "edm")
-NOISE_LEVELS = ("uniform", "lognormal", "importance")
-WEIGHTINGS = ("sigma2", "edm", "likelihood")
+NOISE_LEVELS = ("uniform", "lognormal", "importance", "straight")
+WEIGHTINGS = ("sigma2", "edm", "likelihood", "flow")
 
 #: The recipes notebook 10 and ``benchmarks/recipes_cpu.py`` compare: name -> (precond, noise, weighting).
 RECIPES = {
@@ -50,6 +56,7 @@ RECIPES = {
     "edm-precond": ("edm", "uniform", "sigma2"),       # EDM's preconditioning alone
     "edm": ("edm", "lognormal", "edm"),                # EDM's preconditioning, noise levels and weighting
     "likelihood": ("edm", "importance", "likelihood"),  # MLE's weighting with importance sampling of t
+    "flow": ("edm", "straight", "flow"),               # flow matching on the straight path (notebook 11)
 }
 
 
@@ -194,6 +201,17 @@ def sample_times(noise: str, sde, n: int, *, eps: float = 1e-5, generator=None, 
         sigma = sigma.clamp(lo, sde.max_noise_level())
         t = sde.t_of_sigma(sigma).clamp(eps, 1.0).to(dtype)
         return t, torch.ones_like(t)
+    if noise == "straight":
+        lo = sde.sigma_of_t(torch.tensor(eps, dtype=torch.float64))
+        hi = torch.tensor(sde.max_noise_level(), dtype=torch.float64)
+        normal = torch.distributions.Normal(0.0, 1.0)
+        # logit u ~ N(0, 1) restricted to [u(sigma_lo), u(sigma_hi)] by inverting its CDF; u / (1 - u) = sigma
+        c_lo, c_hi = normal.cdf(torch.log(lo)), normal.cdf(torch.log(hi))
+        v = torch.rand(n, generator=generator, device=generator.device if generator is not None else device,
+                       dtype=torch.float64).cpu()
+        sigma = torch.exp(normal.icdf(c_lo + (c_hi - c_lo) * v)).clamp(float(lo), float(hi))
+        t = sde.t_of_sigma(sigma).clamp(eps, 1.0).to(device=device, dtype=dtype)
+        return t, torch.ones_like(t)
     if noise == "importance":
         sampler = importance or ImportanceSampler(sde, eps)
         t, q = sampler.sample(n, generator, device=device, dtype=dtype)
@@ -204,7 +222,10 @@ def sample_times(noise: str, sde, n: int, *, eps: float = 1e-5, generator=None, 
 def loss_weight(weighting: str, sde, t: torch.Tensor, sigma_data: float = 0.5) -> torch.Tensor:
     """The weight of the normalised error ||std_t s + z||^2 at time t (shape of t) for a loss weighting:
     ``"sigma2"`` 1 (eq. (8)'s lambda = std_t^2), ``"edm"`` (sigma^2 + sd^2) / sd^2 (EDM's lambda on the
-    denoiser), ``"likelihood"`` g(t)^2 / std_t^2 (lambda = g^2, Song et al. 2021, MLE, theorem 1)."""
+    denoiser), ``"likelihood"`` g(t)^2 / std_t^2 (lambda = g^2, Song et al. 2021, MLE, theorem 1),
+    ``"flow"`` (1 + sigma)^2: since ||std_t s + z||^2 = ||D - x(0)||^2 / sigma^2 and the straight path's
+    velocity error is ||D - x(0)||^2 / u^2 with u = sigma / (1 + sigma), this weight makes the loss the
+    conditional flow matching loss (Lipman et al. 2023, eq. (9); notebook 11)."""
     if weighting == "sigma2":
         return torch.ones_like(t)
     alpha, std = sde.marginal_coeffs(t, check=False)
@@ -213,6 +234,8 @@ def loss_weight(weighting: str, sde, t: torch.Tensor, sigma_data: float = 0.5) -
         return (sigma**2 + sigma_data**2) / sigma_data**2
     if weighting == "likelihood":
         return sde.diffusion(t, check=False) ** 2 / std**2
+    if weighting == "flow":
+        return (1 + std / alpha) ** 2
     raise ValueError(f"weighting={weighting!r} is not a loss weighting; expected one of {WEIGHTINGS}.")
 
 

@@ -11,6 +11,7 @@ import math
 import sys
 from pathlib import Path
 
+from ..core.recipes import RECIPES
 
 #: Steps per sampler when ``--steps`` is not given (the settings notebooks 07 and 08 use).
 DEFAULT_STEPS = {"em": 500, "pc": 500, "ode": 500, "edm": 18, "dpm": 20}
@@ -27,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--conditional", action="store_true",
                    help="class-conditional network (label dropout 0.1, for classifier-free guidance)")
     t.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], help="default: chosen by the device")
-    t.add_argument("--recipe", choices=["song", "edm-precond", "edm", "likelihood"],
+    t.add_argument("--recipe", choices=sorted(RECIPES),
                    help="training recipe of sg.recipes.RECIPES (notebook 10); default: the config's own")
     t.add_argument("--steps", type=int, help="number of training steps")
     t.add_argument("--batch-size", type=int)

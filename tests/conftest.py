@@ -46,3 +46,41 @@ def classifier_cache(tmp_path_factory):
     """One cache folder for the whole test session: the MNIST metrics classifier (keyed by a hash of its
     training data) is trained once and reused by every test that needs it, without touching ~/.cache."""
     return tmp_path_factory.mktemp("scoregen-cache")
+
+
+# --- slow tests: `python -m pytest` runs the quick ones; `--slow` (or SCOREGEN_SLOW=1) runs everything, as CI does
+
+
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", default=False,
+                     help="also run the tests marked slow (mutation check, notebook executions, browser tests, "
+                          "long training) and the notebooks under nbval; SCOREGEN_SLOW=1 does the same; CI does (.ci/run)")
+
+
+def _run_slow(config) -> bool:
+    value = os.environ.get("SCOREGEN_SLOW", "").strip()
+    if value not in ("", "0", "1"):
+        raise pytest.UsageError(f"SCOREGEN_SLOW={value!r} is not understood: set it to 1 (run the slow tests) or 0")
+    return config.getoption("--slow") or value == "1"
+
+
+def _is_slow(item) -> bool:
+    """Marked slow, or a notebook cell collected by nbval (each notebook is executed top to bottom)."""
+    return item.get_closest_marker("slow") is not None or item.path.suffix == ".ipynb"
+
+
+def pytest_collection_modifyitems(config, items):
+    if _run_slow(config):
+        return
+    slow = [item for item in items if _is_slow(item)]
+    if slow:
+        items[:] = [item for item in items if not _is_slow(item)]
+        config.hook.pytest_deselected(items=slow)
+        config._scoregen_slow_deselected = len(slow)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    count = getattr(config, "_scoregen_slow_deselected", 0)
+    if count:
+        terminalreporter.write_line(f"{count} slow tests or notebook cells deselected; run them with "
+                                    f"`python -m pytest --slow` (CI runs everything: .ci/run)")

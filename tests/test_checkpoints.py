@@ -106,6 +106,7 @@ def test_load_order(tmp_path, monkeypatch):
         sgm.find_checkpoint("mnist_vp")
 
 
+@pytest.mark.slow
 def test_shipped_model_beats_a_handful_of_steps(shared_mnist, classifier_cache, monkeypatch):
     """On 64 EM-100 samples the shipped model's Frechet distance is far below that of the same network
     after 30 training steps, and its class histogram is not collapsed onto a few digits."""

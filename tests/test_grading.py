@@ -99,6 +99,7 @@ def _scores(course, assignment, student):
         return sub.score, sub.max_score, grades
 
 
+@pytest.mark.slow
 def test_grading_without_an_activated_environment(tmp_path, nbgrader_cli, monkeypatch):
     """nbgrader runs the ``alembic`` executable from PATH when it creates a gradebook; with the venv not activated
     (its bin folder not on PATH) plain nbgrader fails with FileNotFoundError: 'alembic'. The course's way
@@ -136,6 +137,7 @@ def test_nbgrader_env_puts_the_interpreters_bin_first():
     assert (grading.bin_dir() / "python").exists() or (grading.bin_dir() / "python.exe").exists()
 
 
+@pytest.mark.slow
 def test_nbgrader_end_to_end(tmp_path, nbgrader_cli):
     course = tmp_path / "course"
     course.mkdir()

@@ -256,6 +256,7 @@ def test_classifier_and_evaluation_on_tiny_data(tmp_path, monkeypatch):
     assert res["frechet"] < 5 and res["histogram_ok"]
 
 
+@pytest.mark.slow
 def test_cli_quick_train_sample_evaluate(tmp_path, shared_mnist, classifier_cache):
     env = dict(os.environ, SCOREGEN_DATA=str(shared_mnist.parent), SCOREGEN_CACHE=str(classifier_cache), SCOREGEN_QUICK="1")
     run = lambda *a: subprocess.run([sys.executable, "-m", "scoregen_lite", *a], env=env, capture_output=True,  # noqa: E731
@@ -275,6 +276,7 @@ def test_cli_quick_train_sample_evaluate(tmp_path, shared_mnist, classifier_cach
     assert r.returncode == 2 and "train first" in r.stderr
 
 
+@pytest.mark.slow
 def test_cli_fast_samplers_guidance_and_inpainting(tmp_path, shared_mnist, classifier_cache):
     """The notebook-08/09 command lines on the shipped checkpoints: --sampler edm/dpm, --label with --guidance,
     inpaint with RePaint; and the errors a user meets first."""
@@ -306,6 +308,7 @@ def test_cli_offline_message(tmp_path):
     assert r.returncode == 2 and "MNIST train files not found" in r.stderr and "SCOREGEN_DATA" in r.stderr
 
 
+@pytest.mark.slow
 def test_benchmark_script_runs_tiny(tmp_path, shared_mnist):
     """The GPU benchmark's own code path, at tiny size on the CPU (no timing claims)."""
     env = dict(os.environ, SCOREGEN_DATA=str(shared_mnist.parent))
@@ -448,6 +451,7 @@ def test_training_runs_in_each_precision_branch(tiny_data, monkeypatch):
     assert logs[0].startswith("precision: fp32")
 
 
+@pytest.mark.slow
 def test_cpu_benchmark_script_runs_tiny(tmp_path, shared_mnist, classifier_cache):
     """The CPU benchmark's own code path at toy size (no timing claims): it writes the JSON the README
     renders, with the target read from the committed GPU run."""

@@ -69,6 +69,7 @@ def test_check_passes_on_solution_and_fails_on_stub(name, src, check, earlier, c
         exec(compile(stub, name, "exec"), _solved(name, earlier))
 
 
+@pytest.mark.slow
 def test_student_copies_run_up_to_first_exercise(tmp_path):
     """Execute each student copy in a kernel, quick mode: every cell before the first exercise runs
     without error, and the first error is the exercise's NotImplementedError."""

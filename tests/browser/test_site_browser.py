@@ -24,6 +24,8 @@ from urllib.parse import urljoin
 
 import pytest
 
+pytestmark = pytest.mark.slow    # a real browser: minutes; `pytest --slow` or CI (.ci/run)
+
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "site"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -56,13 +56,60 @@ def test_quick_mode_never_keyed_off_ci():
     assert "environ.get(\"CI\"" not in src and "environ['CI']" not in src and 'environ["CI"]' not in src
 
 
+def _fenced_lines(markdown: str) -> list[str]:
+    """The non-blank lines of a Markdown text's fenced code blocks (``` or ~~~, any language, indented or not),
+    stripped, a leading shell prompt ``$ `` dropped."""
+    lines, fence = [], None
+    for raw in markdown.splitlines():
+        line = raw.strip()
+        if fence is None:
+            opening = re.match(r"(`{3,}|~{3,})", line)
+            fence = opening.group(1) if opening else None
+        elif line.startswith(fence) and not line.lstrip(fence[0]):
+            fence = None
+        elif line:
+            lines.append(line.removeprefix("$ "))
+    return lines
+
+
+def _test_command_mismatch(readme: str, ci: str) -> str | None:
+    """None when the README shows .ci/run's test command verbatim in a fenced block and shows no other full
+    (slow or notebook) test command; else what is wrong. .ci/run runs pytest on one line, slow tests included."""
+    ci_commands = [line.strip() for line in ci.splitlines()
+                   if re.search(r"\bpytest\b", line) and not line.lstrip().startswith("#")]
+    if len(ci_commands) != 1:
+        return f".ci/run must run pytest on exactly one line, not {ci_commands}"
+    command = ci_commands[0]
+    if not re.search(r"(^|\s)(--slow|SCOREGEN_SLOW=1)(\s|$)", command) or not {"tests", "notebooks"} <= set(command.split()):
+        return f".ci/run's test command {command!r} must run everything: --slow (tests/conftest.py), tests and notebooks"
+    shown = [line for line in _fenced_lines(readme) if re.search(r"\bpytest\b", line)]
+    if command not in shown:
+        return f"the README shows no fenced line {command!r} (.ci/run's test command); its pytest lines: {shown}"
+    other = [line for line in shown if line != command and re.search(r"--slow|SCOREGEN_SLOW=1|nbval|notebooks", line)]
+    if other:
+        return f"the README shows full test commands {other} besides .ci/run's {command!r}"
+    return None
+
+
 def test_ci_runs_readme_test_command_verbatim():
+    """.ci/run's test command (everything, slow tests and notebooks) is the README's, verbatim."""
     readme = open(os.path.join(REPO, "README.md")).read()
     ci = open(os.path.join(REPO, ".ci", "run")).read()
-    m = re.search(r"<!-- test-command -->\s*```bash\n(.+?)\n```", readme, re.S)
-    assert m, "README must show the test command in a ```bash block after <!-- test-command -->"
-    command = m.group(1).strip()
-    assert command in ci.splitlines(), f"{command!r} must appear verbatim as a line of .ci/run"
+    problem = _test_command_mismatch(readme, ci)
+    assert problem is None, problem
+
+
+def test_test_command_check_catches_a_difference():
+    full = "SCOREGEN_QUICK=1 python -m pytest --slow --nbval-lax --nbval-current-env tests notebooks"
+    ci = f"set -e\n# the README's command:\n{full}\n"
+    readme = f"Quick:\n\n```bash\npython -m pytest\n```\n\nAll, as CI:\n\n  ```bash\n  $ {full}\n  ```\n"
+    assert _test_command_mismatch(readme, ci) is None
+    assert "shows no fenced line" in _test_command_mismatch(readme.replace("--slow ", ""), ci)      # README differs
+    assert "shows no fenced line" in _test_command_mismatch(readme, ci.replace(" notebooks", " notebooks -x"))
+    assert "shows no fenced line" in _test_command_mismatch(f"Run\n\n    {full}\n", ci)               # not in a fenced block
+    assert "besides" in _test_command_mismatch(readme + "```\npython -m pytest --slow tests\n```\n", ci)
+    assert "must run everything" in _test_command_mismatch(readme.replace("--slow ", ""), ci.replace("--slow ", ""))
+    assert "exactly one line" in _test_command_mismatch(readme, ci + "python -m pytest tests\n")
 
 
 def test_ci_fails_clearly_without_shared_data(tmp_path):

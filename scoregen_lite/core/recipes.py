@@ -43,7 +43,7 @@ from .sde import per_sample
 
 __all__ = ["PRECONDITIONINGS", "NOISE_LEVELS", "WEIGHTINGS", "RECIPES", "coefficients", "precondition",
            "Preconditioned", "optimal_gaussian_output", "ImportanceSampler", "sample_times", "loss_weight",
-           "recipe_loss", "per_sigma_loss", "target_std", "bits_floor", "check_recipe", "empirical_score",
+           "recipe_loss", "target_std", "bits_floor", "check_recipe", "empirical_score",
            "denoiser_error", "edm_loss", "bits_point_mass", "bits_bound"]
 
 PRECONDITIONINGS = ("none", "edm")
@@ -267,22 +267,6 @@ def recipe_loss(score_net, x0: torch.Tensor, sde, *, noise: str = "uniform", wei
         raise ValueError(f"score_net returned shape {tuple(s.shape)}; expected x's shape {tuple(x0.shape)}.")
     err = (per_sample(std, x0) * s + z).pow(2).reshape(n, -1).sum(1)
     return (iw * loss_weight(weighting, sde, t, sigma_data) * err).mean()
-
-
-@torch.no_grad()
-def per_sigma_loss(score_net, x0: torch.Tensor, sde, sigmas, generator: torch.Generator | None = None) -> torch.Tensor:
-    """The unweighted normalised error E ||std_t s_theta(x_t, t) + z||^2 / D at each noise level sigma
-    (sigma = std_t / alpha_t, t = ``sde.t_of_sigma``), one value per level: the loss per sigma of notebook 10
-    (1 means "no better than predicting no noise"; the optimum is below, not 0)."""
-    x0 = validate.batch("x0", x0)
-    out = []
-    for sig in torch.as_tensor(sigmas, dtype=torch.float64):
-        t = sde.t_of_sigma(sig).to(x0.dtype).expand(len(x0))
-        alpha, std = sde.marginal_coeffs(t, check=False)
-        z = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-        s = score_net(per_sample(alpha, x0) * x0 + per_sample(std, x0) * z, t)
-        out.append((per_sample(std, x0) * s + z).pow(2).reshape(len(x0), -1).sum(1).mean() / x0[0].numel())
-    return torch.stack(out)
 
 
 @torch.no_grad()

@@ -16,10 +16,8 @@ training of score-based diffusion models" (MLE), sections 3-4):
 * **Noise levels** in training: ``"uniform"`` t ~ U(eps, 1) (eq. (8)); ``"lognormal"`` ln sigma ~
   N(p_mean, p_std^2) (EDM section 5), clamped to the SDE's range; ``"importance"`` t ~ q(t) proportional to
   g(t)^2 / std_t^2 (MLE section 4.2), reweighted by 1 / q so the estimate stays that of uniform t;
-  ``"straight"``: the straight path's time of flow matching (notebook 11), u = sigma / (1 + sigma) drawn
-  logit-normal, logit u ~ N(0, 1) (Esser et al. 2024, "Scaling rectified flow transformers", section 3.1),
-  restricted to the SDE's range of sigma. Since logit u = ln sigma, this is EDM's log-normal with
-  P_mean = 0, P_std = 1, truncated to the range rather than clamped.
+  ``"straight"``: flow matching's time u = sigma / (1 + sigma) logit-normal (Esser et al. 2024, section 3.1):
+  logit u = ln sigma ~ N(0, 1), truncated to the SDE's range (EDM's log-normal with P_mean 0, P_std 1).
 * **Loss weighting** lambda(t) of eq. (8), written on the normalised error ||std_t s + z||^2 (whose
   lambda = std_t^2 weight is 1): ``"sigma2"`` (eq. (8), 1), ``"edm"`` (lambda = (sigma^2 + sd^2) /
   (sigma sd)^2 on the denoiser, i.e. (sigma^2 + sd^2) / sd^2 here), ``"likelihood"`` (lambda = g(t)^2,
@@ -223,9 +221,8 @@ def loss_weight(weighting: str, sde, t: torch.Tensor, sigma_data: float = 0.5) -
     """The weight of the normalised error ||std_t s + z||^2 at time t (shape of t) for a loss weighting:
     ``"sigma2"`` 1 (eq. (8)'s lambda = std_t^2), ``"edm"`` (sigma^2 + sd^2) / sd^2 (EDM's lambda on the
     denoiser), ``"likelihood"`` g(t)^2 / std_t^2 (lambda = g^2, Song et al. 2021, MLE, theorem 1),
-    ``"flow"`` (1 + sigma)^2: since ||std_t s + z||^2 = ||D - x(0)||^2 / sigma^2 and the straight path's
-    velocity error is ||D - x(0)||^2 / u^2 with u = sigma / (1 + sigma), this weight makes the loss the
-    conditional flow matching loss (Lipman et al. 2023, eq. (9); notebook 11)."""
+    ``"flow"`` (1 + sigma)^2: ||std_t s + z||^2 = ||D - x(0)||^2 / sigma^2 and the straight path's velocity
+    error is ||D - x(0)||^2 / u^2, u = sigma / (1 + sigma): the flow matching loss (Lipman et al. 2023, eq. (9))."""
     if weighting == "sigma2":
         return torch.ones_like(t)
     alpha, std = sde.marginal_coeffs(t, check=False)

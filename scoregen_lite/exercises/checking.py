@@ -1,13 +1,15 @@
-"""How an exercise check compares a student's answer and reports (used by ``sg.exercises`` and
-``sg.exercises.methods``): ``compare`` against the reference with a catalogue of known mistakes, ``passed``,
-and ``ExerciseFailed``, the error whose message is what teaches."""
+"""What every exercise check of ``sg.exercises`` shares (one module per notebook, ``nb01_...`` to ``nb10_...``):
+``compare`` against the reference with a catalogue of known mistakes, ``compare_loss`` for a loss (a 0-d tensor
+with its gradient), ``passed``, ``ExerciseFailed`` (the error whose message is what teaches), the ``points``
+decorator that declares a check's nbgrader points beside it, and ``TinyNet``, the small network of the loss checks
+of notebooks 02 and 03."""
 from __future__ import annotations
 
 import math
 
 import torch
 
-__all__ = ["ExerciseFailed", "passed", "fmt", "compare"]
+__all__ = ["ExerciseFailed", "passed", "fmt", "at_point", "compare", "compare_loss", "points", "points_of", "TinyNet"]
 
 
 class ExerciseFailed(AssertionError):
@@ -20,14 +22,55 @@ class ExerciseFailed(AssertionError):
         return [f"ExerciseFailed: {self}"]
 
 
+#: module name -> {check name: nbgrader points}, filled by ``@points(n)``
+_RECORDED: dict[str, dict[str, int]] = {}
+
+
+def points(n: int):
+    """Decorator that declares a check's nbgrader points beside it: ``@points(2)`` above ``def check_<name>``.
+
+    It records ``n`` for ``points_of(module)`` (each notebook's module ends with ``POINTS = points_of(__name__)``;
+    ``sg.exercises.POINTS`` merges them and ``scoregen_lite.courseware.grading`` reads that) and sets
+    ``check.points``; the function itself is returned unchanged. 1 point for a formula of a line or two, 2 for
+    one with a catalogue of subtler mistakes (log-sum-exp, a loop, an estimator, a loss), 3 for a method built
+    whole (a sampler, a loss with its gradient checked)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"points(n={n!r}): a check is worth a whole number of points >= 1, e.g. @points(2).")
+
+    def record(check):
+        name = getattr(check, "__name__", "")
+        if not callable(check) or not name.startswith("check_"):
+            raise ValueError(f"@points({n}) decorates an exercise check, a function named check_<name>; got {check!r}.")
+        _RECORDED.setdefault(check.__module__, {})[name] = n
+        check.points = n
+        return check
+
+    return record
+
+
+def points_of(module: str) -> dict[str, int]:
+    """{check name: points} of the checks that ``@points`` recorded in ``module`` (a module's ``__name__``)."""
+    if module not in _RECORDED:
+        raise KeyError(f"points_of({module!r}): no check of that module declares its points; decorate each "
+                       f"check_<name> there with @points(n).")
+    return dict(_RECORDED[module])
+
+
 def passed(name: str, detail: str) -> None:
+    """Print a check's pass line, ``"✅ <name>: passed (<detail>)."``, what the student sees when it is right."""
     print(f"\u2705 {name}: passed ({detail}).")
 
 
 def fmt(v, digits: int = 4) -> str:
+    """A number or tensor for a message: ``digits`` significant digits, at most four entries, ``(a, b, ...)``."""
     v = v.detach().double().flatten().tolist() if isinstance(v, torch.Tensor) else [float(v)]
     return "(" + ", ".join(f"{a:.{digits}g}" for a in v[:4]) + (", ..." if len(v) > 4 else "") + ")" if len(v) > 1 \
         else f"{v[0]:.{digits}g}"
+
+
+def at_point(x: torch.Tensor, i: int) -> str:
+    """``"x = (...)"``: row i of the input ``x``, for ``compare``'s ``where``."""
+    return "x = " + fmt(x[i])
 
 
 def compare(name: str, got, want, atol: float, what: str, *, mistakes=(), where=None) -> float:
@@ -69,3 +112,35 @@ def compare(name: str, got, want, atol: float, what: str, *, mistakes=(), where=
             raise ExerciseFailed(f"{name}: {hint} ({detail}; {what}).")
     scope = f"{int(bad.sum())} of {len(bad)} rows are wrong" if diff.dim() else "the value is wrong"
     raise ExerciseFailed(f"{name}: {scope}; largest error {err:.3g} > {atol:g} {detail} ({what}).")
+
+
+def compare_loss(name: str, got, want: torch.Tensor, what: str, *, mistakes=(), rtol: float = 1e-9,
+                 mean: str = "the batch mean") -> float:
+    """Check a student's loss: a 0-d tensor (``mean`` says what it averages), equal to ``want`` within ``rtol`` of
+    its size (``compare``, with the catalogue ``mistakes``), and still carrying the network's gradient, so that
+    ``loss.backward()`` trains the network. Used by the loss exercises of notebooks 02, 03, 04, 06, 09 and 10
+    (eqs. (2)-(5), (8) and EDM's loss). Returns the error."""
+    if isinstance(got, torch.Tensor) and got.dim() != 0:
+        raise ExerciseFailed(f"{name}: your loss has shape {tuple(got.shape)}; expected a 0-d tensor ({mean}, e.g. "
+                             f".mean() at the end).")
+    want = want.detach()
+    err = compare(name, got, want, rtol * abs(float(want)), what, mistakes=mistakes)
+    if not got.requires_grad:
+        raise ExerciseFailed(f"{name}: your loss carries no gradient (it was detached, computed under no_grad or "
+                             f"turned into a float): training needs loss.backward() to reach the network.")
+    return err
+
+
+class TinyNet(torch.nn.Module):
+    """A small fixed smooth network s(x) (float64) for the loss checks of notebooks 02 and 03 (sliced and denoising
+    score matching, one optimiser step): a non-constant Jacobian, and parameters, so that the loss has a gradient."""
+
+    def __init__(self, dim: int, seed: int, hidden: int = 8):
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        self.w1 = torch.nn.Parameter(torch.randn(dim, hidden, generator=gen, dtype=torch.float64) / math.sqrt(dim))
+        self.b1 = torch.nn.Parameter(0.5 * torch.randn(hidden, generator=gen, dtype=torch.float64))
+        self.w2 = torch.nn.Parameter(torch.randn(hidden, dim, generator=gen, dtype=torch.float64) / math.sqrt(hidden))
+
+    def forward(self, x):
+        return torch.tanh(x @ self.w1 + self.b1) @ self.w2 - 0.3 * x

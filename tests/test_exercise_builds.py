@@ -1,13 +1,16 @@
-"""The checks of notebooks 01-03's whole-method exercises (sg.exercise_builds): a student's correct solution passes,
-and every catalogued mistake, written as a student would write it, gets its own hint and no other's."""
+"""The checks of notebooks 01-03's whole-method exercises (sg.exercises.nb01_... to nb03_...): a student's correct
+solution passes, and every catalogued mistake, written as a student would write it, gets its own hint and no other's."""
 import math
 
 import pytest
 import torch
 
 import scoregen_lite as sg
-from scoregen_lite.exercises import builds as eb
 from scoregen_lite.exercises import ExerciseFailed
+from scoregen_lite.exercises import nb01_scores_and_langevin as nb01
+from scoregen_lite.exercises import nb02_score_matching as nb02
+from scoregen_lite.exercises import nb03_denoising_score_matching as nb03
+from scoregen_lite.exercises.checking import TinyNet
 
 
 # ------------------------------------------------------------------------------------ 01: the Langevin sampler
@@ -134,19 +137,21 @@ def _with(fn, **kw):
 
 
 def test_solutions_pass(capsys):
-    eb.check_langevin(langevin)
-    eb.check_sliced_score_matching(ssm)
-    eb.check_denoising_score_matching(dsm)
-    eb.check_dsm_step(dsm_step)
+    sg.exercises.check_langevin(langevin)
+    sg.exercises.check_sliced_score_matching(ssm)
+    sg.exercises.check_denoising_score_matching(dsm)
+    sg.exercises.check_dsm_step(dsm_step)
     out = capsys.readouterr().out
     assert out.count("passed") == 4, out
 
 
 def test_checks_are_registered_with_points():
-    for name in eb.__all__:
-        assert getattr(sg.exercises, name) is getattr(eb, name)
-        assert sg.exercises.POINTS[name] == eb.POINTS[name] in (2, 3)
-    assert set(eb.POINTS) == set(eb.__all__)
+    for module, names in ((nb01, ["check_langevin"]), (nb02, ["check_sliced_score_matching"]),
+                          (nb03, ["check_denoising_score_matching", "check_dsm_step"])):
+        for name in names:     # each check in its notebook's module, its points declared there
+            assert getattr(sg.exercises, name) is getattr(module, name)
+            assert sg.exercises.POINTS[name] == module.POINTS[name] in (2, 3)
+        assert set(module.POINTS) == set(module.__all__)
 
 
 CATALOGUE = ([("check_langevin", _with(langevin, **kw), key) for kw, key in LANGEVIN]
@@ -158,7 +163,7 @@ CATALOGUE = ([("check_langevin", _with(langevin, **kw), key) for kw, key in LANG
 @pytest.mark.parametrize("check, wrong, key", CATALOGUE, ids=[f"{c[0][6:]}-{c[2][:28]}" for c in CATALOGUE])
 def test_each_mistake_gets_its_hint(check, wrong, key):
     with pytest.raises(ExerciseFailed) as info:
-        getattr(eb, check)(wrong)
+        getattr(sg.exercises, check)(wrong)
     msg = str(info.value)
     assert key in msg, msg
     others = {k for c, _, k in CATALOGUE if c == check and k != key}
@@ -170,14 +175,14 @@ def test_references_agree_with_the_package():
     mistakes) equal sg.mcmc.langevin and sg.losses.denoising_score_matching on the same seed."""
     p = sg.densities.ring(dtype=torch.float64)
     x0 = torch.randn(5, 2, dtype=torch.float64)
-    zs = eb._replayed_noise(7, x0.shape, 4)
+    zs = nb01._replayed_noise(7, x0.shape, 4)
     want = sg.mcmc.langevin(p.score, x0, 0.1, 4, generator=torch.Generator().manual_seed(7))
-    assert torch.allclose(eb._langevin_loop(p.score, x0, 0.1, 4, zs), want, rtol=0, atol=1e-12)
-    net = eb._TinyNet(3, seed=1)
+    assert torch.allclose(nb01._langevin_loop(p.score, x0, 0.1, 4, zs), want, rtol=0, atol=1e-12)
+    net = TinyNet(3, seed=1)
     x = torch.randn(8, 3, dtype=torch.float64)
-    z = eb._replayed_noise(9, x.shape, 1)[0]
+    z = nb01._replayed_noise(9, x.shape, 1)[0]
     want = sg.losses.denoising_score_matching(net, x, 0.7, generator=torch.Generator().manual_seed(9))
-    assert torch.allclose(eb._dsm_value(net, x, 0.7, z), want, rtol=1e-12)
+    assert torch.allclose(nb03._dsm_value(net, x, 0.7, z), want, rtol=1e-12)
 
 
 @pytest.mark.parametrize("check, wrong, match", [
@@ -193,4 +198,4 @@ def test_references_agree_with_the_package():
 ])
 def test_other_answers_get_a_clear_message(check, wrong, match):
     with pytest.raises(ExerciseFailed, match=match):
-        getattr(eb, check)(wrong)
+        getattr(sg.exercises, check)(wrong)

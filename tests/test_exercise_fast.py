@@ -7,7 +7,7 @@ import torch
 
 import scoregen_lite as sg
 from scoregen_lite.exercises.checking import ExerciseFailed
-from scoregen_lite.exercises.fast import edm_heun_churn_reference as ref
+from scoregen_lite.exercises.nb08_fast_sampling import edm_heun_churn_reference as ref
 
 
 def solution(denoise, sigmas, noise, churn_noise, churn, s_tmin, s_tmax, s_noise):

@@ -1,13 +1,14 @@
-"""The exercise checks of notebooks 04-05 (sg.exercise_ncsn): the reference passes, every catalogued mistake is
-recognised with its hint; the helper that trains notebook 04's network with the student's loss; and the measured
-update SNR of notebook 05 (sg.schedules.measured_update_snr)."""
+"""The exercise checks of notebooks 04-05 (sg.exercises.nb04_ncsn, nb05_annealed_langevin): the reference passes,
+every catalogued mistake is recognised with its hint; the helper that trains notebook 04's network with the
+student's loss; and the measured update SNR of notebook 05 (sg.schedules.measured_update_snr)."""
 import math
 
 import pytest
 import torch
 
 import scoregen_lite as sg
-from scoregen_lite.exercises import ncsn as exercise_ncsn
+from scoregen_lite.exercises import nb04_ncsn as exercise_ncsn
+from scoregen_lite.exercises import nb05_annealed_langevin
 from scoregen_lite.exercises.checking import ExerciseFailed
 
 
@@ -153,8 +154,8 @@ def test_annealed_langevin_unknown_mistake_points_at_level():
 
 
 def test_checks_listed_with_points():
-    for name in ("check_ncsn_loss", "check_annealed_langevin"):
-        assert name in sg.exercises.__all__ and name in exercise_ncsn.__all__
+    for name, module in (("check_ncsn_loss", exercise_ncsn), ("check_annealed_langevin", nb05_annealed_langevin)):
+        assert name in sg.exercises.__all__ and name in module.__all__
         assert sg.exercises.POINTS[name] in (2, 3)
     assert sg.exercises.train_ncsn_with_loss is exercise_ncsn.train_ncsn_with_loss   # notebook 04 calls it there
 

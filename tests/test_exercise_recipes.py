@@ -1,4 +1,4 @@
-"""The exercise checks of notebook 10 (sg.exercise_recipes): EDM's training loss and the memorisation test. The
+"""The exercise checks of notebook 10 (sg.exercises.nb10_training_recipes): EDM's training loss and the memorisation test. The
 solution as a student would write it passes, and every catalogued mistake is recognised with its hint."""
 import pytest
 import torch

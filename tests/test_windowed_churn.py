@@ -10,7 +10,7 @@ import torch
 
 import scoregen_lite as sg
 from scoregen_lite.core.densities import SDEMarginal
-from scoregen_lite.exercises.fast import edm_heun_churn_reference
+from scoregen_lite.exercises.nb08_fast_sampling import edm_heun_churn_reference
 
 VE = sg.sde.VESDE(0.01, 10.0)
 

@@ -1,15 +1,69 @@
-"""Exercise checks for whole methods the student builds: the reverse-SDE sampler loop and eq. (8) as a loss
-(notebook 06), one U-Net training step (notebook 07), and the label-dropout loss of a classifier-free model
-(notebook 09). Re-exported by ``sg.exercises``, so notebooks call ``sg.exercises.check_...``."""
+"""Exercise checks of notebook 06, ``notebooks/06_sdes.ipynb``: the VE kernel's std, one reverse
+Euler-Maruyama step of eq. (7), the whole reverse-SDE sampler, and eq. (8) as a loss."""
 from __future__ import annotations
 
 import math
 
 import torch
 
-from .checking import ExerciseFailed, compare, fmt, passed
+from .checking import ExerciseFailed, at_point, compare, compare_loss, fmt, passed, points, points_of
 
-__all__ = ["check_em_sampler", "check_dsm_loss", "check_train_step", "check_label_dropout_loss"]
+__all__: list[str] = ["check_ve_std", "check_em_step", "check_em_sampler", "check_dsm_loss"]
+
+
+@points(1)
+def check_ve_std(fn) -> None:
+    """Check ``fn(t, sigma_min, sigma_max)``: the VE kernel's std, sqrt(sigma(t)^2 - sigma_min^2)
+    with sigma(t) = sigma_min (sigma_max/sigma_min)^t (notebook 06).
+
+    Recognised mistakes: the variance without the square root, sigma(t) without removing sigma_min^2,
+    and sigma(t)^2 - sigma_min^2 computed as (sigma(t) - sigma_min)."""
+    t = torch.tensor([1e-3, 0.1, 0.5, 1.0], dtype=torch.float64)
+    for smin, smax in ((0.01, 10.0), (0.1, 50.0)):
+        sig = smin * (smax / smin) ** t
+        want = torch.sqrt(sig**2 - smin**2)
+        mistakes = [(sig**2 - smin**2, "that is the variance: take its square root"),
+                    (sig, "that is sigma(t) itself; the kernel starts at x(0), which already carries sigma_min, so "
+                          "its variance is sigma(t)^2 - sigma_min^2"),
+                    (sig - smin, "sigma(t) - sigma_min subtracts the stds; variances add, so subtract sigma_min^2 from "
+                                 "sigma(t)^2 and take the root")]
+        compare("ve_std", fn(t, smin, smax), want, 1e-6 * smax, f"sigma_min={smin}, sigma_max={smax}",
+                 mistakes=mistakes, where=lambda i: f"t = {float(t[i]):.3g}")
+    passed("ve_std", "the VE marginal std at four times for two ladders")
+
+
+@points(2)
+def check_em_step(fn) -> None:
+    """Check ``fn(x, t, dt, score, sde, z)``: one Euler-Maruyama step of the reverse SDE, eq. (7),
+    x + [f(x, t) - g(t)^2 score] dt + g(t) sqrt(|dt|) z with dt < 0 (notebook 06).
+
+    Recognised mistakes: noise not scaled by sqrt(|dt|), the probability-flow drift (1/2 g^2) in an SDE
+    step, the score term with the wrong sign, and a dropped noise term."""
+    from ..core.sde import VESDE, VPSDE
+
+    gen = torch.Generator().manual_seed(6)
+    x, s, z = (torch.randn(16, 2, generator=gen, dtype=torch.float64) for _ in range(3))
+    for sde in (VPSDE(), VESDE(0.01, 10.0)):
+        t, dt = 0.7, -0.01
+        tv = torch.full((16,), t, dtype=torch.float64)
+        g = sde.diffusion(tv)[:, None]
+        f = sde.drift(x, tv)
+        want = x + (f - g**2 * s) * dt + g * math.sqrt(-dt) * z
+        mistakes = [(x + (f - g**2 * s) * dt + g * z, "the noise is g z: a Brownian increment over |dt| has std "
+                                                       "sqrt(|dt|), so the noise is g sqrt(|dt|) z"),
+                    (x + (f - g**2 * s) * dt + g * (-dt) * z, "the noise is scaled by |dt|; Brownian noise grows like "
+                                                               "sqrt(|dt|)"),
+                    (x + (f - 0.5 * g**2 * s) * dt + g * math.sqrt(-dt) * z, "that drift, f - (1/2) g^2 score, is the "
+                     "probability-flow ODE's; the reverse SDE, eq. (7), has f - g^2 score"),
+                    (x + (f + g**2 * s) * dt + g * math.sqrt(-dt) * z, "the score term has the wrong sign: eq. (7)'s "
+                     "drift is f - g^2 score, and with dt < 0 that moves x up the score"),
+                    (x + (f - g**2 * s) * dt, "the noise term is missing: without it this is not an SDE step (and not "
+                                              "the ODE either, whose drift has 1/2 g^2)")]
+        # relative 1e-6: a float32 time (torch.full((n,), t) without a dtype) is right; every mistake is >= 1e-2 away
+        compare("em_step", fn(x, t, dt, s, sde, z),
+                want, 1e-6 * float(want.abs().max()), f"eq. (7) for the {sde.name} SDE, t={t}, dt={dt}",
+                mistakes=mistakes, where=lambda i: at_point(x, i))
+    passed("em_step", "one reverse Euler-Maruyama step of eq. (7) for the VP and VE SDEs")
 
 
 def _em_reference(sde, score_fn, x, n_steps, t_min, zs, *, grid=None, last_noise=False, score_at_next=False,
@@ -57,6 +111,7 @@ def _near_miss(name, failure, got, want, atol, what, where) -> None:
         f"torch.full and torch.linspace default to float32 unless given dtype=) ({what}).") from None
 
 
+@points(2)
 def check_em_sampler(fn) -> None:
     """Check ``fn(sde, score_fn, x1, n_steps, t_min, zs) -> x``: the whole reverse-SDE sampler of eq. (7) with
     Euler-Maruyama (notebook 06): from x = x1 at t = 1, ``n_steps`` even steps down to ``t_min`` on the grid
@@ -137,6 +192,7 @@ class _TinyScoreNet(torch.nn.Module):
         return torch.tanh(x @ self.w + self.b) / (0.1 + t[:, None])
 
 
+@points(2)
 def check_dsm_loss(fn) -> None:
     """Check ``fn(score_net, x0, sde, t, z) -> loss``: eq. (8) with lambda(t) = sigma_t^2 on given times and noise
     (notebook 06): x_t = alpha_t x0 + sigma_t z, and the batch mean of || sigma_t s(x_t, t) + z ||^2 (summed over
@@ -170,145 +226,10 @@ def check_dsm_loss(fn) -> None:
                                                        "batch"),
                         (0.5 * want, "eq. (8) has no factor 1/2 in front")]
         got = fn(net, x0, sde, t, z)
-        if isinstance(got, torch.Tensor) and got.dim() != 0:
-            raise ExerciseFailed(f"dsm_loss: your loss has shape {tuple(got.shape)}; expected a 0-d tensor (the batch "
-                                 f"mean, e.g. .mean() at the end).")
-        compare("dsm_loss", got, want, 1e-9 * float(want), f"eq. (8) for the {sde.name} SDE on a batch of 32",
-                 mistakes=mistakes)
-        if not got.requires_grad:
-            raise ExerciseFailed("dsm_loss: your loss carries no gradient (it was detached, computed under no_grad or "
-                                 "turned into a float): training needs loss.backward() to reach the network.")
+        compare_loss("dsm_loss", got, want, f"eq. (8) for the {sde.name} SDE on a batch of 32", mistakes=mistakes)
     passed("dsm_loss", "eq. (8) with lambda = sigma_t^2 for the VP and VE SDEs, with its gradient")
 
 
-def _train_reference(net, optimizer, loss_fn, max_norm, *, zero=True, clip=True, step=True):
-    """One training step as ``check_train_step`` expects it (and its catalogued mistakes)."""
-    if zero:
-        optimizer.zero_grad(set_to_none=True)
-    loss = loss_fn(net)
-    loss.backward()
-    if clip:
-        torch.nn.utils.clip_grad_norm_(net.parameters(), max_norm)
-    if step:
-        optimizer.step()
-    return loss.item()
-
-
-def check_train_step(fn) -> None:
-    """Check ``fn(net, optimizer, loss_fn, max_norm) -> float``: one training step (notebook 07), as
-    ``sg.train`` takes it: clear the old gradients, ``loss = loss_fn(net)``, backpropagate, clip the gradients'
-    total norm to ``max_norm`` (``torch.nn.utils.clip_grad_norm_``), take the optimiser's step, and return the loss
-    as a Python float. Checked on a small network with Adam, over three steps from the same start.
-
-    Recognised mistakes: gradients never cleared (they add up over steps), no clipping or clipping after the step
-    (too late for it: the same weights), and no optimiser step (the weights never move)."""
-    import copy
-
-    gen = torch.Generator().manual_seed(15)
-    x = torch.randn(64, 4, generator=gen, dtype=torch.float64)
-    y = 10 * torch.randn(64, 2, generator=gen, dtype=torch.float64)       # large errors: the clipping bites
-
-    def loss_fn(model):
-        return (model(x) - y).pow(2).sum(1).mean()
-
-    torch.manual_seed(15)
-    start = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2)).double()
-
-    def run(step_fn, **kw):
-        net = copy.deepcopy(start)
-        opt = torch.optim.Adam(net.parameters(), lr=0.05)
-        losses = [step_fn(net, opt, loss_fn, 1.0, **kw) for _ in range(3)]
-        return torch.cat([p.detach().reshape(-1) for p in net.parameters()])[None], losses
-
-    want, want_losses = run(_train_reference)
-    got, got_losses = run(fn)
-    if not all(isinstance(v, float) for v in got_losses):
-        kinds = sorted({type(v).__name__ for v in got_losses})
-        raise ExerciseFailed(f"train_step: it returned {', '.join(kinds)}; expected the loss as a Python float "
-                             f"(loss.item()), so that the loop does not keep every step's graph alive.")
-    mistakes = [(run(_train_reference, zero=False)[0], "the gradients are never cleared: backward() adds to .grad, "
-                                                       "so each step also applies all earlier gradients; call "
-                                                       "optimizer.zero_grad() first"),
-                (run(_train_reference, clip=False)[0], "the step used unclipped gradients: clip their total norm to "
-                                                       "max_norm with torch.nn.utils.clip_grad_norm_ between backward() "
-                                                       "and optimizer.step() (after the step is too late)"),
-                (run(_train_reference, step=False)[0], "the weights never change: call optimizer.step() after "
-                                                       "backward()")]
-    compare("train_step", got, want, 1e-10, "the weights after three steps of Adam from the same start",
-             mistakes=mistakes, where=lambda i: "the flattened weights")
-    if abs(got_losses[0] - want_losses[0]) > 1e-9 * abs(want_losses[0]):
-        raise ExerciseFailed(f"train_step: the returned loss {got_losses[0]:.6g} is not loss_fn(net) before the step "
-                             f"({want_losses[0]:.6g}).")
-    passed("train_step", "three steps of Adam with gradient clipping, the loss returned as a float")
-
-
-class _TinyLabelNet(torch.nn.Module):
-    """A small fixed class-conditional network s(x, t, y) for ``check_label_dropout_loss`` (float64), with the
-    null label ``n_classes`` as a class-conditional ScoreUNet has it."""
-
-    n_classes = 3
-    null_label = 3
-
-    def __init__(self, dim: int):
-        super().__init__()
-        gen = torch.Generator().manual_seed(16)
-        self.w = torch.nn.Parameter(torch.randn(dim, dim, generator=gen, dtype=torch.float64) / dim)
-        self.e = torch.nn.Parameter(torch.randn(self.n_classes + 1, dim, generator=gen, dtype=torch.float64))
-
-    def forward(self, x, t, y=None):
-        y = torch.full((len(x),), self.null_label) if y is None else torch.as_tensor(y).expand(len(x))
-        if ((y < 0) | (y > self.n_classes)).any():
-            raise ExerciseFailed(f"label_dropout_loss: the network was called with labels {sorted(set(y.tolist()))}; "
-                                 f"its labels are 0..{self.n_classes - 1} and the null label net.null_label = "
-                                 f"{self.null_label}.")
-        return torch.tanh(x @ self.w + self.e[y.long()]) / (0.1 + t[:, None])
-
-
-def check_label_dropout_loss(fn) -> None:
-    """Check ``fn(net, sde, x0, y, t, z, drop) -> loss``: eq. (8) for a class-conditional network trained for
-    classifier-free guidance (notebook 09; Ho & Salimans 2022): the labels ``y`` (n,) with the rows where ``drop``
-    (n,) is True replaced by the null label ``net.null_label``, x_t = alpha_t x0 + sigma_t z, and the batch mean
-    of || sigma_t net(x_t, t, y') + z ||^2 over all rows (summed over coordinates), a 0-d tensor that keeps its
-    gradient. The dropped rows teach the network the unconditional score: they stay in the batch.
-
-    Recognised mistakes: no label dropped, ``drop`` read the wrong way round, label 0 (a real class) used as the
-    null label, the dropped rows removed from the batch, and eq. (8) without its weighting sigma_t^2."""
-    from ..core.sde import VESDE, VPSDE
-
-    gen = torch.Generator().manual_seed(17)
-    n = 40
-    x0 = torch.randn(n, 3, generator=gen, dtype=torch.float64)
-    z = torch.randn(n, 3, generator=gen, dtype=torch.float64)
-    t = torch.rand(n, generator=gen, dtype=torch.float64) * 0.98 + 0.01
-    y = torch.randint(0, 3, (n,), generator=gen)
-    y[:3] = 0                                            # some label-0 rows are dropped, others kept
-    drop = torch.rand(n, generator=gen) < 0.3
-    drop[:2], drop[2] = True, False
-    net = _TinyLabelNet(3)
-    for sde in (VPSDE(), VESDE(0.01, 10.0)):
-        with torch.no_grad():
-            alpha, std = (v[:, None] for v in sde.marginal_coeffs(t))
-            xt = alpha * x0 + std * z
-            per = lambda labels, rows=slice(None): (std[rows] * net(xt[rows], t[rows], labels[rows]) + z[rows]).pow(2).sum(1).mean()  # noqa: E731,E501
-            null = torch.full_like(y, net.null_label)
-            want = per(torch.where(drop, null, y))
-            mistakes = [(per(y), "no label was dropped: the rows where drop is True must use the null label "
-                                 "net.null_label, or the network never learns the unconditional score that guidance needs"),
-                        (per(torch.where(drop, y, null)), "drop is read the wrong way round: True means this row's label "
-                                                          "is replaced by the null label"),
-                        (per(torch.where(drop, torch.zeros_like(y), y)), "label 0 is a real class (the digit 0 on "
-                                                                         "MNIST): the null label is net.null_label"),
-                        (per(y, ~drop), "the dropped rows were removed: they stay in the batch with the null label, "
-                                        "which is how the unconditional score is trained"),
-                        ((net(xt, t, torch.where(drop, null, y)) + z / std).pow(2).sum(1).mean(),
-                         "that is eq. (8) with lambda = 1: weight each term by sigma_t^2, || sigma_t s + z ||^2")]
-        got = fn(net, sde, x0, y.clone(), t, z, drop.clone())
-        if isinstance(got, torch.Tensor) and got.dim() != 0:
-            raise ExerciseFailed(f"label_dropout_loss: your loss has shape {tuple(got.shape)}; expected a 0-d tensor "
-                                 f"(the batch mean).")
-        compare("label_dropout_loss", got, want, 1e-9 * float(want),
-                f"eq. (8) with label dropout for the {sde.name} SDE on a batch of {n}", mistakes=mistakes)
-        if not got.requires_grad:
-            raise ExerciseFailed("label_dropout_loss: your loss carries no gradient (detached, under no_grad, or a "
-                                 "float): training needs loss.backward() to reach the network.")
-    passed("label_dropout_loss", "eq. (8) with the dropped labels replaced by the null label, VP and VE SDEs")
+#: nbgrader points of this notebook's checks, each declared beside it with ``@points`` (merged into
+#: ``sg.exercises.POINTS``)
+POINTS: dict[str, int] = points_of(__name__)

@@ -1,22 +1,78 @@
-"""Exercise checks for methods students build whole: notebook 08: a whole EDM Heun sampler with churn.
-Re-exported by ``sg.exercises``, so notebooks call ``sg.exercises.check_...``; points for nbgrader in ``POINTS``.
-
-The check compares the student's sampler with the package's (``sg.samplers.edm_sampler``) on fixed inputs: the
-reference draws its churn noise from a ``torch.Generator``; the student's function gets the same draws as an
-argument (replayed from the same seed), so the comparison is exact, and a catalogue of plausible mistakes, each
-computed on the same inputs, gives a hint that teaches."""
+"""Exercise checks of notebook 08, ``notebooks/08_fast_sampling.ipynb``: Karras et al.'s noise schedule, one
+Heun step of the ODE in sigma, and the whole EDM Heun sampler with churn (Algorithm 2; reference
+``sg.samplers.edm_sampler``, its churn noise handed to the student's function, and
+``edm_heun_churn_reference``, the exercise's answer with the catalogued mistakes behind flags)."""
 from __future__ import annotations
 
 import math
 
 import torch
 
-from .checking import ExerciseFailed, compare, fmt, passed  # noqa: F401
+from .checking import ExerciseFailed, at_point, compare, fmt, passed, points, points_of
 
-__all__: list[str] = ["check_edm_heun_churn"]
+__all__: list[str] = ["check_karras_sigmas", "check_heun_step", "check_edm_heun_churn"]
 
-#: nbgrader points of each check here (merged into ``sg.exercises.POINTS``)
-POINTS: dict[str, int] = {"check_edm_heun_churn": 3}      # 08: the whole EDM sampler, Algorithm 2
+
+@points(1)
+def check_karras_sigmas(fn) -> None:
+    """Check ``fn(sigma_max, sigma_min, n_steps, rho) -> (N,)``: Karras et al.'s schedule,
+    sigma_i = (sigma_max^(1/rho) + i/(N-1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho (notebook 08).
+
+    Recognised mistakes: the powers swapped (interpolating sigma^rho), i/N instead of i/(N-1), the
+    schedule in ascending order, and interpolating sigma itself (rho ignored)."""
+    for smax, smin, n, rho in ((80.0, 0.002, 6, 7.0), (10.0, 0.05, 9, 3.0)):
+        i = torch.arange(n, dtype=torch.float64)
+        lo, hi = smin ** (1 / rho), smax ** (1 / rho)
+        want = (hi + i / (n - 1) * (lo - hi)) ** rho
+        mistakes = [((smax**rho + i / (n - 1) * (smin**rho - smax**rho)) ** (1 / rho),
+                     "the powers are swapped: interpolate evenly in sigma^(1/rho), then raise to the power rho"),
+                    ((hi + i / n * (lo - hi)) ** rho, "the last level must be sigma_min itself: step i runs over "
+                                                      "i/(N-1), not i/N"),
+                    (want.flip(0), "the schedule runs from sigma_max down to sigma_min (a sampler starts at the "
+                                   "largest noise)"),
+                    (smax + i / (n - 1) * (smin - smax), "that is uniform in sigma (rho = 1) whatever rho is: "
+                                                         "interpolate sigma^(1/rho)")]
+        got = fn(smax, smin, n, rho)
+        got = torch.as_tensor(got, dtype=torch.float64) if not isinstance(got, torch.Tensor) else got
+        compare("karras_sigmas", got, want, 1e-6 * smax, f"N={n} levels from {smax} to {smin}, rho={rho}",
+                 mistakes=mistakes, where=lambda k: f"i = {k}")
+    passed("karras_sigmas", "two schedules, ends and interior")
+
+
+@points(2)
+def check_heun_step(fn) -> None:
+    """Check ``fn(x, sigma, sigma_next, denoise) -> x_next``: one Heun step of the ODE in sigma,
+    dx/dsigma = (x - D(x; sigma)) / sigma (EDM, Algorithm 1): d = (x - D(x; sigma)) / sigma, the Euler
+    prediction x' = x + (sigma_next - sigma) d, d' = (x' - D(x'; sigma_next)) / sigma_next, and
+    x_next = x + (sigma_next - sigma) (d + d') / 2 (notebook 08). ``denoise(x, sigma)`` is D.
+
+    Recognised mistakes: Euler's step alone, the slope with the wrong sign, the second slope at x
+    instead of at the prediction x', and the two slopes added instead of averaged."""
+    gen = torch.Generator().manual_seed(8)
+    x = 3 * torch.randn(16, 2, generator=gen, dtype=torch.float64)
+    m, s0 = torch.tensor([1.0, -0.5], dtype=torch.float64), 0.6
+
+    def denoise(v, sigma):   # the exact denoiser of N(m, s0^2 I) data, Tweedie's formula
+        return (s0**2 * v + sigma**2 * m) / (s0**2 + sigma**2)
+
+    for sigma, sigma_next in ((2.0, 1.2), (0.5, 0.3)):
+        h = sigma_next - sigma
+        d = (x - denoise(x, sigma)) / sigma
+        x_e = x + h * d
+        d2 = (x_e - denoise(x_e, sigma_next)) / sigma_next
+        want = x + h * (d + d2) / 2
+        wrong_sign_d = (denoise(x, sigma) - x) / sigma
+        x_w = x + h * wrong_sign_d
+        mistakes = [(x_e, "that is Euler's step: Heun also evaluates the slope at the prediction x' and averages "
+                          "the two"),
+                    (x + h * (wrong_sign_d + (denoise(x_w, sigma_next) - x_w) / sigma_next) / 2,
+                     "the slope has the wrong sign: dx/dsigma = (x - D(x; sigma)) / sigma, and sigma decreases"),
+                    (x + h * (d + (x - denoise(x, sigma_next)) / sigma_next) / 2,
+                     "the second slope is taken at x; take it at the Euler prediction x' = x + (sigma_next - sigma) d"),
+                    (x + h * (d + d2), "the slopes are added: Heun's step uses their average, (d + d') / 2")]
+        compare("heun_step", fn(x, sigma, sigma_next, denoise), want, 1e-9,
+                 f"from sigma={sigma} to {sigma_next}", mistakes=mistakes, where=lambda i: at_point(x, i))
+    passed("heun_step", "two Heun steps of dx/dsigma = (x - D) / sigma")
 
 
 def edm_heun_churn_reference(denoise, sigmas, noise, churn_noise, churn, s_tmin, s_tmax, s_noise, *,
@@ -59,6 +115,7 @@ def edm_heun_churn_reference(denoise, sigmas, noise, churn_noise, churn, s_tmin,
     return x
 
 
+@points(3)
 def check_edm_heun_churn(fn) -> None:
     """Check ``fn(denoise, sigmas, noise, churn_noise, churn, s_tmin, s_tmax, s_noise) -> x``: the whole EDM Heun
     sampler with churn (Karras et al. 2022, Algorithm 2; notebook 08, exercise 3). ``denoise(x, sigma)`` is the
@@ -74,8 +131,8 @@ def check_edm_heun_churn(fn) -> None:
     prediction, the step measured from sigma_i instead of t^, eta (EDM's gamma_i) not capped, t^ raised above
     sigma_0, the window ignored, and Euler without the correction."""
     from ..core.densities import SDEMarginal, ring
-    from ..core.sde import SDES
     from ..core.fast import edm_sampler, sigma_schedule
+    from ..core.sde import SDES
 
     p = ring(dtype=torch.float64)
     ve = SDES["VE"]()
@@ -144,3 +201,8 @@ def check_edm_heun_churn(fn) -> None:
                 where=lambda i: "point " + str(i) + " starting from noise " + fmt(noise[i]))
     passed("edm_heun_churn", "Algorithm 2 with capped, below-cap and no churn matches sg.samplers.edm_sampler fed "
                              "the same noise")
+
+
+#: nbgrader points of this notebook's checks, each declared beside it with ``@points`` (merged into
+#: ``sg.exercises.POINTS``)
+POINTS: dict[str, int] = points_of(__name__)

@@ -1,16 +1,73 @@
-"""Exercise checks for methods students build whole: notebook 10: EDM's training loss and a memorisation test by nearest-neighbour ratio.
-Re-exported by ``sg.exercises``, so notebooks call ``sg.exercises.check_...``; points for nbgrader in ``POINTS``."""
+"""Exercise checks of notebook 10, ``notebooks/10_training_recipes.ipynb``: EDM's preconditioning coefficients,
+the score of a preconditioned denoiser, EDM's training loss (reference ``sg.recipes.edm_loss``, in float64 and
+float32) and the memorisation test by nearest-neighbour ratio."""
 from __future__ import annotations
-
 
 import torch
 
-from .checking import ExerciseFailed, compare, fmt, passed  # noqa: F401
+from .checking import ExerciseFailed, compare, compare_loss, fmt, passed, points, points_of
 
-__all__: list[str] = ["check_edm_loss", "check_memorised_fraction"]
+__all__: list[str] = ["check_edm_coefficients", "check_preconditioned_score", "check_edm_loss", "check_memorised_fraction"]
 
-#: nbgrader points of each check here (merged into ``sg.exercises.POINTS``)
-POINTS: dict[str, int] = {"check_edm_loss": 3, "check_memorised_fraction": 2}
+
+@points(1)
+def check_edm_coefficients(fn) -> None:
+    """Check ``fn(sigma, sigma_data) -> (c_skip, c_out, c_in, c_noise)``, each a tensor of sigma's shape: EDM's
+    preconditioning (Karras et al. 2022, table 1; notebook 10): c_skip = sd^2 / (sigma^2 + sd^2),
+    c_out = sigma sd / sqrt(sigma^2 + sd^2), c_in = 1 / sqrt(sigma^2 + sd^2), c_noise = ln(sigma) / 4.
+
+    Recognised mistakes: sd for sd^2 in c_skip, c_out or c_in without the square root, c_noise without the
+    1/4, and c_skip and c_out swapped roles (c_skip -> 0 at small sigma)."""
+    sigma = torch.tensor([0.002, 0.05, 0.5, 3.0, 80.0], dtype=torch.float64)
+    for sd in (0.5, 0.3):
+        r2 = sigma**2 + sd**2
+        want = [sd**2 / r2, sigma * sd / r2.sqrt(), 1 / r2.sqrt(), sigma.log() / 4]
+        got = fn(sigma, sd)
+        if not isinstance(got, (tuple, list)) or len(got) != 4:
+            raise ExerciseFailed(f"edm_coefficients: return the tuple (c_skip, c_out, c_in, c_noise), got "
+                                 f"{type(got).__name__}{'' if not hasattr(got, '__len__') else f' of length {len(got)}'}.")
+        names = ("c_skip", "c_out", "c_in", "c_noise")
+        catalogue = {
+            "c_skip": [(sd / r2, "c_skip = sigma_data^2 / (sigma^2 + sigma_data^2): the data's variance over the noisy "
+                                 "input's, the weight of the input in the best linear guess"),
+                       (sigma**2 / r2, "c_skip must go to 1 as sigma -> 0 (the input is nearly clean: keep it) and "
+                                       "to 0 at large sigma; that is 1 - c_skip")],
+            "c_out": [(sigma * sd / r2, "c_out = sigma sigma_data / sqrt(sigma^2 + sigma_data^2): a standard deviation, "
+                                        "with a square root")],
+            "c_in": [(1 / r2, "c_in scales the input to unit variance: divide by its std sqrt(sigma^2 + sigma_data^2), "
+                              "not its variance")],
+            "c_noise": [(sigma.log(), "EDM's c_noise is ln(sigma) / 4 (a quarter keeps it in about [-1.5, 1.5])"),
+                        (sigma / 4, "c_noise is the log of sigma, divided by 4")]}
+        for name, g, w in zip(names, got, want):
+            g = torch.as_tensor(g, dtype=torch.float64)
+            compare(f"edm_coefficients ({name})", g, w, 1e-9 * max(1.0, float(w.abs().max())),
+                     f"sigma_data={sd}", mistakes=catalogue[name], where=lambda i: f"sigma = {float(sigma[i]):g}")
+    passed("edm_coefficients", "five noise levels from 0.002 to 80, two sigma_data")
+
+
+@points(2)
+def check_preconditioned_score(fn) -> None:
+    """Check ``fn(F, y, sigma, sigma_data) -> score``: the score grad log p(y; sigma) of EDM's preconditioned
+    denoiser D = c_skip y + c_out F (notebook 10), by Tweedie's formula: score = (D - y) / sigma^2. ``F`` and ``y``
+    are (n, d), ``sigma`` a tensor (n,).
+
+    Recognised mistakes: (y - D) / sigma^2 (the sign), (D - y) / sigma (sigma for sigma^2), the skip term
+    dropped (D = c_out F), and the raw output used as the denoiser (D = F)."""
+    gen = torch.Generator().manual_seed(11)
+    y, F = (torch.randn(6, 3, generator=gen, dtype=torch.float64) for _ in range(2))
+    sigma = torch.tensor([0.01, 0.1, 0.5, 1.0, 4.0, 30.0], dtype=torch.float64)
+    for sd in (0.5, 0.3):
+        r2 = (sigma**2 + sd**2)[:, None]
+        c_skip, c_out, s = sd**2 / r2, sigma[:, None] * sd / r2.sqrt(), sigma[:, None]
+        D = c_skip * y + c_out * F
+        want = (D - y) / s**2
+        mistakes = [((y - D) / s**2, "the sign: the score points from y towards the denoised guess, (D - y) / sigma^2"),
+                    ((D - y) / s, "Tweedie's formula divides by the variance sigma^2, not by sigma"),
+                    ((c_out * F - y) / s**2, "D = c_skip y + c_out F: the skip connection is part of the denoiser"),
+                    ((F - y) / s**2, "F is the raw network's output; the denoiser is D = c_skip y + c_out F")]
+        compare("preconditioned_score", fn(F, y, sigma, sd), want, 1e-8 * float(want.abs().max()),
+                 f"sigma_data={sd}", mistakes=mistakes, where=lambda i: f"sigma = {float(sigma[i]):g}")
+    passed("preconditioned_score", "six noise levels, two sigma_data")
 
 
 class _TinyRawNet(torch.nn.Module):
@@ -44,6 +101,7 @@ def _edm_loss_variant(net, x0, n, z, sd, p_mean, p_std, *, weight="edm", swap=Fa
     return (err.sum(1) if reduce == "sum" else err.mean(1)).mean()
 
 
+@points(3)
 def check_edm_loss(fn) -> None:
     """Check ``fn(net, x0, n, z, sigma_data, p_mean, p_std) -> loss``: EDM's training loss (Karras et al. 2022,
     section 5 and table 1; notebook 10) on given draws: ln sigma = p_mean + p_std n (one sigma per row),
@@ -85,19 +143,13 @@ def check_edm_loss(fn) -> None:
                         (_edm_loss_variant(*args, reduce="mean"), "the mean over the coordinates divides by the "
                          "dimension too: sum lambda (D - x0)^2 over the coordinates, then average over the batch")]
         got = fn(*args)
-        if isinstance(got, torch.Tensor) and got.dim() != 0:
-            raise ExerciseFailed(f"edm_loss: your loss has shape {tuple(got.shape)}; expected a 0-d tensor (the batch "
-                                 f"mean, e.g. .mean() at the end).")
-        if isinstance(got, torch.Tensor) and not torch.isfinite(got):
+        if isinstance(got, torch.Tensor) and got.dim() == 0 and not torch.isfinite(got):   # compare_loss names a wrong shape
             raise ExerciseFailed("edm_loss: your loss is not finite: is sigma drawn normal, so that it can be negative "
                                  "(and ln sigma undefined)? EDM draws ln sigma ~ N(p_mean, p_std^2): "
                                  "sigma = exp(p_mean + p_std n).")
-        compare("edm_loss", got, want, 1e-9 * float(want),
-                f"EDM's loss on a batch of 32 with sigma_data = {sd}, p_mean = {p_mean}, p_std = {p_std}",
-                mistakes=mistakes)
-        if not got.requires_grad:
-            raise ExerciseFailed("edm_loss: your loss carries no gradient (it was detached, computed under no_grad or "
-                                 "turned into a float): training needs loss.backward() to reach the network.")
+        compare_loss("edm_loss", got, want,
+                     f"EDM's loss on a batch of 32 with sigma_data = {sd}, p_mean = {p_mean}, p_std = {p_std}",
+                     mistakes=mistakes)
     # float32 data and a float32 network, as notebook 10 trains with the student's loss: the loss keeps their dtype
     args32 = (_TinyRawNet(3, torch.float32), x0.float(), n1.float(), z.float(), 0.5, -1.2, 1.2)
     keep = ("compute in the inputs' dtype (notebook 10 trains with float32 data and a float32 network): no .double() "
@@ -149,6 +201,7 @@ def _memorisation_cases():
     return cases
 
 
+@points(2)
 def check_memorised_fraction(fn) -> None:
     """Check ``fn(samples, train) -> float``: the memorisation test of notebook 10 (Yoon et al. 2023; Carlini et
     al. 2023): for each sample (a row of ``samples``, any trailing shape, flattened), d1 and d2 the Euclidean
@@ -188,3 +241,8 @@ def check_memorised_fraction(fn) -> None:
                 f"training points, four of the samples exact copies", mistakes=mistakes,
                 where=lambda i: "the fraction")
     passed("memorised_fraction", "two sets with exact copies and near-copies, images of any shape")
+
+
+#: nbgrader points of this notebook's checks, each declared beside it with ``@points`` (merged into
+#: ``sg.exercises.POINTS``)
+POINTS: dict[str, int] = points_of(__name__)

@@ -449,3 +449,45 @@ def test_em_step_accepts_a_float32_time_and_mistakes_still_fail():
     with pytest.raises(sg.exercises.ExerciseFailed, match=r"got \(1\.0000001, 2\) \(equal to 4 digits"):
         sg.exercises.checking.compare("x", torch.tensor([[1.0000001, 2.0]], dtype=torch.float64),
                             torch.tensor([[1.0, 2.0]], dtype=torch.float64), 1e-9, "a test")
+
+
+def test_points_declared_beside_each_check_merged_by_notebook(monkeypatch):
+    """Issue 33: one module per notebook with exercises (nbNN_<stem> for notebooks/NN_<stem>.ipynb, named in its
+    docstring), each check's nbgrader points declared beside it with @points, merged into sg.exercises.POINTS."""
+    from scoregen_lite.exercises import checking
+
+    for module in sg.exercises.NOTEBOOKS:
+        stem = module.__name__.rsplit(".", 1)[1][2:]
+        assert os.path.exists(os.path.join(REPO, "notebooks", f"{stem}.ipynb")), module.__name__
+        assert f"notebooks/{stem}.ipynb" in module.__doc__, module.__name__
+        checks = {n for n in module.__all__ if n.startswith("check_")}
+        assert set(module.POINTS) == checks and all(getattr(module, n).points == module.POINTS[n] for n in checks)
+    assert sg.exercises.POINTS == {k: v for m in sg.exercises.NOTEBOOKS for k, v in m.POINTS.items()}
+    with pytest.raises(ValueError, match=r"points\(n=0\)"):
+        checking.points(0)
+    with pytest.raises(ValueError, match="check_<name>"):
+        checking.points(1)(lambda x: x)
+    with pytest.raises(KeyError, match="@points"):
+        checking.points_of("scoregen_lite.exercises.no_such_notebook")
+    monkeypatch.setattr(sg.exercises, "NOTEBOOKS", sg.exercises.NOTEBOOKS + sg.exercises.NOTEBOOKS[:1])
+    with pytest.raises(RuntimeError, match="check_gaussian_score"):
+        sg.exercises._merged_points()
+
+
+def test_compare_loss_wants_a_0d_loss_with_its_gradient():
+    """The validation the six loss checks share (checking.compare_loss): shape, value within 1e-9 of |want|, gradient."""
+    from scoregen_lite.exercises.checking import compare_loss
+
+    w = torch.tensor(-2.0, dtype=torch.float64)
+    p = torch.tensor(-2.0, dtype=torch.float64, requires_grad=True)
+    assert compare_loss("l", p * (1 + 5e-10), w, "a test") <= 2e-9          # relative to |want|, negative too
+    with pytest.raises(ExerciseFailed, match=r"l: your loss has shape \(1,\); expected a 0-d tensor \(the batch mean"):
+        compare_loss("l", p.reshape(1), w, "a test")
+    with pytest.raises(ExerciseFailed, match="l: the value is wrong; largest error"):
+        compare_loss("l", p * (1 + 2e-9), w, "a test")
+    with pytest.raises(ExerciseFailed, match="l: your loss carries no gradient"):
+        compare_loss("l", p.detach(), w, "a test")
+    with pytest.raises(ExerciseFailed, match="label_dropout_loss: your loss carries no gradient"):
+        sg.exercises.check_label_dropout_loss(lambda *a: _dropout(*a).detach())
+    with pytest.raises(ExerciseFailed, match="dsm_loss: your loss has shape"):
+        sg.exercises.check_dsm_loss(lambda *a: _dsm(*a).reshape(1))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import importlib
 
-from .core import (densities, fast, guidance, losses, mcmc, metrics, mixture, nets, plot, recipes,  # noqa: F401
+from .core import (densities, fast, flow, guidance, losses, mcmc, metrics, mixture, nets, plot, recipes,  # noqa: F401
                    registry, samplers, schedules, sde, solvers, train)
 from . import artifacts  # noqa: F401
 from .runtime import QUICK, __version__, device, device_name, precision, quick, seed_everything  # noqa: F401

@@ -4,5 +4,6 @@
 eq. (2)-(4)), ``schedules`` (noise ladders), ``mcmc`` (Langevin, eq. (1)), ``solvers`` (reverse SDE and
 ODE, eq. (7)-(8)), ``samplers`` (every sampler in one namespace, with the registry), ``metrics`` (score
 errors, energy distance), ``guidance`` (guided scores, inpainting), ``recipes`` (preconditioning, noise
-levels, weightings), ``nets`` (small score networks), ``train`` (the one training loop, EMA), ``plot``.
+levels, weightings), ``flow`` (flow matching on the straight path, notebook 11), ``nets`` (small score
+networks), ``train`` (the one training loop, EMA), ``plot``.
 """

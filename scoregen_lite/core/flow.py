@@ -35,7 +35,7 @@ from .solvers import log_likelihood
 
 __all__ = ["straight_path", "marginal", "marginal_velocity", "marginal_score", "velocity_from_score",
            "score_from_velocity", "denoiser_from_velocity", "cfm_loss", "euler_flow", "heun_flow",
-           "log_likelihood_flow"]
+           "log_likelihood_flow", "flow_time", "velocity_of_sde_model"]
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -335,3 +335,38 @@ def log_likelihood_flow(velocity_fn, x: torch.Tensor, *, t_min: float = 1e-5, rt
                          f"e.g. 1e-5).")
     return log_likelihood(_StraightPathODE(), velocity_fn, x, rtol=rtol, atol=atol, eps=t_min,
                           divergence=divergence, generator=generator)
+
+
+def flow_time(sigma) -> torch.Tensor:
+    """u = sigma / (1 + sigma): the straight path's time at which it carries the noise level sigma of the VE view
+    y = x(0) + sigma z, since y / (1 + sigma) = (1 - u) x(0) + u z (notebook 11: every Gaussian path is the same
+    family; ``sg.recipes``' "flow" recipe trains a denoiser on this time)."""
+    sigma = torch.as_tensor(sigma, dtype=torch.float64) if not isinstance(sigma, torch.Tensor) else sigma
+    if (sigma < 0).any() or not torch.isfinite(sigma).all():
+        raise ValueError(f"sigma={validate.show(sigma)} must be finite and >= 0.")
+    return sigma / (1 + sigma)
+
+
+def velocity_of_sde_model(score_fn, sde):
+    """The straight path's velocity ``velocity_fn(x, u)`` of a score model ``score_fn(x, t)`` of ``sde`` (VE or
+    VP, eq. (6)): with sigma = u / (1 - u) and y = x / (1 - u) (the VE view), the model's time t = sde.t_of_sigma(
+    sigma) and state alpha_t y, the denoiser D = y + sigma^2 alpha_t s(alpha_t y, t) (Tweedie) and
+    v = (x - D) / u (x(0) = x - u v). Exact when ``score_fn`` is the exact score of the SDE's marginal: then it
+    equals ``marginal_velocity`` (tested). So any trained score model samples as a flow with ``euler_flow`` or
+    ``heun_flow``, for u in [flow_time(sigma_min), flow_time(sigma_max)] of its SDE (notebook 11)."""
+    check_callable("score_fn", score_fn)
+
+    def velocity(x: torch.Tensor, u) -> torch.Tensor:
+        u = _times(u, x, "u")
+        if (u <= 0).any() or (u >= 1).any():
+            raise ValueError(f"u={validate.show(u)} must lie strictly inside (0, 1); sample from "
+                             f"flow_time(sigma_max) down to flow_time(sigma_min) of the model's SDE.")
+        sigma = u / (1 - u)
+        t = sde.t_of_sigma(sigma.double()).to(x.dtype)
+        alpha, _ = sde.marginal_coeffs(t, check=False)
+        y = x / per_sample(1 - u, x)
+        s = score_fn(per_sample(alpha, x) * y, t)
+        denoised = y + per_sample(sigma**2 * alpha, x) * s
+        return (x - denoised) / per_sample(u, x)
+
+    return velocity

@@ -1,5 +1,6 @@
-"""sg.train (EMA arithmetic, the fit loop, NaN stop) and sg.metrics on known inputs."""
+"""sg.train (EMA arithmetic, fit on sg.train.train_loop, NaN stop) and sg.metrics on known inputs."""
 import math
+
 import pytest
 import torch
 from torch import nn
@@ -99,6 +100,44 @@ def test_fit_stops_on_nan_naming_step():
         sg.train.fit(net, loss_fn, torch.randn(10, 2), n_steps=10, batch_size=4, progress=False, device="cpu")
 
 
+def test_fit_is_the_plain_seeded_loop():
+    """fit (now run by sg.train.train_loop) draws the same batches and takes the same steps as the plain loop it
+    replaced: seed, batch indices from a generator seeded alike, Adam, clipping, EMA; losses and weights equal."""
+    data = torch.randn(300, 2, generator=torch.Generator().manual_seed(1))
+    loss_fn = lambda n, x: sg.losses.denoising_score_matching(n, x, 0.4)  # noqa: E731
+    torch.manual_seed(0)
+    net = sg.nets.MLPScore(2, hidden=16, n_layers=2)
+    res = sg.train.fit(net, loss_fn, data, n_steps=30, batch_size=32, lr=5e-3, grad_clip=0.5, ema_decay=0.9,
+                       seed=4, progress=False, device="cpu")
+    torch.manual_seed(0)
+    ref = sg.nets.MLPScore(2, hidden=16, n_layers=2)
+    torch.manual_seed(4)
+    gen = torch.Generator().manual_seed(4)
+    opt = torch.optim.Adam(ref.parameters(), lr=5e-3)
+    ema, losses = EMA(ref, 0.9), []
+    for _ in range(30):
+        loss = loss_fn(ref, data[torch.randint(300, (32,), generator=gen)])
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(ref.parameters(), 0.5)
+        opt.step()
+        ema.update(ref)
+        losses.append(loss.item())
+    assert res.losses == losses and res.steps == 30
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), ref.state_dict().values()))
+    assert all(torch.equal(res.ema.shadow[k], ema.shadow[k]) for k in ema.shadow)
+
+
+def test_fit_divergence_names_the_optimizers_lr():
+    """With an optimizer of its own, the NaN error names that optimizer's lr (not fit's unused lr argument)."""
+    net = nn.Linear(2, 2)
+    opt = torch.optim.SGD(net.parameters(), lr=0.25)
+    with pytest.raises(TrainingDiverged, match=r"loss became inf at step 0 \(no finite loss before it\); try a smaller "
+                                               r"lr \(now 0\.25\) or grad_clip\.$"):
+        sg.train.fit(net, lambda n, x: n(x).pow(2).sum() * float("inf"), torch.randn(10, 2), n_steps=3, batch_size=4,
+                     optimizer=opt, progress=False, device="cpu")
+
+
 @pytest.mark.parametrize("kwargs, err, match", [
     (dict(n_steps=0), ValueError, "n_steps=0 is invalid"),
     (dict(lr=-1.0), ValueError, r"lr=-1\.0 is invalid"),
@@ -122,7 +161,8 @@ def test_score_mse_and_fisher_on_known_inputs():
     assert sg.metrics.score_mse(shifted, p.score, x) == pytest.approx(4.25, rel=1e-6)
     # s(x) = 0 against s*(x) = -x: (1/2) E||x||^2 = 1 for a standard 2D Gaussian
     zero = lambda v: torch.zeros_like(v)  # noqa: E731
-    assert sg.metrics.fisher_divergence(zero, p, n=200_000, generator=torch.Generator().manual_seed(0)) == pytest.approx(1.0, abs=0.02)
+    fisher = sg.metrics.fisher_divergence(zero, p, n=200_000, generator=torch.Generator().manual_seed(0))
+    assert fisher == pytest.approx(1.0, abs=0.02)
     err = sg.metrics.score_error_map(zero, p.score, (-1, 1, -1, 1), n=11)
     assert err.shape == (11, 11) and err[5, 5].item() == pytest.approx(0.0, abs=1e-6)
 
@@ -201,7 +241,7 @@ def test_score_norm_law_known_value_for_a_point_mass():
     sde = sg.sde.VESDE.tutorial(25.0)
     dim = 64
     x0 = torch.full((4000, dim), 0.3)
-    exact = lambda x, t: -(x - 0.3) / sde.marginal_std(t).view(-1, 1) ** 2
+    exact = lambda x, t: -(x - 0.3) / sde.marginal_std(t).view(-1, 1) ** 2  # noqa: E731
     times = [0.05, 0.3, 1.0]
     law = sg.metrics.score_norm_law(exact, sde, x0, times, generator=torch.Generator().manual_seed(0))
     expected = math.sqrt(2) * math.exp(math.lgamma((dim + 1) / 2) - math.lgamma(dim / 2)) / math.sqrt(dim)

@@ -1,11 +1,12 @@
-"""One training loop for every part of the course, and an exponential moving
-average (EMA) of the weights.
+"""The course's one training loop, ``train_loop``, an exponential moving average (EMA) of the weights, and
+``fit``, the loop for the 2D score networks.
 
-``fit(score_net, loss_fn, data, n_steps=...)`` samples mini-batches from a
-tensor or a sampler function, steps an optimizer on ``loss_fn(score_net, x)``,
-keeps an EMA, shows a tqdm bar with the loss, is seeded and device-aware, and
-stops with a clear error when the loss turns NaN or infinite. Introduced in
-notebooks/02_score_matching.ipynb.
+``train_loop(model, loss_fn, batches, n_steps, optimizer, ...)`` steps an optimizer on ``loss_fn(model,
+batches())`` with hooks for a learning-rate schedule, mixed precision, gradient clipping, an EMA, checkpoints
+and a progress bar, and stops with a clear error when the loss turns NaN or infinite; ``fit``, the MNIST score
+networks (``sg.image_training.train_images``) and both MNIST classifiers run it. ``fit(score_net, loss_fn, data,
+n_steps=...)`` samples mini-batches from a tensor or a sampler function, is seeded and device-aware and keeps
+an EMA. Introduced in notebooks/02_score_matching.ipynb.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from tqdm.auto import tqdm
 
 from .. import validate
 
-__all__ = ["EMA", "FitResult", "fit", "TrainingDiverged", "train_ncsn", "ema_weights", "ema_window"]
+__all__ = ["EMA", "FitResult", "fit", "train_loop", "TrainingDiverged", "train_ncsn", "ema_weights", "ema_window"]
 
 
 class TrainingDiverged(FloatingPointError):
@@ -148,12 +149,14 @@ def ema_window(n_updates: int, decay: float = 0.999, warmup: bool = True) -> dic
 
 @dataclass
 class FitResult:
-    """What ``fit`` returns: the loss of every step, the EMA (or None), wall time and device."""
+    """What ``fit`` and ``train_loop`` return: the loss of every step, the EMA (or None), wall time, device
+    and the number of steps done (a resumed run's included)."""
 
     losses: list = field(default_factory=list)
     ema: EMA | None = None
     seconds: float = 0.0
     device: str = "cpu"
+    steps: int = 0
 
     def smoothed(self, window: int = 50) -> list:
         """Running mean of the losses over ``window`` steps (for plots)."""
@@ -162,6 +165,156 @@ class FitResult:
             acc += v - (self.losses[i - window] if i >= window else 0.0)
             out.append(acc / min(i + 1, window))
         return out
+
+
+def train_loop(model: nn.Module, loss_fn: Callable, batches: Callable, n_steps: int,
+               optimizer: torch.optim.Optimizer, *, start_step: int = 0, schedule=None, clip: float | None = None,
+               ema: EMA | None = None, autocast: torch.dtype | None = None, sync_every: int = 1,
+               on_step: Callable | None = None, on_checkpoint: Callable | None = None,
+               checkpoint_every: int | None = None, time_budget: float | None = None, losses: list | None = None,
+               advice: str | None = None, progress: bool = True, desc: str = "training", leave: bool = False,
+               items_per_step: int | None = None) -> FitResult:
+    """The course's one training loop: ``fit`` (notebooks 02-05), the MNIST score networks (``train_images``,
+    notebook 07) and both MNIST classifiers (evaluation, notebook 07; noisy, notebook 09) run it.
+
+    Step k (k = start_step, ..., n_steps - 1; k steps are done before it): set the learning rate if ``schedule``
+    is a function, draw ``batch = batches()``, compute ``loss_fn(model, batch)`` (under ``torch.autocast`` with
+    a reduced ``autocast`` dtype), back-propagate (loss scaled by a GradScaler for float16, so that small
+    gradients do not underflow), clip the gradient norm of ``model``'s parameters to ``clip``, step the
+    optimizer, step ``schedule`` if it is a torch LR scheduler, update ``ema``, then call
+    ``on_step(k + 1, loss)`` (steps done, the detached loss) and, every ``checkpoint_every`` steps done,
+    ``on_checkpoint(k + 1)`` with every loss so far in ``losses``. ``model.train()`` before, ``model.eval()``
+    after a run that ends normally.
+
+    Args:
+        model: the module trained, on its device (a ``torch.compile``'d one too); autocast and the gradient
+            scaler use its parameters' device.
+        loss_fn: (model, batch) -> scalar loss tensor.
+        batches: () -> batch, called once per step (it owns the random generator of the batch order).
+        n_steps: the number of steps done when the loop ends (a resumed run's total, ``start_step`` included).
+        optimizer: a torch optimizer over ``model``'s parameters.
+        start_step: steps done before this call (a resumed run).
+        schedule: the learning rate: a function step k -> lr, set on every parameter group before step k
+            (e.g. a linear warm-up), or a torch LR scheduler, stepped after every optimizer step (cosine decay).
+        clip: clip the gradient norm to this value (None: no clipping).
+        ema: an ``EMA`` of the weights, updated after every optimizer step.
+        autocast: torch.bfloat16 or torch.float16 for mixed precision; None or torch.float32: full precision.
+        sync_every: read the losses back and check them every this many steps (k + 1 a multiple of it) and at
+            the end. 1 checks each loss before its backward pass, so a NaN never reaches the weights; a larger
+            value lets a GPU run ahead instead of waiting for every loss.
+        on_step, on_checkpoint, checkpoint_every: the hooks above (None: not called).
+        time_budget: stop before a step once this many seconds have passed since the loop began.
+        losses: append the losses (floats) to this list, e.g. a resumed run's history, instead of a new one.
+        advice: what the divergence error says to do (default: a smaller lr, naming the current one).
+        progress, desc, leave, items_per_step: a tqdm bar labelled ``desc`` (kept after the run if ``leave``)
+            with the mean of the last 50 losses and, given the batch size as ``items_per_step``, items/s.
+
+    Returns:
+        FitResult(losses, ema, seconds (of this call), device, steps (done, ``start_step`` included)).
+
+    Raises:
+        TrainingDiverged: a loss is NaN or infinite; the message names its step and the last finite loss and
+            says what to do (``advice``). The finite losses before it are in ``losses``.
+    """
+    n_steps = validate.count("n_steps", n_steps, minimum=0)
+    start_step = validate.count("start_step", start_step, minimum=0)
+    sync_every = validate.count("sync_every", sync_every)
+    if checkpoint_every is not None:
+        checkpoint_every = validate.count("checkpoint_every", checkpoint_every)
+    if clip is not None:
+        clip = validate.positive("clip", clip)
+    for name, fn in (("loss_fn", loss_fn), ("batches", batches)):
+        if not callable(fn):
+            raise TypeError(f"{name}={fn!r} must be callable: loss_fn(model, batch) -> scalar tensor, batches() -> batch.")
+    if autocast not in (None, torch.float32, torch.bfloat16, torch.float16):
+        raise ValueError(f"autocast={autocast!r} is invalid: expected torch.bfloat16, torch.float16, torch.float32 or None.")
+    lr_scheduler = isinstance(schedule, torch.optim.lr_scheduler.LRScheduler)
+    if schedule is not None and not (lr_scheduler or callable(schedule)):
+        raise TypeError(f"schedule={schedule!r} must be a function step -> lr or a torch LR scheduler.")
+    param = next(iter(model.parameters()), None)
+    dev = param.device if param is not None else torch.device("cpu")
+    reduced = autocast in (torch.bfloat16, torch.float16)
+    scaler = torch.amp.GradScaler(dev.type) if autocast == torch.float16 else None
+    losses = [] if losses is None else losses
+    result = FitResult(losses=losses, ema=ema, device=str(dev), steps=start_step)
+    pending = []                  # (step, detached loss) not read back yet: no device sync per step
+    last = [start_step - 1, losses[-1]] if losses else [None, None]     # the last finite (step, loss)
+
+    def read_back(check: bool = True) -> None:
+        if not pending:
+            return
+        values = torch.stack([v.reshape(()).double() for _, v in pending]).cpu().tolist()
+        steps = [k for k, _ in pending]
+        pending.clear()
+        for k, v in zip(steps, values):
+            if check and not math.isfinite(v):
+                where = f"last finite loss {last[1]:.4g} at step {last[0]}" if last[0] is not None \
+                    else "no finite loss before it"
+                todo = advice or f"try a smaller lr (now {optimizer.param_groups[0]['lr']:g})"
+                raise TrainingDiverged(f"loss became {v} at step {k} ({where}); {todo}.")
+            losses.append(v)
+            last[:] = k, v
+
+    model.train()
+    start = time.perf_counter()
+    bar = tqdm(total=n_steps, initial=min(start_step, n_steps), desc=desc, disable=not progress, leave=leave,
+               mininterval=0.5)
+    done = start_step
+    try:
+        while done < n_steps:
+            if time_budget is not None and time.perf_counter() - start > time_budget:
+                break
+            if schedule is not None and not lr_scheduler:
+                lr = float(schedule(done))
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+            batch = batches()
+            with torch.autocast(dev.type, dtype=autocast) if reduced else contextlib.nullcontext():
+                loss = loss_fn(model, batch)
+            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                raise ValueError(f"loss_fn returned {type(loss).__name__} of shape {tuple(getattr(loss, 'shape', ()))}; "
+                                 f"expected a scalar tensor (take .mean() over the batch).")
+            pending.append((done, loss.detach().clone()))   # a copy: the loss may alias a weight stepped below
+            if sync_every == 1:
+                read_back()       # before the backward pass: a NaN loss never updates the weights
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            if clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), clip)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            if lr_scheduler:
+                schedule.step()
+            if ema is not None:
+                ema.update(model)
+            done += 1
+            result.steps = done
+            bar.update(1)
+            if done % sync_every == 0 or done == n_steps:
+                read_back()
+            if progress and (done % 50 == 0 or done == n_steps) and losses:
+                rate = {} if items_per_step is None else \
+                    {"items_s": f"{(done - start_step) * items_per_step / max(time.perf_counter() - start, 1e-9):,.0f}"}
+                bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4g}", **rate)
+            if on_step is not None:
+                on_step(done, loss.detach())
+            if on_checkpoint is not None and checkpoint_every is not None and done % checkpoint_every == 0:
+                read_back()
+                on_checkpoint(done)
+        read_back()
+    finally:
+        read_back(check=False)    # an interrupted run keeps the losses of the steps it did
+        bar.close()
+    result.seconds = time.perf_counter() - start
+    model.eval()
+    return result
 
 
 def _batches(data, batch_size: int, generator: torch.Generator, device):
@@ -200,7 +353,7 @@ def fit(
     progress: bool = True,
     desc: str = "training",
 ) -> FitResult:
-    """Train ``score_net`` by minimising ``loss_fn(score_net, x_batch)`` for ``n_steps`` steps.
+    """Train ``score_net`` by minimising ``loss_fn(score_net, x_batch)`` for ``n_steps`` steps of ``train_loop``.
 
     Args:
         score_net: the network (moved to ``device``).
@@ -217,7 +370,7 @@ def fit(
         progress: show a tqdm bar with the running loss.
 
     Returns:
-        FitResult(losses, ema, seconds, device).
+        FitResult(losses, ema, seconds, device, steps).
 
     Raises:
         TrainingDiverged: the loss became NaN/inf; the message names the step and
@@ -236,33 +389,12 @@ def fit(
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     draw = _batches(data, batch_size, gen, device)
-    score_net.to(device).train()
+    score_net.to(device)
     opt = optimizer or torch.optim.Adam(score_net.parameters(), lr=lr)
     ema = EMA(score_net, ema_decay) if ema_decay is not None else None
-    result = FitResult(ema=ema, device=str(device))
-    last_finite = (None, None)
-    start = time.perf_counter()
-    bar = tqdm(range(n_steps), desc=desc, disable=not progress, leave=False, mininterval=0.5)
-    for step in bar:
-        loss = loss_fn(score_net, draw())
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            where = f"last finite loss {last_finite[1]:.4g} at step {last_finite[0]}" if last_finite[0] is not None \
-                else "no finite loss before it"
-            raise TrainingDiverged(f"loss became {value} at step {step} ({where}); try a smaller lr (now {lr:g}) or grad_clip.")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip is not None:
-            nn.utils.clip_grad_norm_(score_net.parameters(), grad_clip)
-        opt.step()
-        if ema is not None:
-            ema.update(score_net)
-        result.losses.append(value)
-        last_finite = (step, value)
-        if progress and step % 50 == 0:
-            bar.set_postfix(loss=f"{sum(result.losses[-50:]) / len(result.losses[-50:]):.4g}")
-    result.seconds = time.perf_counter() - start
-    score_net.eval()
+    result = train_loop(score_net, loss_fn, draw, n_steps, opt, clip=grad_clip, ema=ema, progress=progress, desc=desc,
+                        advice=f"try a smaller lr (now {opt.param_groups[0]['lr']:g}) or grad_clip")
+    result.device = str(device)
     return result
 
 
@@ -296,10 +428,3 @@ def train_ncsn(data, sigmas, *, n_steps: int, hidden: int = 128, n_layers: int =
 def sigma_divisor(sigma: torch.Tensor) -> torch.Tensor:
     """s_theta(x, sigma) = net(x, sigma) / sigma (||s|| ~ 1/sigma; Song & Ermon 2020, technique 3)."""
     return sigma
-
-
-# ---------------------------------------------------------------------------
-# Image score models (notebook 07): fast GPU training with checkpoints
-# ---------------------------------------------------------------------------
-
-

@@ -2,11 +2,14 @@
 EDM's Heun/Euler sampler with optional churn (Algorithm 2), and DPM-Solver++(2M) (Lu et al. 2022).
 Reachable as ``sg.samplers.<name>``. Introduced in notebooks/08_fast_sampling.ipynb."""
 from __future__ import annotations
+
 import math
+
 import torch
+
 from .. import validate
-from ..validate import call_score, check_callable, check_finite, check_score_output
 from ..runtime import progress_steps, randn_like
+from ..validate import call_score, check_callable, check_finite, check_score_output
 from .schedules import karras_sigmas
 from .sde import denoiser
 
@@ -61,6 +64,7 @@ def edm_sampler(sde, score_fn, shape, n_steps: int = 18, *, rho: float = 7.0, si
     at the SDE's largest level); then an Euler step d = (x - D(x; sigma^)) / sigma^, x' = x + (sigma_{i+1} -
     sigma^) d, and with ``solver="heun"`` the trapezoidal correction x' = x + (sigma_{i+1} - sigma^) (d + d') / 2,
     d' = (x' - D(x'; sigma_{i+1})) / sigma_{i+1}, except on the last step (sigma_{i+1} = 0), which stays Euler.
+    The churn of each level is ``churn_etas``'s eta_i = gamma (the one place the formula is written).
     churn = 0 is the deterministic Algorithm 1: Heun has global error O(h^2), Euler O(h).
 
     The defaults s_tmin = 0, s_tmax = inf, s_noise = 1 churn at every level. With churn >= (sqrt(2) - 1) N (the
@@ -98,12 +102,11 @@ def edm_sampler(sde, score_fn, shape, n_steps: int = 18, *, rho: float = 7.0, si
     D = denoiser(sde, score_fn)
     x = _sigma_start(sigmas, shape, noise, generator, device, dtype)
     n = len(sigmas) - 1
-    gamma_max = min(churn / n, math.sqrt(2.0) - 1.0)
+    etas = churn_etas(sigmas, churn, s_tmin, s_tmax, top=top).tolist()   # the one gamma formula (Algorithm 2)
     nfe = 0
     for i in progress_steps(n, progress, f"EDM ({solver})"):
         s_cur, s_next = float(sigmas[i]), float(sigmas[i + 1])
-        gamma = gamma_max if s_tmin <= s_cur <= s_tmax else 0.0
-        s_hat = min(s_cur * (1.0 + gamma), top)
+        s_hat = min(s_cur * (1.0 + etas[i]), top)          # sigma^ = (1 + eta_i) sigma_i; eta_i = 0: no churn
         if s_hat > s_cur:   # Algorithm 2, lines 4-6: add noise to move from sigma_i up to sigma^
             x = x + math.sqrt(s_hat**2 - s_cur**2) * s_noise * randn_like(x, generator)
         den = call_score(D, x, s_hat, where=f"at sigma={s_hat:.4g}", step_size=s_hat - s_next)

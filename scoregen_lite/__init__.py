@@ -32,6 +32,7 @@ _LAZY = {
     "data": "scoregen_lite.images.data",
     "unet": "scoregen_lite.images.unet",
     "image_training": "scoregen_lite.images.training",
+    "checkpoints": "scoregen_lite.images.checkpoints",
     "evaluation": "scoregen_lite.images.evaluation",
     "image_guidance": "scoregen_lite.images.guidance",
     "mnist": "scoregen_lite.images.mnist",

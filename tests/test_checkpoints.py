@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from scoregen_lite import artifacts
 import scoregen_lite as sg
+from scoregen_lite import artifacts
 from scoregen_lite import mnist as sgm
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
@@ -26,7 +26,7 @@ def test_shipped_checkpoint_and_manifest(name):
         assert info.get(key) not in (None, ""), key
     assert info["command"].startswith("python -m scoregen_lite train-mnist")
     assert info["sha256"] == artifacts.sha256(path)
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)
     assert state["ema"] is None and all(v.dtype == torch.float16 for v in state["model"].values()
                                         if torch.is_floating_point(v))
     assert state["meta"]["heldout"] == info["heldout"] == "train[-500:]"
@@ -57,7 +57,7 @@ def test_pretrained_round_trip():
     """pretrained() gives the network whose weights are the stored float16 ones, and it produces digits
     of the right shape; the conditional one answers to labels."""
     net, sde, config = sgm.pretrained("mnist_ve", device="cpu", log=lambda m: None)
-    state = torch.load(CHECKPOINTS / "mnist_ve.pt", map_location="cpu", weights_only=False)
+    state = torch.load(CHECKPOINTS / "mnist_ve.pt", map_location="cpu", weights_only=True)
     for k, v in net.state_dict().items():
         assert torch.equal(v, state["model"][k].float()), k
     x = sde.prior_sample((2, 1, 28, 28), generator=torch.Generator().manual_seed(0))
@@ -184,10 +184,96 @@ def test_shipped_noisy_classifier_loads_instead_of_training(shared_mnist, tmp_pa
                                        log=said.append)
     assert said == ["using the shipped checkpoint noisy_classifier.pt (sha256 verified)"]
     for t, acc in info["metrics"]["heldout_accuracy_at_t"].items():
-        got = sg.image_guidance.noisy_accuracy(clf, split.x_held, split.y_held, float(t), generator=torch.Generator().manual_seed(0))
+        got = sg.image_guidance.noisy_accuracy(clf, split.x_held, split.y_held, float(t),
+                                               generator=torch.Generator().manual_seed(0))
         assert got == pytest.approx(acc, abs=0.01), t     # float16 storage: the same accuracies
     assert info["metrics"]["heldout_accuracy_at_t"]["0.01"] > 0.95
     said.clear()
     sg.image_guidance.noisy_classifier(split.x_train[:200], split.y_train[:200], sde, n_steps=12, device="cpu",
                                  log=said.append, progress=False)
     assert len(said) == 1 and said[0].startswith("training a noisy classifier: 12 steps, about")
+
+
+class _RunsCode:
+    """A pickled object that, if loaded with pickle's full powers, writes a file (what a malicious .pt could do)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (Path(self.marker).touch, ())
+
+
+def test_checkpoints_load_weights_only(tmp_path):
+    """A course checkpoint holds tensors and numbers only and loads with weights_only=True: a file that pickles an
+    object (here one whose unpickling would write a file, and a config stored as the dataclass) is refused with a
+    clear CheckpointError and runs nothing; save_checkpoint refuses to write one, naming the key. A training run's
+    checkpoint and every shipped one load weights-only. Planted: weights_only=False creates the marker file."""
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.pt"
+    torch.save({"model": {}, "config": {}, "meta": _RunsCode(marker)}, evil)
+    dataclass_config = tmp_path / "object.pt"
+    torch.save({"model": {}, "config": sg.image_training.CPU}, dataclass_config)
+    for path in (evil, dataclass_config):
+        with pytest.raises(sg.checkpoints.CheckpointError, match="not a complete checkpoint of this course"):
+            sg.checkpoints.load_checkpoint(path)
+        with pytest.raises(sg.checkpoints.CheckpointError):
+            sg.checkpoints.ScoreModel.load(path)
+    assert not marker.exists()
+    with pytest.raises(TypeError, match=r"state\['config'\] is a ImageConfig.*config_dict"):
+        sg.checkpoints.save_checkpoint(tmp_path / "bad.pt", model={}, config=sg.image_training.CPU)
+    with pytest.raises(TypeError, match=r"state\['meta'\]\['path'\] is a PosixPath"):
+        sg.checkpoints.save_checkpoint(tmp_path / "bad.pt", model={}, config={}, meta={"path": tmp_path})
+    assert not (tmp_path / "bad.pt").exists()
+    cfg = replace_config(n_steps=2, checkpoint_every=1)
+    sg.image_training.train_images(torch.rand(32, 1, 28, 28), cfg, checkpoint=tmp_path / "run.pt", device="cpu",
+                                   progress=False, log=lambda m: None, meta={"heldout": "train[-500:]"})
+    state = torch.load(tmp_path / "run.pt", map_location="cpu", weights_only=True)
+    assert state["config"] == sg.checkpoints.config_dict(cfg) and state["step"] == 2
+    for name in sgm.SHIPPED:
+        torch.load(CHECKPOINTS / f"{name}.pt", map_location="cpu", weights_only=True)
+    with pytest.raises(sg.checkpoints.CheckpointError):   # --init-from reads weights only too
+        sg.image_training.train_images(torch.rand(32, 1, 28, 28), cfg, device="cpu", progress=False,
+                                       log=lambda m: None, init=evil)
+    assert not marker.exists()
+
+
+def replace_config(**kw):
+    from dataclasses import replace
+
+    return replace(sg.image_training.QUICK_CPU, batch_size=8, warmup_steps=1, **kw)
+
+
+def test_a_shipped_file_is_checked_before_it_is_loaded(tmp_path, monkeypatch, shared_mnist):
+    """A damaged shipped checkpoint is refused (ChecksumMismatch) before torch.load ever sees it, whichever way it
+    is reached: pretrained, ScoreModel.load or load_checkpoint of checkpoints/NAME.pt, --init-from, and the shipped
+    noisy classifier. Planted: checking the sha256 after loading (as the classifier did) calls torch.load first."""
+    (tmp_path / "checkpoints").mkdir()
+    for f in ("mnist_ve.pt", "mnist_ve.json", "noisy_classifier.pt", "noisy_classifier.json"):
+        shutil.copy(CHECKPOINTS / f, tmp_path / "checkpoints" / f)
+    monkeypatch.setattr(artifacts, "course_dir", lambda: tmp_path)
+    monkeypatch.delenv("SCOREGEN_RUNS", raising=False)
+    monkeypatch.setenv("SCOREGEN_CACHE", str(tmp_path / "cache"))
+    shipped = tmp_path / "checkpoints" / "mnist_ve.pt"
+    assert sg.checkpoints.ScoreModel.load(shipped, device="cpu").info["sha256"] == artifacts.sha256(shipped)
+    for f in ("mnist_ve.pt", "noisy_classifier.pt"):     # replaced by a valid torch file with one weight changed
+        state = torch.load(tmp_path / "checkpoints" / f, map_location="cpu", weights_only=True)
+        first = next(iter(state["model"]))
+        state["model"][first] = state["model"][first] + 1
+        torch.save(state, tmp_path / "checkpoints" / f)
+    loads = []
+    real = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(a[0]) or real(*a, **k))
+    attempts = [lambda: sgm.pretrained("mnist_ve", log=lambda m: None),
+                lambda: sg.checkpoints.ScoreModel.load(shipped),
+                lambda: sg.checkpoints.load_checkpoint(shipped),
+                lambda: sg.image_training.train_images(torch.rand(8, 1, 28, 28), replace_config(n_steps=1),
+                                                       device="cpu", progress=False, log=lambda m: None, init=shipped)]
+    split = sg.data.mnist_split(root=shared_mnist)
+    sde = sg.image_training.make_sde(sg.image_training.CPU)
+    attempts.append(lambda: sg.image_guidance.noisy_classifier(split.x_train[:20], split.y_train[:20], sde, n_steps=1,
+                                                               cache=False, device="cpu", log=lambda m: None))
+    for attempt in attempts:
+        with pytest.raises(artifacts.ChecksumMismatch, match="its manifest says"):
+            attempt()
+    assert loads == []

@@ -20,7 +20,6 @@ from scoregen_lite import data as sgd
 from scoregen_lite import mnist as sgm
 
 
-
 def write_idx(folder: Path, split="train", n=12, gz=True, seed=0):
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
@@ -137,14 +136,14 @@ def test_training_step_and_checkpoint_round_trip(tmp_path, tiny_data):
     cfg = tiny_config(n_steps=6, checkpoint_every=3)
     net, ema, info = sg.image_training.train_images(tiny_data, cfg, checkpoint=tmp_path / "c.pt", device="cpu", progress=False)
     assert info["steps"] == 6 and len(info["losses"]) == 6 and all(np.isfinite(info["losses"]))
-    loaded, sde, config = sg.image_training.load_score_model(tmp_path / "c.pt", device="cpu", use_ema=False)
+    loaded, sde, config = sg.checkpoints.ScoreModel.load(tmp_path / "c.pt", device="cpu", use_ema=False)
     x, t = torch.rand(2, 1, 28, 28), torch.full((2,), 0.5)
     assert torch.allclose(loaded(x, t), net(x, t), atol=1e-6)
     assert config == cfg
-    with_ema, _, _ = sg.image_training.load_score_model(tmp_path / "c.pt", device="cpu")
+    with_ema, _, _ = sg.checkpoints.ScoreModel.load(tmp_path / "c.pt", device="cpu")
     assert not torch.allclose(with_ema(x, t), net(x, t))  # EMA weights differ from the last ones
     with pytest.raises(FileNotFoundError, match="train first"):
-        sg.image_training.load_checkpoint(tmp_path / "missing.pt")
+        sg.checkpoints.load_checkpoint(tmp_path / "missing.pt")
 
 
 def test_resume_after_interruption_gives_same_loss_curve(tmp_path, tiny_data):
@@ -172,7 +171,7 @@ def test_interrupted_training_keeps_last_checkpoint_readable(tmp_path, tiny_data
     monkeypatch.setattr(torch.optim.Adam, "step", step)
     with pytest.raises(KeyboardInterrupt):
         sg.image_training.train_images(tiny_data, cfg, checkpoint=tmp_path / "k.pt", device="cpu", progress=False)
-    state = sg.image_training.load_checkpoint(tmp_path / "k.pt")
+    state = sg.checkpoints.load_checkpoint(tmp_path / "k.pt")
     assert state["step"] == 6 and not list(tmp_path.glob("*.tmp*"))
 
 
@@ -302,8 +301,10 @@ def test_cli_fast_samplers_guidance_and_inpainting(tmp_path, shared_mnist, class
 
 def test_cli_offline_message(tmp_path):
     env = dict(os.environ, SCOREGEN_DATA=str(tmp_path), SCOREGEN_QUICK="1")
-    r = subprocess.run([sys.executable, "-c", "import scoregen_lite.images.data as d; d.MNIST_MIRRORS[:] = ['file:///nonexistent/'];"
-                        "from scoregen_lite.images.cli import main; raise SystemExit(main(['train-mnist', '--out', '" + str(tmp_path / 'o') + "']))"],
+    code = ("import scoregen_lite.images.data as d; d.MNIST_MIRRORS[:] = ['file:///nonexistent/'];"
+            "from scoregen_lite.images.cli import main; raise SystemExit(main(['train-mnist', '--out', '"
+            + str(tmp_path / 'o') + "']))")
+    r = subprocess.run([sys.executable, "-c", code],
                        env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "MNIST train files not found" in r.stderr and "SCOREGEN_DATA" in r.stderr
 
@@ -353,9 +354,9 @@ def test_evaluate_refuses_digits_the_model_trained_on():
 
 def test_classifier_has_learned_and_frechet_grows_with_corruption(shared_mnist, classifier_cache, monkeypatch):
     """The metrics classifier must have learned (an untrained one scores ~10 % and passed the old tests):
-    held-out accuracy > 96 % (97.6 % measured; an untrained one gets 4 %); and the Frechet distance of held-out digits to training digits grows under
-    known corruptions: a 2-pixel shift, a blur, noise of std 0.1 and then 0.3 (measured: 5.9 clean; 44, 120,
-    12.6, 126)."""
+    held-out accuracy > 96 % (97.6 % measured; an untrained one gets 4 %); and the Frechet distance of held-out
+    digits to training digits grows under known corruptions: a 2-pixel shift, a blur, noise of std 0.1 and then
+    0.3 (measured: 5.9 clean; 44, 120, 12.6, 126)."""
     monkeypatch.setenv("SCOREGEN_CACHE", str(classifier_cache))
     split = sgd.mnist_split(root=shared_mnist, download=False)
     clf = sg.evaluation.mnist_classifier(split.x_train, split.y_train, device="cpu")   # the default 5 epochs
@@ -493,7 +494,7 @@ def test_init_from_starts_at_the_given_ema_weights(tmp_path, tiny_data):
     ones), with step 0 and a fresh optimizer; a different network is refused by name."""
     cfg = tiny_config(n_steps=6, checkpoint_every=3)
     first, ema, _ = sg.image_training.train_images(tiny_data, cfg, checkpoint=tmp_path / "a.pt", device="cpu", progress=False)
-    ema_net, _, _ = sg.image_training.load_score_model(tmp_path / "a.pt", device="cpu")
+    ema_net, _, _ = sg.checkpoints.ScoreModel.load(tmp_path / "a.pt", device="cpu")
     x, t = torch.rand(2, 1, 28, 28), torch.full((2,), 0.5)
     fine = replace(cfg, n_steps=0)
     net0, _, info = sg.image_training.train_images(tiny_data, fine, checkpoint=tmp_path / "b.pt", device="cpu",

@@ -77,7 +77,7 @@ def noisy_classifier(images: torch.Tensor, labels: torch.Tensor, sde, *, n_steps
         torch.manual_seed(seed)
         net = NoisyClassifier(sde)
     if cache and path.exists():
-        net.load_state_dict(torch.load(path, map_location="cpu"))
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return net.to(device).eval()
     state = _shipped_classifier(path.name) if shipped else None
     if state is not None:
@@ -129,12 +129,11 @@ def _shipped_classifier(key: str):
     manifest = artifacts.checkpoints_dir() / f"{SHIPPED_CLASSIFIER}.json"
     if not (path.exists() and manifest.exists()):
         return None
-    state = torch.load(path, map_location="cpu")
-    if state.get("key") != key:            # other digits or settings: nothing to verify
+    artifacts.verify_sha256(path, json.loads(manifest.read_text())["sha256"],   # before anything loads the file
+                            fix="Restore it with git checkout, or delete both files to train the classifier here.")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("key") != key:            # other digits or settings: train instead
         return None
-    if artifacts.sha256(path) != json.loads(manifest.read_text())["sha256"]:
-        raise artifacts.ChecksumMismatch(f"{path} differs from its manifest's artifacts.sha256: restore it with git checkout, or delete "
-                               f"both files to train the classifier here.")
     return state["model"]
 
 
@@ -148,7 +147,7 @@ def ship_noisy_classifier(*, n_steps: int = 2000, root=None, device=None, comman
 
     from ..runtime import device as default_device, device_name
     from ..images import data as data_mod
-    from .training import ImageConfig, make_sde, save_checkpoint
+    from .checkpoints import ImageConfig, make_sde, save_checkpoint
 
     device = torch.device(device) if device is not None else default_device()
     split = data_mod.mnist_split(root=root)

@@ -1,78 +1,20 @@
-"""Training the MNIST score networks (notebooks 07-10): ``ImageConfig`` (every setting of a run, stored in its
-checkpoint), the presets ``REFERENCE``, ``FAST``, ``CPU`` and ``QUICK_CPU``, ``train_images`` (mixed precision,
-EMA, checkpoints, resuming) and loading a trained model back. Introduced in notebooks/07_mnist_score_sde.ipynb."""
+"""Training the MNIST score networks (notebooks 07-10): the presets ``REFERENCE``, ``FAST``, ``CPU`` and
+``QUICK_CPU`` of ``ImageConfig`` (every setting of a run, ``sg.checkpoints``) and ``train_images`` (mixed precision,
+EMA, checkpoints, resuming). A trained model is loaded back with ``sg.checkpoints.ScoreModel.load``.
+Introduced in notebooks/07_mnist_score_sde.ipynb."""
 from __future__ import annotations
 import math
-import os
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 from .. import validate
 from ..core.train import EMA, TrainingDiverged
+from .checkpoints import ImageConfig, load_checkpoint, load_score_model, make_sde, make_unet, save_checkpoint
 
-__all__ = ["CheckpointError", "ImageConfig", "REFERENCE", "FAST", "CPU", "QUICK_CPU", "make_sde", "make_unet", "save_checkpoint", "load_checkpoint", "load_score_model", "train_images"]
-
-
-class CheckpointError(ValueError):
-    """A file that is not a (complete) checkpoint of this course: the message says which and what to do."""
-
-
-@dataclass(frozen=True)
-class ImageConfig:
-    """Everything that defines an image score-model run (saved in every checkpoint).
-
-    ``lr=None`` applies the square-root scaling rule from the reference point (batch 32,
-    lr 1e-4): lr = 1e-4 * sqrt(batch_size / 32). ``n_steps`` bounds the run; ``time_budget_s``
-    (if set) stops it earlier, on wall time. ``compile`` applies on CUDA only. ``amp`` turns on
-    reduced precision where the device has it, chosen by ``sg.precision`` (bfloat16 on Ampere and
-    newer, float16 with a gradient scaler on older CUDA GPUs, float32 on MPS and the CPU);
-    ``precision`` forces one ("bf16", "fp16", "fp32"). ``n_classes > 0`` trains a class-conditional
-    network (labels required) whose labels are replaced by the null label with probability
-    ``label_dropout`` (classifier-free guidance, Ho & Salimans 2022). ``precond``, ``noise``,
-    ``weighting``, ``sigma_data``, ``p_mean``, ``p_std``: the training recipe (``sg.recipes``, notebook 10;
-    the defaults are eq. (8) as before: no preconditioning, t ~ U(eps, 1), lambda = std_t^2).
-    """
-
-    def with_recipe(self, name: str) -> "ImageConfig":
-        """This config with a named recipe of ``sg.recipes.RECIPES`` (its precond, noise and weighting)."""
-        from ..core.recipes import RECIPES
-
-        if name not in RECIPES:
-            raise ValueError(f"recipe={name!r} is unknown; expected one of {sorted(RECIPES)}.")
-        precond, noise, weighting = RECIPES[name]
-        return replace(self, precond=precond, noise=noise, weighting=weighting)
-
-    sde_sigma: float = 25.0                 # VE SDE of Song's tutorial, dx = sigma^t dw
-    channels: tuple = (32, 64, 128, 256)
-    embed_dim: int = 256
-    batch_size: int = 512
-    lr: float | None = None
-    warmup_steps: int = 100
-    n_steps: int = 20_000
-    time_budget_s: float | None = None
-    ema_decay: float | None = 0.999
-    grad_clip: float | None = 1.0
-    eps: float = 1e-5
-    compile: bool = True
-    amp: bool = True
-    seed: int = 0
-    checkpoint_every: int = 1000
-    n_classes: int = 0
-    label_dropout: float = 0.1
-    precision: str = "auto"
-    # the training recipe (sg.recipes, notebook 10): preconditioning, noise levels, loss weighting
-    precond: str = "none"
-    noise: str = "uniform"
-    weighting: str = "sigma2"
-    sigma_data: float = 0.5
-    p_mean: float = -1.2
-    p_std: float = 1.2
-
-    def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else 1e-4 * math.sqrt(self.batch_size / 32)
+__all__ = ["ImageConfig", "REFERENCE", "FAST", "CPU", "QUICK_CPU", "make_sde", "make_unet", "train_images"]
 
 
 #: Song's tutorial recipe: batch 32, Adam 1e-4, no EMA, eager float32 (50 epochs = 50 * n / 32 steps).
@@ -99,69 +41,6 @@ CPU = ImageConfig(channels=(16, 32, 64, 128), embed_dim=128, batch_size=128, lr=
 #: A tiny CPU version for quick mode and tests: trains in seconds, end to end.
 QUICK_CPU = ImageConfig(channels=(8, 16, 32, 64), embed_dim=32, batch_size=64, lr=2e-3, n_steps=300, warmup_steps=20,
                         compile=False, amp=False, checkpoint_every=100)
-
-
-def make_sde(config: ImageConfig):
-    """The VE SDE of a config (``VESDE.tutorial(config.sde_sigma)``)."""
-    from ..core.sde import VESDE
-
-    return VESDE.tutorial(config.sde_sigma)
-
-
-def make_unet(config: ImageConfig, sde=None) -> nn.Module:
-    """A fresh ``ScoreUNet`` for a config, seeded by ``config.seed``."""
-    from .unet import ScoreUNet
-
-    torch.manual_seed(config.seed)
-    return ScoreUNet(sde or make_sde(config), channels=tuple(config.channels), embed_dim=config.embed_dim,
-                     n_classes=config.n_classes, precond=config.precond, sigma_data=config.sigma_data)
-
-
-def save_checkpoint(path, **state) -> Path:
-    """torch.save ``state`` atomically: write a temporary file beside ``path``, then rename it, so an
-    interrupted run (Ctrl-C, a killed job) never leaves a half-written checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    return path
-
-
-def load_checkpoint(path, map_location="cpu") -> dict:
-    """Load a checkpoint written by ``save_checkpoint`` (a dict)."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist; train first (python -m scoregen_lite "
-                                f"train-mnist --out {path.parent}) or pass another path.")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as err:   # a text file, a truncated download, another program's file
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:120]
-        raise CheckpointError(f"{str(path)!r} is not a complete checkpoint of this course ({type(err).__name__}: "
-                              f"{first}). Pass a checkpoint.pt written by python -m scoregen_lite train-mnist, or "
-                              f"checkpoints/NAME.pt; a truncated file must be copied or trained again.") from None
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
-        raise CheckpointError(f"{str(path)!r} is a torch file but not a checkpoint of this course (it has no model "
-                              f"and config); pass a checkpoint.pt written by python -m scoregen_lite train-mnist.")
-    return state
-
-
-def load_score_model(path, device=None, use_ema: bool = True):
-    """(net, sde, config) from a checkpoint, with the EMA weights loaded when present and ``use_ema``."""
-    from ..runtime import device as default_device
-
-    state = load_checkpoint(path)
-    config = ImageConfig(**{**state["config"], "channels": tuple(state["config"]["channels"])})
-    sde = make_sde(config)
-    net = make_unet(config, sde)
-    net.load_state_dict(state["model"])
-    if use_ema and state.get("ema") is not None:
-        ema = EMA(net, state["ema"]["decay"])
-        ema.load_state_dict(state["ema"])
-        ema.copy_to(net)
-    net = net.to(device or default_device()).eval().requires_grad_(False)
-    return net, sde, config
 
 
 def _maybe_compile(net, config, device, log):

@@ -159,7 +159,7 @@ def main(argv=None) -> int:
     split = sg.data.mnist_split(root=args.root, download=False)
     classifier = sg.evaluation.mnist_classifier(split.x_train, split.y_train, device=device)
     checkpoint = sg.mnist.find_checkpoint("mnist_ve")
-    net, sde, _ = sg.image_training.load_score_model(checkpoint, device=device)
+    model = sg.checkpoints.ScoreModel.load(checkpoint, device=device)   # network, SDE and trained range, read once
     n = 64 if args.tiny else args.n_samples
     plan = {"classic": SAMPLERS, "window": window_plan()}.get(args.plan) or \
         nfe_plan([int(v) for v in args.em_steps.split(",")])
@@ -180,9 +180,8 @@ def main(argv=None) -> int:
             n_steps = max(2, n_steps // 10)
         row_label = label(name, sampler, n_steps, kwargs)
         gen = torch.Generator(device=device).manual_seed(args.seed)
-        x, nfe, seconds = sg.samplers.sample_batched(net, sde, n, sampler=sampler, n_steps=n_steps or 1,
-                                                     batch_size=args.batch_size, generator=gen, device=device,
-                                                     **kwargs)
+        x, nfe, seconds = model.sample(n, sampler=sampler, n_steps=n_steps or 1, batch_size=args.batch_size,
+                                       generator=gen, device=device, **kwargs)
         frechet = sg.evaluation.evaluate_images(x.clamp(0, 1), split.x_held, classifier)["frechet"]
         rows.append({"label": row_label, "sampler": sampler, "n_steps": n_steps, **kwargs, "nfe": nfe,
                      "seconds": seconds, "seconds_per_1000": 1000 * seconds / n, "frechet": frechet,

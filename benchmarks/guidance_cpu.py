@@ -53,8 +53,8 @@ def main(argv=None) -> int:
     checkpoint = Path(args.checkpoint) if args.checkpoint else artifacts.checkpoints_dir() / "mnist_cond.pt"
     if args.manifest and (args.tiny or args.checkpoint):
         raise SystemExit("--manifest measures the shipped mnist_cond.pt at full size: drop --tiny and --checkpoint.")
-    sg_mnist.check_heldout(sg.image_training.load_checkpoint(checkpoint).get("meta"), split)
-    net, sde, _ = sg.image_training.load_score_model(checkpoint, device=device)
+    model = sg.checkpoints.ScoreModel.load(checkpoint, device=device)   # read once: network, SDE, range, meta
+    sg_mnist.check_heldout(model.meta, split)
     guided = {k: v for k, v in sg_mnist.SHIP_GUIDED.items() if k != "scale"}
     n = args.n
     if args.tiny:
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
            "rows": []}
     print(f"{res['device']}; {checkpoint}; {n} digits per scale", flush=True)
     for scale in args.scales:
-        r = sg_mnist.guided_metrics(net, sde, classifier, split.x_held, dict(guided, scale=scale), n=n, device=device)
+        r = sg_mnist.guided_metrics(model, classifier, split.x_held, dict(guided, scale=scale), n=n, device=device)
         row = {"scale": scale, "accuracy": r["guided_accuracy"], "frechet": r["guided_frechet_heldout"],
                "seconds": r["guided_seconds"], "n": r["guided"]["n"]}
         res["rows"].append(row)

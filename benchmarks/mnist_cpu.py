@@ -79,9 +79,9 @@ def main(argv=None) -> int:
     classifier = sg.evaluation.mnist_classifier(split.x_train, split.y_train, device=device)
     res["classifier_heldout_accuracy"] = sg.evaluation.accuracy(classifier, split.x_held, split.y_held)
     gen = torch.Generator().manual_seed(0)
-    samples, nfe, seconds = sg.samplers.sample_batched(net, sg.image_training.make_sde(config), n_samples, sampler="em",
-                                                       n_steps=em_steps, batch_size=500, generator=gen, device=device,
-                                                       progress=True)
+    model = sg.checkpoints.ScoreModel(net, sg.image_training.make_sde(config), config)   # the run, with its range
+    samples, nfe, seconds = model.sample(n_samples, sampler="em", n_steps=em_steps, batch_size=500, generator=gen,
+                                         device=device, progress=True)
     quality = sg.evaluation.evaluate_images(samples.clamp(0, 1), split.x_held, classifier)
     quality["reference_digits"] = f"held-out {split.heldout} ({len(split.x_held)} digits)"
     hist, ref = torch.tensor(quality["histogram"]), torch.tensor(quality["real_histogram"])
@@ -92,9 +92,9 @@ def main(argv=None) -> int:
     res["frechet_real_heldout"] = sg.evaluation.evaluate_images(split.x_train[:max(n_samples, 1000)], split.x_held,
                                                              classifier)["frechet"]
     if not args.tiny:
-        ship_net, ship_sde, _ = sg_mnist.pretrained("mnist_ve", device=device, log=print)
-        _, nfe64, sec64 = sg.samplers.sample_batched(ship_net, ship_sde, 64, sampler="em", n_steps=em_steps,
-                                                     generator=torch.Generator().manual_seed(0), device=device)
+        shipped = sg_mnist.pretrained("mnist_ve", device=device, log=print)
+        _, nfe64, sec64 = shipped.sample(64, sampler="em", n_steps=em_steps, generator=torch.Generator().manual_seed(0),
+                                         device=device)
         res["shipped_64"] = {"seconds": sec64, "sampler": f"EM-{nfe64}", "checkpoint": "checkpoints/mnist_ve.pt"}
     res["meets_target"] = bool(quality["frechet"] <= target and quality["histogram_ok_3pts"])
     out = Path(args.out)

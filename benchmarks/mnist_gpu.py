@@ -137,10 +137,10 @@ def main():
         print(f"[{name}] EM-{em_steps}: {rec['em'] and {k: v for k, v in rec['em'].items() if 'hist' not in k}}", flush=True)
 
         def do_ode(ckpt=ckpt):
-            net, sde, _ = sg.image_training.load_score_model(ckpt, device=device)
+            model = sg.checkpoints.ScoreModel.load(ckpt, device=device)
             gen = torch.Generator(device=device).manual_seed(1)
-            x_ode, nfe, seconds = sg.samplers.sample_batched(net, sde, 64 if args.tiny else 1000, sampler="ode",
-                                                             rtol=1e-5, atol=1e-5, generator=gen, device=device)
+            x_ode, nfe, seconds = model.sample(64 if args.tiny else 1000, sampler="ode", rtol=1e-5, atol=1e-5,
+                                               generator=gen, device=device)
             return {"nfe": nfe, "seconds": seconds, "n": len(x_ode)}
 
         rec["ode"] = stage(f"{name}_ode", do_ode)
@@ -162,8 +162,8 @@ def main():
             print(f"[{name}] {key}: {rec[key] and {k: v for k, v in rec[key].items() if 'hist' not in k}}", flush=True)
 
         def do_bpd(ckpt=ckpt):
-            net, sde, _ = sg.image_training.load_score_model(ckpt, device=device)
-            return sg_mnist.bits_per_dim(net, sde, x_hold[:8] if args.tiny else x_hold[:args.n_likelihood], device=device,
+            model = sg.checkpoints.ScoreModel.load(ckpt, device=device)
+            return sg_mnist.bits_per_dim(model, x_hold[:8] if args.tiny else x_hold[:args.n_likelihood], device=device,
                                          generator=torch.Generator().manual_seed(0))
 
         rec["bits_per_dim"] = stage(f"{name}_bits_per_dim", do_bpd)

@@ -52,27 +52,27 @@ def parse(argv=None):
     return p.parse_args(argv)
 
 
-def measure(net, sde, split, classifier, n_samples, n_likelihood, tiny, log=print) -> dict:
-    """Frechet distance per sampler against the held-out digits, and held-out bits/dim with its floor."""
+def measure(model, split, classifier, n_samples, n_likelihood, tiny, log=print) -> dict:
+    """Frechet distance per sampler against the held-out digits, and held-out bits/dim with its floor at the noise
+    std of the model's t_min (stored as "sigma_min", the key the committed results use)."""
     out = {}
     for name, kw in SAMPLERS.items():
         if tiny:
             kw = {**kw, "n_steps": min(kw["n_steps"], 5)}
-        x, nfe, seconds = sg.samplers.sample_batched(net, sde, n_samples, batch_size=500, device="cpu",
-                                                     generator=torch.Generator().manual_seed(0), **kw)
+        x, nfe, seconds = model.sample(n_samples, batch_size=500, device="cpu",
+                                       generator=torch.Generator().manual_seed(0), **kw)
         q = sg.evaluation.evaluate_images(x.clamp(0, 1), split.x_held, classifier)
         out[name] = {"frechet": q["frechet"], "nfe": nfe, "seconds": seconds, "histogram": q["histogram"],
                      "max_histogram_gap": q["max_histogram_gap"]}
         log(f"  {name:<18} FD {q['frechet']:7.2f}  ({nfe} NFE, {seconds:.0f} s)")
     start = time.perf_counter()
-    out["bits_per_dim"] = sg_mnist.bits_per_dim(net, sde, split.x_held[:n_likelihood], device="cpu",
+    out["bits_per_dim"] = sg_mnist.bits_per_dim(model, split.x_held[:n_likelihood], device="cpu",
                                                 generator=torch.Generator().manual_seed(0),
                                                 rtol=1e-3 if tiny else 1e-5, atol=1e-3 if tiny else 1e-5)
     out["likelihood_seconds"] = time.perf_counter() - start
-    sigma_min = float(sde.sigma_of_t(torch.tensor(1e-5, dtype=torch.float64)))
-    out["bits_floor"] = sg.recipes.bits_floor(sigma_min)
-    out["sigma_min"] = sigma_min
-    log(f"  bits/dim {out['bits_per_dim']:.2f} (floor at sigma_min {sigma_min:.4f}: {out['bits_floor']:.2f})")
+    out["bits_floor"] = sg.recipes.bits_floor(model.sigma_t_min)
+    out["sigma_min"] = model.sigma_t_min
+    log(f"  bits/dim {out['bits_per_dim']:.2f} (floor at sigma_t_min {model.sigma_t_min:.4f}: {out['bits_floor']:.2f})")
     return out
 
 
@@ -108,7 +108,8 @@ def main(argv=None) -> int:
                "config": {**asdict(config), "lr": config.learning_rate()},
                "train": {"steps": info["steps"], "seconds": info["seconds"], "images_per_s": info["images_per_s"],
                          "final_loss": sum(info["losses"][-200:]) / max(1, len(info["losses"][-200:]))}}
-        row.update(measure(net, sg.image_training.make_sde(config), split, classifier, n_samples, n_like, args.tiny))
+        model = sg.checkpoints.ScoreModel(net, sg.image_training.make_sde(config), config)   # with its trained range
+        row.update(measure(model, split, classifier, n_samples, n_like, args.tiny))
         res["recipes"][name] = row
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)

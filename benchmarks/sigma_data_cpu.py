@@ -146,14 +146,14 @@ def main(argv=None) -> int:
         if ema is not None:
             ema.copy_to(net)
         net.eval().requires_grad_(False)
-        sde = sg.image_training.make_sde(config)
+        model = sg.checkpoints.ScoreModel(net, sg.image_training.make_sde(config), config)   # with its trained range
         run["samplers"] = {}
         for label, kw in samplers.items():
             fds, secs = [], []
             for seed in range(seeds):
                 gen = torch.Generator().manual_seed(1000 + seed)
-                x, nfe, seconds = sg.samplers.sample_batched(net, sde, n, batch_size=args.batch_size, generator=gen,
-                                                             device=device, progress=False, **kw)
+                x, nfe, seconds = model.sample(n, batch_size=args.batch_size, generator=gen, device=device,
+                                               progress=False, **kw)
                 q = sg.evaluation.evaluate_images(x.clamp(0, 1), split.x_held, classifier)
                 fds.append(q["frechet"])
                 secs.append(seconds)

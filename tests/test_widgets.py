@@ -28,7 +28,8 @@ def test_langevin_view_reports_divergence():
     """The eps slider reaches 10^0.5; on the anisotropic Gaussian that blows the chains up: the view
     says so in its figure instead of raising inside the widget."""
     fig, info = sg.widgets.langevin_view("anisotropic Gaussian", step_size=3.0, n_steps=200, n_chains=100)
-    assert info["diverged"] and "chains reached NaN/inf" in info["message"] and "median |x|" in info["message"] and info["max_weight_error"] is None
+    assert info["diverged"] and "chains reached NaN/inf" in info["message"] and "median |x|" in info["message"]
+    assert info["max_weight_error"] is None
     assert not sg.widgets.langevin_view("ring of 8", step_size=0.05, n_steps=10, n_chains=50)[1]["diverged"]
 
 
@@ -90,8 +91,8 @@ def test_fast_sampling_explorer_driven_by_values():
     digits come from fixed noise (same settings, same digits), and the NFE follows the solver."""
     import torch
 
-    net, sde, _ = sg.image_training.load_score_model(sg.mnist.find_checkpoint("mnist_ve", log=lambda *a: None), device="cpu")
-    w = sg.widgets.fast_sampling_explorer(net, sde)
+    model = sg.mnist.pretrained("mnist_ve", device="cpu", log=lambda *a: None)
+    w = sg.widgets.fast_sampling_explorer(model)
     controls = {c.description: c for c in w.children[:-1]}
     assert set(controls) >= {"N", "sigma_max", "sigma_min", "rho", "churn", "solver"}
     first = w.result
@@ -117,15 +118,15 @@ def test_fast_sampling_explorer_driven_by_values():
     controls["sigma_min"].value = 0.1
     assert w.result["sigmas"][-1] == pytest.approx(0.1, rel=1e-3)
     with pytest.raises(ValueError, match="sigma_max=0.01 must be larger than sigma_min=0.1"):
-        sg.widgets.fast_sampling_view(net, sde, sigma_max=0.01, sigma_min=0.1)
+        sg.widgets.fast_sampling_view(model, sigma_max=0.01, sigma_min=0.1)
+    with pytest.raises(ValueError, match=r"sigma_min=0.001 is below the smallest noise level the network was trained on"):
+        sg.widgets.fast_sampling_view(model, sigma_min=0.001)     # below sigma_t_min = 0.00316 (t_min = 1e-5)
 
 
 @pytest.fixture(scope="module")
 def mnist_models():
-    net, sde, _ = sg.image_training.load_score_model(sg.mnist.find_checkpoint("mnist_ve", log=lambda *a: None), device="cpu")
-    cond, cond_sde, _ = sg.image_training.load_score_model(sg.mnist.find_checkpoint("mnist_cond", log=lambda *a: None),
-                                                  device="cpu")
-    return net, sde, cond, cond_sde
+    return (sg.mnist.pretrained("mnist_ve", device="cpu", log=lambda *a: None),
+            sg.mnist.pretrained("mnist_cond", device="cpu", log=lambda *a: None))
 
 
 def test_guidance_explorer_driven_by_values(mnist_models, shared_mnist, classifier_cache, monkeypatch):
@@ -135,10 +136,10 @@ def test_guidance_explorer_driven_by_values(mnist_models, shared_mnist, classifi
     import torch
 
     monkeypatch.setenv("SCOREGEN_CACHE", str(classifier_cache))
-    _, _, cond, sde = mnist_models
+    _, cond = mnist_models
     split = sg.data.mnist_split(root=shared_mnist)
     clf = sg.evaluation.mnist_classifier(split.x_train, split.y_train)
-    w = sg.widgets.guidance_explorer(cond, sde, classifier=clf)
+    w = sg.widgets.guidance_explorer(cond, classifier=clf)
     controls = {c.description: c for c in w.children[:-1]}
     assert set(controls) >= {"digit", "scale", "N"}
     assert w.result["digit"] == 7 and w.result["accuracy"] >= 14 / 16 and w.result["nfe"] == 35
@@ -152,15 +153,15 @@ def test_guidance_explorer_driven_by_values(mnist_models, shared_mnist, classifi
     controls["N"].value = 10
     assert w.result["nfe"] == 19
     with pytest.raises(ValueError, match="y=tensor\\(\\[12\\]\\)|y=12|digits 0..9"):
-        sg.widgets.guidance_view(cond, sde, digit=12)
+        sg.widgets.guidance_view(cond, digit=12)
 
 
 def test_inpainting_explorer_driven_by_values(mnist_models, shared_mnist):
     import torch
 
-    net, sde, _, _ = mnist_models
+    model, _ = mnist_models
     split = sg.data.mnist_split(root=shared_mnist)
-    w = sg.widgets.inpainting_explorer(net, sde, split.x_held, split.y_held)
+    w = sg.widgets.inpainting_explorer(model, split.x_held, split.y_held)
     controls = {c.description: c for c in w.children[:-1]}
     assert set(controls) >= {"digit", "mask", "method"}
     r = w.result
@@ -177,7 +178,7 @@ def test_inpainting_explorer_driven_by_values(mnist_models, shared_mnist):
     controls["digit"].value = 8
     assert (split.y_held[(split.y_held == 8).nonzero().flatten()[:8]] == 8).all() and w.result["digit"] == 8
     with pytest.raises(ValueError, match="method='DPS'"):
-        sg.widgets.inpainting_view(net, sde, split.x_held, split.y_held, method="DPS")
+        sg.widgets.inpainting_view(model, split.x_held, split.y_held, method="DPS")
 
 
 def _content(info):
@@ -246,8 +247,8 @@ def test_every_enabled_slider_of_the_2d_widgets_changes_the_plot(dsm_nets):
 def test_sliders_that_would_change_nothing_are_disabled_or_capped(mnist_models):
     """sde_explorer: snr only for PC, steps not for the adaptive ODE; fast_sampling_explorer: churn stops at the
     cap of gamma = S_churn / N (its maximum follows N) and is off for DPM-Solver; sigma_min starts at the
-    network's smallest training level."""
-    import torch
+    network's smallest training level, read from the model."""
+    from dataclasses import replace
 
     w = sg.widgets.sde_explorer(n_samples=200)
     c = {x.description: x for x in w.children[:-1]}
@@ -256,26 +257,30 @@ def test_sliders_that_would_change_nothing_are_disabled_or_capped(mnist_models):
     assert not c["snr"].disabled
     c["sampler"].value = "ODE"
     assert c["snr"].disabled and c["steps"].disabled
-    net, sde, _, _ = mnist_models
-    w = sg.widgets.fast_sampling_explorer(net, sde)
+    model, _ = mnist_models
+    w = sg.widgets.fast_sampling_explorer(model)
     c = {x.description: x for x in w.children[:-1]}
     assert c["churn"].max == pytest.approx(7.0)                     # 2 (sqrt 2 - 1) 18 = 14.9 -> 7.0 at N = 18
-    assert sg.widgets.fast_sampling_view(net, sde, churn=c["churn"].max)[1]["gamma"] < math.sqrt(2) - 1
+    assert sg.widgets.fast_sampling_view(model, churn=c["churn"].max)[1]["gamma"] < math.sqrt(2) - 1
     c["N"].value = 40
     assert c["churn"].max == pytest.approx(16.5)
     c["solver"].value = "dpm"
     assert c["churn"].disabled
     c["solver"].value = "heun"
     assert not c["churn"].disabled
-    low = float(sde.sigma_of_t(torch.tensor(1e-5, dtype=torch.float64)))
-    assert c["sigma_min"].min == pytest.approx(math.log10(low))
+    assert model.t_min == 1e-5 and model.sigma_t_min == pytest.approx(0.0031623, rel=1e-4)
+    assert c["sigma_min"].min == pytest.approx(math.log10(model.sigma_t_min))
+    # a model trained on a narrower range [0.01, 1] offers only its levels: the slider starts at sigma(0.01)
+    narrow = sg.checkpoints.ScoreModel(model.net, model.sde, replace(model.config, eps=0.01))
+    c = {x.description: x for x in sg.widgets.fast_sampling_explorer(narrow).children[:-1]}
+    assert c["sigma_min"].min == pytest.approx(math.log10(narrow.sigma_t_min)) and narrow.sigma_t_min > 0.04
 
 
 def test_every_enabled_slider_of_the_mnist_widgets_changes_the_plot(mnist_models, shared_mnist):
-    net, sde, cond, cond_sde = mnist_models
+    model, cond = mnist_models
     split = sg.data.mnist_split(root=shared_mnist)
-    for w in (sg.widgets.fast_sampling_explorer(net, sde), sg.widgets.guidance_explorer(cond, cond_sde),
-              sg.widgets.inpainting_explorer(net, sde, split.x_held, split.y_held)):
+    for w in (sg.widgets.fast_sampling_explorer(model), sg.widgets.guidance_explorer(cond),
+              sg.widgets.inpainting_explorer(model, split.x_held, split.y_held)):
         assert _every_slider_changes_the_content(w)
 
 
@@ -318,15 +323,15 @@ def test_2d_views_update_their_figure_in_place_exactly(dsm_nets):
 
 
 def test_mnist_views_update_their_figure_in_place_exactly(mnist_models, shared_mnist):
-    net, sde, cond, cond_sde = mnist_models
+    model, cond = mnist_models
     split = sg.data.mnist_split(root=shared_mnist)
     w = sg.widgets
     _updated_in_place_equals_fresh(w.fast_sampling_view, {"n_steps": 6}, [{"n_steps": 5}, {"n_steps": 5, "rho": 3.0}],
-                                   net=net, sde=sde)
-    _updated_in_place_equals_fresh(w.guidance_view, {"n_steps": 5}, [{"n_steps": 5, "digit": 2}], net=cond, sde=cond_sde)
+                                   model=model)
+    _updated_in_place_equals_fresh(w.guidance_view, {"n_steps": 5}, [{"n_steps": 5, "digit": 2}], model=cond)
     _updated_in_place_equals_fresh(w.inpainting_view, {"n_steps": 5, "resample": 1}, [{"n_steps": 5, "resample": 1,
                                                                                        "mask": "left"}],
-                                   net=net, sde=sde, images=split.x_held, labels=split.y_held)
+                                   model=model, images=split.x_held, labels=split.y_held)
 
 
 def test_live_view_says_computing_first_then_what_the_update_cost():

@@ -13,11 +13,10 @@ from pathlib import Path
 
 from ..core.recipes import RECIPES
 
-#: Steps per sampler when ``--steps`` is not given (the settings notebooks 07 and 08 use).
-DEFAULT_STEPS = {"em": 500, "pc": 500, "ode": 500, "edm": 18, "dpm": 20}
-
 
 def _parser() -> argparse.ArgumentParser:
+    from ..core.registry import SAMPLERS  # the samplers, their default steps and evaluations: one registry
+
     p = argparse.ArgumentParser(prog="python -m scoregen_lite", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -54,10 +53,11 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--checkpoint", default="runs/mnist/checkpoint.pt")
         s.add_argument("--out", default="runs/mnist", help="folder for samples.npy, samples.png (and metrics.json)")
         s.add_argument("--n", type=int, default=64 if name == "sample" else 10_000)
-        s.add_argument("--sampler", choices=["em", "pc", "ode", "edm", "dpm"], default="em",
-                       help="em/pc: reverse SDE; ode: RK45; edm: Heun in sigma (Karras et al. 2022); "
-                            "dpm: DPM-Solver++(2M)")
-        s.add_argument("--steps", type=int, help="default: 500 (em, pc), 18 (edm: 35 evaluations), 20 (dpm)")
+        s.add_argument("--sampler", choices=list(SAMPLERS), default="em",
+                       help="; ".join(f"{k}: {v.summary}" for k, v in SAMPLERS.items()))
+        s.add_argument("--steps", type=int, help="default: " + ", ".join(
+            f"{v.default_steps} ({k}: {v.evaluations()} evaluations)" for k, v in SAMPLERS.items()
+            if v.default_steps is not None))
         s.add_argument("--rho", type=float, default=7.0, help="edm/dpm: the Karras schedule's rho")
         s.add_argument("--churn", type=float, default=0.0, help="edm: EDM's S_churn (0: deterministic)")
         s.add_argument("--batch-size", type=int)
@@ -75,7 +75,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="the part of each digit that is shown")
     ip.add_argument("--n", type=int, default=16, help="held-out digits to complete")
     ip.add_argument("--steps", type=int, default=100)
-    ip.add_argument("--sampler", choices=["em", "pc"], default="em")
+    ip.add_argument("--sampler", choices=[k for k, v in SAMPLERS.items() if v.stepwise], default="em",
+                    help="the reverse-SDE sampler that takes one step at a time (sg.samplers.reverse_step)")
     ip.add_argument("--resample", type=int, default=1, help="RePaint resamplings per step (1: plain replacement)")
     ip.add_argument("--seed", type=int, default=0)
     ip.add_argument("--out", default="runs/inpaint", help="folder for inpainted.npy and inpainted.png")
@@ -84,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     sh = sub.add_parser("ship", help="store a run's EMA weights in checkpoints/NAME.pt (float16) and evaluate it "
                                      "into checkpoints/NAME.json")
     sh.add_argument("--checkpoint", required=True, help="a run's checkpoint.pt")
-    sh.add_argument("--name", required=True, help="one of sg.mnist.SHIPPED: mnist_ve, mnist_cond, mnist_likelihood, mnist_tiny100")
+    sh.add_argument("--name", required=True,
+                    help="one of sg.mnist.SHIPPED: mnist_ve, mnist_cond, mnist_likelihood, mnist_tiny100")
     sh.add_argument("--n", type=int, default=2000, help="samples for the Frechet distance")
     sh.add_argument("--steps", type=int, default=500, help="Euler-Maruyama steps")
     sh.add_argument("--root", help="folder with the MNIST IDX files")
@@ -106,8 +108,6 @@ def main(argv=None) -> int:
     from . import mnist
     from .data import MNISTNotFound
 
-    if args.command in ("sample", "evaluate") and args.steps is None:
-        args.steps = DEFAULT_STEPS[args.sampler]
     try:
         if args.command == "train-mnist":
             if args.sigma_data is not None and not (math.isfinite(args.sigma_data) and args.sigma_data > 0):
@@ -135,8 +135,8 @@ def main(argv=None) -> int:
                                                  guidance=args.guidance)
             print(f"{len(x)} samples ({args.sampler}, {nfe} evaluations) in {seconds:.1f} s -> {Path(args.out) / 'samples.png'}")
         elif args.command == "inpaint":
-            checkpoint = args.checkpoint or mnist.find_checkpoint("mnist_ve")
-            r = mnist.inpaint_model(checkpoint, args.mask, n=args.n, n_steps=args.steps, sampler=args.sampler,
+            model = mnist.pretrained("mnist_ve", device=args.device) if args.checkpoint is None else args.checkpoint
+            r = mnist.inpaint_model(model, args.mask, n=args.n, n_steps=args.steps, sampler=args.sampler,
                                     resample=args.resample, seed=args.seed, root=args.root, device=args.device,
                                     out_dir=args.out)
             method = "replacement" if args.resample == 1 else f"RePaint x{args.resample}"

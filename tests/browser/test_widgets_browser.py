@@ -60,12 +60,12 @@ WIDGET_CELLS = [
     "sg.widgets.annealed_explorer(n_chains=500)",
     "sg.widgets.sde_explorer(n_samples=500)",                  # notebook 06
     # notebooks 08 and 09, with the shipped checkpoints and held-out digits
-    "net, sde, _ = sg.image_training.load_score_model(sg.mnist.find_checkpoint('mnist_ve'), device='cpu')\n"
-    "cond, cond_sde, _ = sg.image_training.load_score_model(sg.mnist.find_checkpoint('mnist_cond'), device='cpu')\n"
+    "model = sg.mnist.pretrained('mnist_ve', device='cpu')\n"
+    "cond = sg.mnist.pretrained('mnist_cond', device='cpu')\n"
     "split = sg.data.mnist_split()",
-    "sg.widgets.fast_sampling_explorer(net, sde)",
-    "sg.widgets.guidance_explorer(cond, cond_sde)",
-    "sg.widgets.inpainting_explorer(net, sde, split.x_held, split.y_held)",
+    "sg.widgets.fast_sampling_explorer(model)",
+    "sg.widgets.guidance_explorer(cond)",
+    "sg.widgets.inpainting_explorer(model, split.x_held, split.y_held)",
 ]
 
 #: notebook -> how many widgets it shows: two course notebooks run whole in JupyterLab (01 with its explorer, 04

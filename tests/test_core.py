@@ -199,6 +199,42 @@ def test_results_readme_check_catches_a_typed_number(tmp_path, monkeypatch):
         results.render_readme("<!-- results:nope -->\n<!-- /results:nope -->")
 
 
+def test_results_check_covers_the_guide_pages(tmp_path):
+    """``readme --check`` renders the blocks of README.md, CONTRIBUTING.md and docs/*.md: a number typed by hand
+    on a guide page fails it, and so does a table of ``TABLES`` that no page shows any more."""
+    from scoregen_lite import results
+
+    course = tmp_path / "course"
+    (course / "docs").mkdir(parents=True)
+    (course / "README.md").write_text("# course\n")
+    typed = "# B\n\n<!-- results:gpu-benchmark -->\n| typed by hand | 12.3 |\n<!-- /results:gpu-benchmark -->\n"
+    (course / "docs" / "benchmarks.md").write_text(typed)
+    assert results.rendered_pages(course) == [course / "README.md", course / "docs" / "benchmarks.md"]
+    done = results.render_pages(course, write=False)
+    assert done["stale"] == [course / "docs" / "benchmarks.md"] and "gpu-benchmark" not in done["missing"]
+    assert "checkpoints" in done["missing"] and (course / "docs" / "benchmarks.md").read_text() == typed
+    res = subprocess.run([sys.executable, "-m", "scoregen_lite.courseware.results", "readme", "--check", "--course",
+                          str(course)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1 and "docs/benchmarks.md out of date" in res.stderr and "checkpoints" in res.stderr
+    results.render_pages(course)
+    assert "NVIDIA H200" in (course / "docs" / "benchmarks.md").read_text()
+    assert results.render_pages(course, write=False)["stale"] == []
+    assert results.render_pages(REPO, write=False) == {"stale": [], "missing": []}     # the committed pages
+
+
+def test_readme_is_short_and_points_to_the_rest():
+    """The README says what the course is, how to set it up, the notebook map, the notation sheet the notebooks
+    link to, and where the rest lives: every docs/ page and CONTRIBUTING.md are linked from it, and it stays
+    short (issue 33: the API, benchmark tables and guides moved to docs/ and the website)."""
+    readme = (Path(REPO) / "README.md").read_text()
+    assert len(readme.splitlines()) <= 150
+    headings = re.findall(r"^## (.+)$", readme, flags=re.M)
+    assert headings == ["Set-up", "The notebooks", "Notation", "Where the rest lives", "Licence and citation"]
+    pages = sorted(p.relative_to(REPO).as_posix() for p in Path(REPO, "docs").glob("*.md")) + ["CONTRIBUTING.md"]
+    assert len(pages) >= 4 and all(f"]({page})" in readme for page in pages), pages
+    assert all(f"(notebooks/{p.name})" in readme for p in Path(REPO, "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
 def test_course_timings_write_full_outputs(tmp_path):
     """--full --write stores the full-mode outputs in the notebook, cleaned, and --json the rows."""
     import json

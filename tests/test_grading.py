@@ -58,8 +58,8 @@ def test_source_notebooks_metadata():
                                                              grading.exercise_cells(nb))
 
 
-def test_points_table_is_in_the_readme():
-    assert grading.points_table(REPO / "notebooks") in (REPO / "README.md").read_text()
+def test_points_table_is_in_the_teachers_guide():
+    assert grading.points_table(REPO / "notebooks") in (REPO / "docs" / "teaching.md").read_text()
 
 
 @pytest.fixture(scope="module")

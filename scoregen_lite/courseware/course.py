@@ -1,7 +1,7 @@
 """Course tools for teachers: ``python -m scoregen_lite.courseware.course timings`` executes every notebook in
 quick mode (and, with ``--full``, in full mode) and writes the table of seconds per notebook, mode
 and device; with ``--json benchmarks/results/course_timings.json`` it also writes the file that the
-README's timing table is rendered from (``sg.results.course_timings_table``).
+timing table of docs/teaching.md is rendered from (``sg.results.course_timings_table``).
 ``python -m scoregen_lite.courseware.course site [--out site/]`` builds the course website from the committed,
 executed notebooks (``sg.site.build_site``; needs the ``site`` extra).
 """
@@ -95,7 +95,7 @@ def main(argv=None) -> int:
     t.add_argument("notebooks", nargs="*", help="default: notebooks/*.ipynb")
     t.add_argument("--full", action="store_true", help="also run full mode (slow: what a student runs)")
     t.add_argument("--out", default="course-timings.md")
-    t.add_argument("--json", help="also write the rows, the device and the date as JSON (the README renders it)")
+    t.add_argument("--json", help="also write the rows, the device and the date as JSON (docs/teaching.md renders it)")
     t.add_argument("--write", action="store_true", help="with --full: write the full-mode outputs into the notebooks")
     t.add_argument("--warm-cache", action="store_true",
                    help="use your SCOREGEN_CACHE (default: an empty one, as on a student's first run)")

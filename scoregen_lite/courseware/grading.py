@@ -17,7 +17,7 @@ so the student's feedback from ``generate_feedback``) is the check's message alo
 the answer is wrong (``ExerciseFailed`` renders itself without a traceback), and the exercise scores 0.
 
 Needs the ``grading`` extra (``pip install -e ".[grading]"``) only to run nbgrader itself; writing the source
-notebooks needs nothing beyond the course. See the README, "For teachers: grading with nbgrader".
+notebooks needs nothing beyond the course. See docs/teaching.md, "Grading with nbgrader".
 
 nbgrader runs the ``alembic`` executable from ``PATH`` whenever it opens a gradebook, so in a virtual environment
 that is not activated (``.venv/bin/nbgrader ...``) it fails with ``FileNotFoundError: 'alembic'``.
@@ -132,7 +132,7 @@ def nbgrader_folder(src, dst) -> list:
 
 def points_table(notebooks="notebooks") -> str:
     """Markdown table of the graded exercises (notebook, exercise, check, points) and each notebook's total,
-    from ``sg.POINTS`` and the notebooks' exercise cells (rendered in the README)."""
+    from ``sg.POINTS`` and the notebooks' exercise cells (rendered in docs/teaching.md)."""
     rows, totals = [], {}
     for f in sorted(Path(notebooks).glob("[0-9][0-9]_*.ipynb")):
         for _, check in exercise_cells(json.loads(f.read_text(encoding="utf-8"))):

@@ -1,13 +1,15 @@
 """Numbers that are results, rendered from the committed files that hold them, never typed by hand.
 
-Every table of measured numbers in the README and the notebooks comes from here: the GPU benchmark
+Every table of measured numbers on the course's pages and in the notebooks comes from here: the GPU benchmark
 (``benchmarks/results/*_run*.json``), the CPU benchmark (``benchmarks/results/mnist_cpu*.json``), the
 course timings (``benchmarks/results/course_timings.json``) and the shipped checkpoints' manifests
 (``checkpoints/*.json``). Each table names the device and shows every committed run.
 
-``python -m scoregen_lite.courseware.results readme`` rewrites the README's marked blocks
-(``<!-- results:NAME -->`` ... ``<!-- /results:NAME -->``) from the files; ``--check`` fails when
-the README is out of date (a test runs it). Introduced in notebooks/07_mnist_score_sde.ipynb.
+``python -m scoregen_lite.courseware.results readme`` rewrites the marked blocks
+(``<!-- results:NAME -->`` ... ``<!-- /results:NAME -->``) of every page that holds them (``rendered_pages``: the
+README, ``CONTRIBUTING.md`` and the guide's ``docs/*.md``, which the website shows as they are committed) from
+the files; ``--check`` fails when a page is out of date or a table of ``TABLES`` is on no page (a test runs it).
+Introduced in notebooks/07_mnist_score_sde.ipynb.
 """
 from __future__ import annotations
 
@@ -20,10 +22,10 @@ from pathlib import Path
 
 from .. import artifacts
 
-
 __all__ = ["sigma_data_table", "gpu_benchmark_table", "cpu_benchmark_table", "fast_sampling_table", "ode_gap",
-           "fast_runs", "load_fast_nfe", "em_speedup", "nfe_table", "guidance_table", "load_guidance", "recipes_table", "load_recipes", "course_timings_table",
-           "checkpoints_table", "TABLES", "render_readme", "main"]
+           "fast_runs", "load_fast_nfe", "em_speedup", "nfe_table", "guidance_table", "load_guidance", "recipes_table",
+           "load_recipes", "course_timings_table", "checkpoints_table", "TABLES", "render_readme", "rendered_pages",
+           "render_pages", "main"]
 
 
 
@@ -501,7 +503,7 @@ def notation_table(folder=None) -> str:
     return sheet()
 
 
-#: README block name -> the function that renders it.
+#: Block name (``<!-- results:NAME -->`` on a page of ``rendered_pages``) -> the function that renders it.
 TABLES = {"gpu-benchmark": gpu_benchmark_table, "cpu-benchmark": cpu_benchmark_table,
           "fast-sampling": fast_sampling_table, "fast-sampling-nfe": nfe_table, "guidance": guidance_table, "recipes": recipes_table,
           "course-timings": course_timings_table, "checkpoints": checkpoints_table,
@@ -509,36 +511,69 @@ TABLES = {"gpu-benchmark": gpu_benchmark_table, "cpu-benchmark": cpu_benchmark_t
           "notation": notation_table}
 
 
+_BLOCK = re.compile(r"<!-- results:([\w-]+) -->\n.*?<!-- /results:\1 -->", flags=re.S)
+
+
 def render_readme(text: str) -> str:
-    """``text`` with every ``<!-- results:NAME -->`` ... ``<!-- /results:NAME -->`` block re-rendered."""
+    """``text`` (a page: the README or a guide page) with every ``<!-- results:NAME -->`` ...
+    ``<!-- /results:NAME -->`` block re-rendered by ``TABLES[NAME]``."""
     def fill(m):
         name = m.group(1)
         if name not in TABLES:
-            raise ValueError(f"README block results:{name} is unknown; expected one of {sorted(TABLES)}.")
+            raise ValueError(f"the block results:{name} is unknown; expected one of {sorted(TABLES)}.")
         return f"<!-- results:{name} -->\n{TABLES[name]()}<!-- /results:{name} -->"
 
-    return re.sub(r"<!-- results:([\w-]+) -->\n.*?<!-- /results:\1 -->", fill, text, flags=re.S)
+    return _BLOCK.sub(fill, text)
+
+
+def rendered_pages(course=None) -> list:
+    """The pages whose result blocks this module renders: ``README.md``, ``CONTRIBUTING.md`` and ``docs/*.md`` of the
+    course folder (those that exist; the website shows the last two as committed)."""
+    course = Path(course) if course else artifacts.course_dir()
+    pages = [course / "README.md", course / "CONTRIBUTING.md", *sorted((course / "docs").glob("*.md"))]
+    return [p for p in pages if p.exists()]
+
+
+def render_pages(course=None, *, write: bool = True) -> dict:
+    """Re-render the result blocks of every page of ``rendered_pages(course)``; with ``write`` store the pages that
+    changed. Returns {"stale": [pages whose blocks were out of date], "missing": [names of ``TABLES`` that no page
+    shows]} (a table that fell off every page is as wrong as an out-of-date one)."""
+    stale, shown = [], set()
+    for path in rendered_pages(course):
+        old = path.read_text(encoding="utf-8")
+        shown |= {m.group(1) for m in _BLOCK.finditer(old)}
+        new = render_readme(old)
+        if new != old:
+            stale.append(path)
+            if write:
+                path.write_text(new, encoding="utf-8")
+    return {"stale": stale, "missing": sorted(set(TABLES) - shown)}
 
 
 def main(argv=None) -> int:
-    """``python -m scoregen_lite.courseware.results readme [--check]``."""
+    """``python -m scoregen_lite.courseware.results readme [--check] [--course DIR]``: re-render the result blocks of
+    the README and the guide's pages (``rendered_pages``)."""
     p = argparse.ArgumentParser(prog="python -m scoregen_lite.courseware.results")
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("readme", help="re-render the README's results blocks from the committed files")
-    r.add_argument("--check", action="store_true", help="exit 1 if the README is out of date; write nothing")
+    r = sub.add_parser("readme", help="re-render the results blocks of README.md, CONTRIBUTING.md and docs/*.md "
+                                      "from the committed files")
+    r.add_argument("--check", action="store_true", help="exit 1 if a page is out of date or a table is on no page; "
+                                                        "write nothing")
+    r.add_argument("--course", help="the course folder (default: the one this package is in)")
     args = p.parse_args(argv)
-    path = artifacts.course_dir() / "README.md"
-    old = path.read_text()
-    new = render_readme(old)
+    course = Path(args.course) if args.course else artifacts.course_dir()
+    done = render_pages(course, write=not args.check)
+    names = ", ".join(str(path.relative_to(course)) for path in done["stale"])
+    if done["missing"]:
+        print(f"no page shows the table(s) {', '.join(done['missing'])}: put a <!-- results:NAME --> "
+              f"<!-- /results:NAME --> block on the page that should (README.md or a docs/ page)", file=sys.stderr)
     if args.check:
-        if new != old:
-            print("README.md is out of date with the committed results; run python -m scoregen_lite.courseware.results readme",
-                  file=sys.stderr)
-            return 1
-        return 0
-    path.write_text(new)
-    print("README.md results blocks rendered" + (" (unchanged)" if new == old else ""))
-    return 0
+        if done["stale"]:
+            print(f"{names} out of date with the committed results; run python -m scoregen_lite.courseware.results "
+                  f"readme", file=sys.stderr)
+        return 1 if done["stale"] or done["missing"] else 0
+    print(f"results blocks rendered: {names or 'every page unchanged'}")
+    return 1 if done["missing"] else 0
 
 
 def sigma_data_table(source=None) -> str:

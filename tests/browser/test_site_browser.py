@@ -6,12 +6,15 @@
 * the maths is typeset by the site's own MathJax copy: as many equations on the page as ``count_equations``
   finds in the notebook's markdown, no TeX error, and no raw delimiter ($, $$, \\(, \\[) left in the visible text;
 * the sidebar lists every notebook with the current one marked and the page's outline linked to its sections;
-* search (Pagefind) finds three given terms on the right pages and its result jumps to the section;
+* the guide's pages (``docs/*.md``, ``CONTRIBUTING.md``) show every table of their markdown as a table, and the API
+  reference (generated from the docstrings) has a page per module or subpackage, each linked from ``api.html``,
+  with no docstring typeset as TeX;
+* search (Pagefind) finds given terms on the right pages (notebooks, the guide, the API) and its result jumps to
+  the section;
 * axe-core reports no critical or serious accessibility violation, and headings go down one level at a time.
 
 Screenshots (a page with equations, a search result) go to test-artifacts/site/.
 Runs when Chromium is installed; with SCOREGEN_BROWSER_TESTS=1 (set by .ci/run) a missing browser fails."""
-import json
 import os
 import re
 import shutil
@@ -38,12 +41,18 @@ playwright = pytest.importorskip("playwright.sync_api") if not REQUIRED else __i
 axe_playwright = pytest.importorskip("axe_playwright_python.sync_playwright") if not REQUIRED else \
     __import__("axe_playwright_python.sync_playwright").sync_playwright
 
+from scoregen_lite.courseware.api_reference import api_pages  # noqa: E402
+from scoregen_lite.courseware.guide import guide_page, guide_sources  # noqa: E402
 from scoregen_lite.courseware.site import build_site, notebook_title  # noqa: E402
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-#: search term -> the notebook page it must list (and jump into)
+#: the guide's pages: their markdown source in the repository
+GUIDES = {guide_page(source): REPO / source for source in guide_sources(REPO)}
+API = ["api.html"] + [page for page, _ in api_pages()]
+#: search term -> the page it must list (and jump into)
 SEARCHES = {"Tweedie": "08_fast_sampling.html", "RePaint": "09_controllable_generation.html",
-            "memorisation": "10_training_recipes.html"}
+            "memorisation": "10_training_recipes.html", "nbgrader": "teaching.html",
+            "GaussianMixture": "api_core.html"}
 
 # the text a student sees, without code (inputs, outputs' <pre>) and without the MathML MathJax adds for screen readers
 _VISIBLE_TEXT = """() => {
@@ -98,9 +107,12 @@ def test_site_builds_every_notebook_quickly(site):
     assert info["seconds"] < 120                       # the issue's budget; measured 16 s here (search index included)
     assert (out / "index.html").exists() and all((out / "notebooks" / p.name).exists() for p in NOTEBOOKS)
     assert (out / "notation.html").exists() and "notation.html" in info["equations"]
+    assert info["guides"] == list(GUIDES) and len(GUIDES) >= 4 and "contributing.html" in GUIDES
+    assert info["api"] == API and len(API) >= 6 and all((out / page).exists() for page in [*GUIDES, *API])
     assert (out / "mathjax" / "tex-svg-full.js").exists() and (out / "pagefind" / "pagefind-ui.js").exists()
-    # a reasonable size: measured 20 MB in all (MathJax 7, the notebook downloads 5), the largest page 1.2 MB
-    assert info["megabytes"] < 30 and info["largest_page"][1] < 3
+    # a reasonable size: measured 28 MB in all (MathJax 7, the notebook downloads 7, the search index 4), the
+    # largest page 1.4 MB (JupyterLab's styles are one shared file, not a copy in every page)
+    assert info["megabytes"] < 35 and info["largest_page"][1] < 3
     print(f"site: {info['megabytes']:.1f} MB, largest page {info['largest_page'][0]} {info['largest_page'][1]:.1f} MB, "
           f"built in {info['seconds']:.1f} s")
 
@@ -116,7 +128,8 @@ def _open(browser, url, name):
     return page, errors, outside
 
 
-@pytest.mark.parametrize("name", ["index.html", "notation.html"] + [f"{p.stem}.html" for p in NOTEBOOKS])
+@pytest.mark.parametrize("name", ["index.html", "notation.html"] + [f"{p.stem}.html" for p in NOTEBOOKS] + list(GUIDES)
+                         + API)
 def test_page_loads_cleanly(site, browser, name):
     url, _, info = site
     page, errors, outside = _open(browser, url, name)
@@ -146,7 +159,25 @@ def test_page_loads_cleanly(site, browser, name):
         if name == "index.html":
             assert len(images) == 0 and all(f"{p.stem}.html" in internal for p in NOTEBOOKS)
             assert "CC BY 4.0" in text and "MIT" in text and "notation.html" in internal
+            assert {*GUIDES, "api.html"} <= internal, f"{name}: the guide's pages are not linked"
             page.screenshot(path=str(_artifact("index.png")), full_page=True)
+        elif name in GUIDES:   # a guide page: its markdown's tables shown as tables, its maths typeset
+            source = GUIDES[name].read_text(encoding="utf-8")
+            assert page.title() == re.search(r"^# (.+)$", source, flags=re.M).group(1).strip()
+            assert page.locator("main table").count() == len(re.findall(r"^\| ?---", source, flags=re.M)), \
+                f"{name}: not every table of {GUIDES[name].name} is shown as a table"
+            _assert_typeset(page, name, info, _SHEET_TEXT)
+            assert page.locator("nav.sg-sidebar li[aria-current=page] > a").get_attribute("href") == name
+            if name == "benchmarks.html":
+                page.screenshot(path=str(_artifact("benchmarks.png")), full_page=False)
+        elif name in API:      # the API reference: generated from the docstrings, none typeset as TeX
+            assert page.locator("main mjx-container").count() == info["equations"][name] == 0
+            assert page.locator("nav.sg-sidebar li[aria-current=page] > a").get_attribute("href") == "api.html"
+            if name == "api.html":
+                assert set(API[1:]) <= internal, f"{name}: an API page is not linked"
+            else:
+                assert page.title() == dict(api_pages())[name] and page.locator("main h2").count() >= 1
+                assert page.locator("main code").count() >= 3, f"{name}: no signatures"
         elif name == "notation.html":   # the notation sheet: every symbol typeset, reachable from the sidebar
             assert page.title() == "Notation" and "index.html" in internal
             typeset = page.locator("main mjx-container").count()
@@ -163,14 +194,7 @@ def test_page_loads_cleanly(site, browser, name):
             assert "index.html" in internal and f"notebooks/{nb.name}" in internal and "notation.html" in internal
             assert len(images) >= 2, f"{name}: the figures are missing"
             # the maths: every equation of the markdown typeset, none left as TeX, no TeX error
-            typeset = page.locator("main mjx-container").count()
-            assert typeset == info["equations"][name], \
-                f"{name}: {typeset} equations typeset, the notebook's markdown has {info['equations'][name]}"
-            assert page.locator("mjx-merror, [data-mjx-error]").count() == 0, f"{name}: a TeX error"
-            visible = page.evaluate(_VISIBLE_TEXT)
-            for raw in ("$$", "\\(", "\\[", "\\begin{"):
-                assert raw not in visible, f"{name}: raw TeX {raw!r} left: ...{_around(visible, raw)}..."
-            assert not re.search(r"\$[^$\s][^$]*\$", visible), f"{name}: raw $...$ left: {_around(visible, '$')}"
+            _assert_typeset(page, name, info)
             # the sidebar: every notebook, this one marked, with this page's section headings linked
             sidebar = page.locator("nav.sg-sidebar")
             assert sidebar.locator("ol > li").count() == len(NOTEBOOKS)
@@ -188,6 +212,19 @@ def test_page_loads_cleanly(site, browser, name):
         page.close()
 
 
+def _assert_typeset(page, name, info, text=_VISIBLE_TEXT):
+    """Every equation of the page's markdown typeset (as many as ``count_equations`` found), no TeX error, and no
+    raw TeX left in the visible text (``text``: a script that returns it)."""
+    typeset = page.locator("main mjx-container").count()
+    assert typeset == info["equations"][name], \
+        f"{name}: {typeset} equations typeset, the page's markdown has {info['equations'][name]}"
+    assert page.locator("mjx-merror, [data-mjx-error]").count() == 0, f"{name}: a TeX error"
+    visible = page.evaluate(text)
+    for raw in ("$$", "\\(", "\\[", "\\begin{"):
+        assert raw not in visible, f"{name}: raw TeX {raw!r} left: ...{_around(visible, raw)}..."
+    assert not re.search(r"\$[^$\s][^$]*\$", visible), f"{name}: raw $...$ left: {_around(visible, '$')}"
+
+
 def _assert_accessible(page, name):
     """axe-core (as bundled by axe-playwright-python): no violation of critical or serious impact."""
     results = axe_playwright.Axe().run(page)
@@ -198,8 +235,8 @@ def _assert_accessible(page, name):
 
 @pytest.mark.parametrize("term,want", sorted(SEARCHES.items()))
 def test_search_finds_the_section(site, browser, term, want):
-    """Typing a term into the search box lists the notebook that teaches it, and its sub-result jumps to a
-    section of that page."""
+    """Typing a term into the search box lists the page that teaches it (a notebook, the guide or the API
+    reference), and its sub-result jumps to a section of that page."""
     url, _, _ = site
     page, errors, outside = _open(browser, url, "index.html")
     try:

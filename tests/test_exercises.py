@@ -306,10 +306,11 @@ def test_each_catalogued_mistake_gets_its_own_hint(check, wrong, key):
 
 def test_every_check_recognises_at_least_two_mistakes():
     checks = {c for c, _, _ in CATALOGUE} | {"check_hutchinson_trace"}
-    # the checks of the whole-method exercises have their own test files (test_exercise_builds, _ncsn, _fast, _recipes)
+    # the checks of the whole-method exercises have their own test files (test_exercise_builds, _ncsn, _fast, _recipes,
+    # _flow)
     elsewhere = {"check_langevin", "check_sliced_score_matching", "check_denoising_score_matching", "check_dsm_step",
                  "check_ncsn_loss", "check_annealed_langevin", "check_edm_heun_churn", "check_edm_loss",
-                 "check_memorised_fraction"}
+                 "check_memorised_fraction", "check_cfm_loss", "check_euler_flow", "check_velocity_from_score"}
     assert checks == {n for n in sg.exercises.__all__ if n.startswith("check_")} - elsewhere
     assert all(sum(c == name for c, _, _ in CATALOGUE) >= 2 for name in checks - {"check_hutchinson_trace"})
 

@@ -278,6 +278,7 @@ def test_tilted_density_grid_and_histogram():
     assert sg.guidance.total_variation(hist, sg.guidance.grid_probabilities(p.log_prob, bounds, 50)) > 0.8
 
 
+@pytest.mark.slow
 def test_noisy_classifier_learns_caches_and_guides(shared_mnist, classifier_cache, monkeypatch):
     """A short run (300 steps) already reads most clean held-out digits (measured 93 % at t = 0.01) and is near
     chance at t = 1; the second call loads the cache; grad_fn gives grad_x log p_t(y | x) of x's shape, and

@@ -352,6 +352,7 @@ def test_evaluate_refuses_digits_the_model_trained_on():
             sgm.check_heldout(meta, split)
 
 
+@pytest.mark.slow
 def test_classifier_has_learned_and_frechet_grows_with_corruption(shared_mnist, classifier_cache, monkeypatch):
     """The metrics classifier must have learned (an untrained one scores ~10 % and passed the old tests):
     held-out accuracy > 96 % (97.6 % measured; an untrained one gets 4 %); and the Frechet distance of held-out
@@ -510,6 +511,7 @@ def test_init_from_starts_at_the_given_ema_weights(tmp_path, tiny_data):
                               init=tmp_path / "a.pt", log=lambda m: None)
 
 
+@pytest.mark.slow
 def test_guidance_benchmark_script_runs_tiny(tmp_path, shared_mnist, classifier_cache):
     """benchmarks/guidance_cpu.py's own code path on a tiny class-conditional run (no claims): one row per
     scale, the target marked at notebook 09's scale, rendered by sg.results.guidance_table; --manifest refuses

@@ -129,6 +129,7 @@ def mnist_models():
             sg.mnist.pretrained("mnist_cond", device="cpu", log=lambda *a: None))
 
 
+@pytest.mark.slow
 def test_guidance_explorer_driven_by_values(mnist_models, shared_mnist, classifier_cache, monkeypatch):
     """Notebook 09's guidance widget: the digit asked for is the digit drawn (at scale 2 the package's
     classifier reads at least 14 of 16 as it: measured 16/16 for 3 and 7), scale 0 ignores the label, and

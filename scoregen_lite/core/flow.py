@@ -35,7 +35,7 @@ from .solvers import log_likelihood
 
 __all__ = ["straight_path", "marginal", "marginal_velocity", "marginal_score", "velocity_from_score",
            "score_from_velocity", "denoiser_from_velocity", "cfm_loss", "euler_flow", "heun_flow",
-           "log_likelihood_flow", "flow_time", "velocity_of_sde_model"]
+           "log_likelihood_flow", "flow_time", "velocity_of_sde_model", "flow_euler_sampler", "flow_heun_sampler"]
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -361,8 +361,10 @@ def velocity_of_sde_model(score_fn, sde):
         if (u <= 0).any() or (u >= 1).any():
             raise ValueError(f"u={validate.show(u)} must lie strictly inside (0, 1); sample from "
                              f"flow_time(sigma_max) down to flow_time(sigma_min) of the model's SDE.")
-        sigma = u / (1 - u)
-        t = sde.t_of_sigma(sigma.double()).to(x.dtype)
+        # in float64, and within the SDE's range (u_max = flow_time(sigma_max) rounded to x's dtype can exceed it)
+        sigma64 = (u.double() / (1 - u.double())).clamp(max=sde.max_noise_level())
+        t = sde.t_of_sigma(sigma64).to(x.dtype)
+        sigma = sigma64.to(x.dtype)
         alpha, _ = sde.marginal_coeffs(t, check=False)
         y = x / per_sample(1 - u, x)
         s = score_fn(per_sample(alpha, x) * y, t)
@@ -370,3 +372,31 @@ def velocity_of_sde_model(score_fn, sde):
         return (x - denoised) / per_sample(u, x)
 
     return velocity
+
+
+def _sde_flow(solver, sde, score_fn, shape, n_steps, *, eps, generator=None, device=None, progress=False):
+    velocity = velocity_of_sde_model(score_fn, sde)
+    u_max = float(flow_time(torch.tensor(sde.max_noise_level(), dtype=torch.float64)))
+    u_min = float(flow_time(sde.sigma_of_t(torch.tensor(eps, dtype=torch.float64))))
+    # x(u_max) = (1 - u_max) x(0) + u_max z: started at u_max z, as the reverse SDE starts at N(0, sigma_max^2 I)
+    z = u_max * torch.randn(validate.shape("shape", shape), generator=generator, device=device)
+    x, nfe = solver(velocity, z, n_steps, t_max=u_max, t_min=u_min, progress=progress)
+    return x / (1 - u_min), nfe
+
+
+def flow_euler_sampler(sde, score_fn, shape, n_steps: int, *, eps: float = 1e-3, generator=None, device=None,
+                       progress: bool = False):
+    """A score model of ``sde`` sampled as a flow: ``euler_flow`` on ``velocity_of_sde_model(score_fn, sde)``
+    from u = flow_time(sigma_max), started at u z, down to u = flow_time(sigma(eps)); returns (y, nfe) with
+    y = x / (1 - u) the state in the SDE's own (VE) scale, as the reverse-SDE samplers end. ``sg.samplers``'
+    "flow-euler" (N evaluations); notebook 11 and ``python -m scoregen_lite sample --sampler flow-euler``."""
+    return _sde_flow(euler_flow, sde, score_fn, shape, n_steps, eps=eps, generator=generator, device=device,
+                     progress=progress)
+
+
+def flow_heun_sampler(sde, score_fn, shape, n_steps: int, *, eps: float = 1e-3, generator=None, device=None,
+                      progress: bool = False):
+    """As ``flow_euler_sampler`` with ``heun_flow`` (2N evaluations: the flow ends at u > 0, so the last step is
+    Heun too). ``sg.samplers``' "flow-heun", the default sampler of a checkpoint trained with the "flow" recipe."""
+    return _sde_flow(heun_flow, sde, score_fn, shape, n_steps, eps=eps, generator=generator, device=device,
+                     progress=progress)

@@ -16,6 +16,7 @@ import torch
 
 from .. import validate
 from .fast import dpm_solver_2m, edm_sampler
+from .flow import flow_euler_sampler, flow_heun_sampler
 from .solvers import euler_maruyama, predictor_corrector, probability_flow_ode
 
 __all__ = ["seconds_per_evaluation", "Sampler", "SAMPLERS", "SIGMA_SOLVERS", "T_END", "end_time", "end_sigma", "sampler_for",
@@ -92,6 +93,10 @@ SAMPLERS = {s.name: s for s in (
             summary="EDM's sampler in sigma, Heun (Karras et al. 2022), with optional churn"),
     Sampler("dpm", "DPM-2M", dpm_solver_2m, 20, lambda n, solver=None: n, ("rho",), in_sigma=True,
             summary="DPM-Solver++(2M) in sigma (Lu et al. 2022)"),
+    Sampler("flow-euler", "Flow-Euler", flow_euler_sampler, 20, lambda n, solver=None: n,
+            summary="the model as a flow on the straight path, Euler in u = sigma/(1+sigma) (notebook 11)"),
+    Sampler("flow-heun", "Flow-Heun", flow_heun_sampler, 10, lambda n, solver=None: 2 * n,
+            summary="the model as a flow on the straight path, Heun in u = sigma/(1+sigma) (notebook 11)"),
 )}
 
 #: The solvers of the samplers in sigma, as the fast-sampling widget lists them: ("heun", "euler", "dpm").

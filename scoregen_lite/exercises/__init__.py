@@ -1,5 +1,5 @@
 """Exercise checks, ``sg.exercises.check_<name>(student_function)``, one module per notebook with exercises:
-``nb01_scores_and_langevin`` ... ``nb10_training_recipes`` (named as ``notebooks/NN_*.ipynb``). Each check runs
+``nb01_scores_and_langevin`` ... ``nb11_flow_matching`` (named as ``notebooks/NN_*.ipynb``). Each check runs
 the student's function on known cases, prints a pass line or raises ``ExerciseFailed`` naming the mistake, and
 declares beside it, with ``@points(n)``, what it is worth when the course is graded with nbgrader;
 ``POINTS`` merges them for ``scoregen_lite.courseware.grading``. ``checking`` holds what the checks share.
@@ -28,6 +28,7 @@ from . import (
     nb08_fast_sampling,
     nb09_controllable_generation,
     nb10_training_recipes,
+    nb11_flow_matching,
 )
 from .checking import ExerciseFailed
 from .nb01_scores_and_langevin import *  # noqa: F401,F403
@@ -40,11 +41,12 @@ from .nb07_mnist_score_sde import *  # noqa: F401,F403
 from .nb08_fast_sampling import *  # noqa: F401,F403
 from .nb09_controllable_generation import *  # noqa: F401,F403
 from .nb10_training_recipes import *  # noqa: F401,F403
+from .nb11_flow_matching import *  # noqa: F401,F403
 
 #: the module of each notebook with exercises, in the course's order
 NOTEBOOKS = (nb01_scores_and_langevin, nb02_score_matching, nb03_denoising_score_matching, nb04_ncsn,
              nb05_annealed_langevin, nb06_sdes, nb07_mnist_score_sde, nb08_fast_sampling,
-             nb09_controllable_generation, nb10_training_recipes)
+             nb09_controllable_generation, nb10_training_recipes, nb11_flow_matching)
 
 
 def _merged_points() -> dict[str, int]:

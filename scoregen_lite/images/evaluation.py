@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 from .. import validate
+from ..core.train import train_loop
 
 from .. import artifacts
 
@@ -38,10 +39,9 @@ def mnist_classifier(images: torch.Tensor, labels: torch.Tensor, *, epochs: int 
     The cache file (``$SCOREGEN_CACHE`` or ``~/.cache/scoregen-lite``) is keyed by a hash of the
     training data, the epochs and the seed, so a different dataset never reuses it. Adam 1e-3,
     batch 128; each batch is shifted randomly by up to one pixel, for robustness.
-    Returns the classifier in eval mode on ``device``.
+    Trained by ``sg.train.train_loop`` (a NaN loss stops it with ``TrainingDiverged``). Returns the classifier in
+    eval mode on ``device``.
     """
-    from tqdm.auto import tqdm
-
     from ..runtime import device as default_device
 
     device = torch.device(device) if device is not None else default_device()
@@ -54,20 +54,18 @@ def mnist_classifier(images: torch.Tensor, labels: torch.Tensor, *, epochs: int 
         net.load_state_dict(torch.load(path, map_location="cpu"))
         return net.to(device).eval()
     gen = torch.Generator().manual_seed(seed)  # batches and shifts: a local generator
-    net.to(device).train()
+    net.to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     x_all, y_all = images.to(device), labels.to(device)
     n = len(x_all)
-    steps = epochs * ((n + 127) // 128)
-    for _ in tqdm(range(steps), desc="classifier", disable=not progress, leave=False):
+
+    def batches():                             # 128 digits, shifted together by up to one pixel
         idx = torch.randint(n, (128,), generator=gen).to(device)
         shift = [int(v) for v in torch.randint(-1, 2, (2,), generator=gen)]
-        xb = torch.roll(x_all[idx], shifts=shift, dims=(2, 3))
-        loss = nn.functional.cross_entropy(net(xb), y_all[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    net.eval()
+        return torch.roll(x_all[idx], shifts=shift, dims=(2, 3)), y_all[idx]
+
+    train_loop(net, lambda m, b: nn.functional.cross_entropy(m(b[0]), b[1]), batches, epochs * ((n + 127) // 128),
+               opt, sync_every=50, progress=progress, desc="classifier")
     if cache:
         artifacts.save_to_cache(net, path)
     return net

@@ -8,6 +8,7 @@ import torch
 from .. import artifacts
 from .. import validate
 from ..core.recipes import coefficients
+from ..core.train import train_loop
 
 __all__ = ["NoisyClassifier", "noisy_classifier", "SHIPPED_CLASSIFIER", "ship_noisy_classifier", "noisy_accuracy", "classifier_free_net"]
 
@@ -64,9 +65,8 @@ def noisy_classifier(images: torch.Tensor, labels: torch.Tensor, sde, *, n_steps
     data, the SDE and the settings) is loaded; with ``shipped`` so is the course's ``checkpoints/noisy_classifier.pt``
     when it was trained on these very digits with these settings (its stored key matches; sha256 checked against
     its manifest). Otherwise it trains, saying first through ``log`` how many steps and about how long (timed on
-    its first steps), with a progress bar (``progress``). Introduced in notebooks/09_controllable_generation.ipynb."""
-    from tqdm.auto import tqdm
-
+    its first steps), with a progress bar (``progress``), in ``sg.train.train_loop`` (a NaN loss stops it with
+    ``TrainingDiverged``). Introduced in notebooks/09_controllable_generation.ipynb."""
     from ..runtime import device as default_device
 
     device = torch.device(device) if device is not None else default_device()
@@ -84,28 +84,28 @@ def noisy_classifier(images: torch.Tensor, labels: torch.Tensor, sde, *, n_steps
         net.load_state_dict({k: v.float() for k, v in state.items()})
         log("using the shipped checkpoint noisy_classifier.pt (sha256 verified)")
         return net.to(device).eval()
-    gen = torch.Generator().manual_seed(seed)
-    net.to(device).train()
+    gen = torch.Generator().manual_seed(seed)       # batches, times and noise: a local generator
+    net.to(device)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, n_steps)
     x_all, y_all = images.to(device), labels.to(device)
     probe = min(10, n_steps)
-    start = time.perf_counter()
-    bar = tqdm(range(n_steps), desc="noisy classifier", disable=not progress, leave=False)
-    for step in bar:
+
+    def batches():                                  # digits diffused to t ~ U(eps, 1): (x(t), t, y)
         idx = torch.randint(len(x_all), (batch_size,), generator=gen).to(device)
         t = (eps + (1 - eps) * torch.rand(batch_size, generator=gen)).to(device)
         xt = sde.perturb(x_all[idx], t, torch.randn(x_all[idx].shape, generator=gen).to(device), check=False)
-        loss = torch.nn.functional.cross_entropy(net(xt, t), y_all[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step + 1 == probe and n_steps > probe:
+        return xt, t, y_all[idx]
+
+    def say_how_long(done, loss):                   # timed on the first steps
+        if done == probe and n_steps > probe:
             per_step = (time.perf_counter() - start) / probe
             log(f"training a noisy classifier: {n_steps:,} steps, about {per_step * n_steps:.0f} s here"
                 + (" (cached afterwards)" if cache else ""))
-    net.eval()
+
+    start = time.perf_counter()
+    train_loop(net, lambda m, b: torch.nn.functional.cross_entropy(m(b[0], b[1]), b[2]), batches, n_steps, opt,
+               schedule=torch.optim.lr_scheduler.CosineAnnealingLR(opt, n_steps), sync_every=50,
+               on_step=say_how_long, progress=progress, desc="noisy classifier")
     if cache:
         artifacts.save_to_cache(net, path)
     return net

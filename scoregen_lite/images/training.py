@@ -3,15 +3,12 @@
 EMA, checkpoints, resuming). A trained model is loaded back with ``sg.checkpoints.ScoreModel.load``.
 Introduced in notebooks/07_mnist_score_sde.ipynb."""
 from __future__ import annotations
-import math
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 import torch
-from torch import nn
-from tqdm.auto import tqdm
 from .. import validate
-from ..core.train import EMA, TrainingDiverged
+from ..core.train import EMA, train_loop
 from .checkpoints import ImageConfig, load_checkpoint, load_score_model, make_sde, make_unet, save_checkpoint
 
 __all__ = ["ImageConfig", "REFERENCE", "FAST", "CPU", "QUICK_CPU", "make_sde", "make_unet", "train_images"]
@@ -65,7 +62,8 @@ def train_images(data: torch.Tensor, config: ImageConfig = FAST, *, labels: torc
     model, EMA, optimizer, step, loss history and RNG state are written atomically to
     ``checkpoint``; with ``resume`` an existing checkpoint is continued, reproducing the same loss
     curve as an uninterrupted run. ``stop_after`` ends the call after that many steps of this call
-    (used to test resuming). Progress bar: loss and images/s. ``labels`` (n,) are required for a
+    (used to test resuming). The steps are ``sg.train.train_loop``'s (progress bar: loss and images/s; a NaN or
+    infinite loss stops the run with ``TrainingDiverged`` naming its step). ``labels`` (n,) are required for a
     class-conditional config (``n_classes > 0``). ``meta`` (e.g. which digits were held out) is stored
     in the checkpoint. The precision (``sg.precision``) is printed through ``log`` before training.
 
@@ -129,30 +127,36 @@ def train_images(data: torch.Tensor, config: ImageConfig = FAST, *, labels: torc
         net = net.to(memory_format=torch.channels_last)
     model, compiled = _maybe_compile(net, config, device, log)
     use_amp = amp_dtype != torch.float32
-    scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
+    n = len(data)
 
-    def save():
+    def save(done):
         if checkpoint is not None:
             save_checkpoint(checkpoint, model=net.state_dict(), optimizer=opt.state_dict(),
-                            ema=ema.state_dict() if ema is not None else None, step=step, losses=losses,
+                            ema=ema.state_dict() if ema is not None else None, step=done, losses=losses,
                             rng=gen.get_state(), config={**asdict(config), "channels": list(config.channels)},
                             meta=meta or {})
 
-    def loss_of(batch, y=None):
+    def batches():  # the whole dataset sits on the device: a batch is an index draw there
+        idx = torch.randint(n, (config.batch_size,), generator=gen, device=device)
+        return data[idx], labels[idx] if config.n_classes else None
+
+    def loss_fn(model, batch):
+        x0, y = batch
         if y is not None:  # label dropout: the null label teaches the unconditional score too
             drop = torch.rand(y.shape, generator=gen, device=device) < config.label_dropout
             y = torch.where(drop, torch.full_like(y, config.n_classes), y)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-            return recipe_loss(lambda x, t: model(x, t, y).float() if y is not None else model(x, t).float(),
-                               batch, sde, noise=config.noise, weighting=config.weighting, eps=config.eps,
-                               generator=gen, sigma_data=config.sigma_data, p_mean=config.p_mean,
-                               p_std=config.p_std, importance=importance, check=False)
+        return recipe_loss(lambda x, t: model(x, t, y).float() if y is not None else model(x, t).float(),
+                           x0, sde, noise=config.noise, weighting=config.weighting, eps=config.eps, generator=gen,
+                           sigma_data=config.sigma_data, p_mean=config.p_mean, p_std=config.p_std,
+                           importance=importance, check=False)
 
     start = time.perf_counter()  # wall time includes compilation
     if compiled:  # compilation happens at the first call: fall back to eager if it fails there
         try:
             state = gen.get_state()
-            loss_of(data[:config.batch_size], labels[:config.batch_size] if config.n_classes else None).backward()
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                loss = loss_fn(model, (data[:config.batch_size], labels[:config.batch_size] if config.n_classes else None))
+            loss.backward()
             net.zero_grad(set_to_none=True)
             gen.set_state(state)
         except Exception as err:  # pragma: no cover - depends on the platform
@@ -162,63 +166,20 @@ def train_images(data: torch.Tensor, config: ImageConfig = FAST, *, labels: torc
             gen.set_state(state)
     compile_seconds = time.perf_counter() - start
 
-    n = len(data)
     start_step = step
-    bar = tqdm(total=config.n_steps, initial=step, desc="training", disable=not progress, mininterval=1.0)
-    pending = []  # losses stay on the device until a sync point, so the GPU is never stalled per step
-    try:
-        while step < config.n_steps:
-            if config.time_budget_s is not None and time.perf_counter() - start > config.time_budget_s:
-                break
-            if stop_after is not None and step - start_step >= stop_after:
-                break
-            for group in opt.param_groups:  # linear warm-up, then constant
-                group["lr"] = lr * min(1.0, (step + 1) / max(1, config.warmup_steps))
-            idx = torch.randint(n, (config.batch_size,), generator=gen, device=device)
-            loss = loss_of(data[idx], labels[idx] if config.n_classes else None)
-            opt.zero_grad(set_to_none=True)
-            if scaler is not None:  # float16: scale the loss so small gradients do not underflow
-                scaler.scale(loss).backward()
-                scaler.unscale_(opt)
-            else:
-                loss.backward()
-            if config.grad_clip is not None:
-                nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
-            if scaler is not None:
-                scaler.step(opt)
-                scaler.update()
-            else:
-                opt.step()
-            if ema is not None:
-                ema.update(net)
-            pending.append(loss.detach())
-            step += 1
-            if step % 50 == 0 or step == config.n_steps:
-                values = torch.stack(pending).float().cpu().tolist()
-                pending.clear()
-                bad = [v for v in values if not math.isfinite(v)]
-                if bad:
-                    raise TrainingDiverged(f"loss became {bad[0]} near step {step} (last finite "
-                                           f"{next((v for v in reversed(losses) if math.isfinite(v)), None)}); "
-                                           f"try a smaller lr (now {lr:g}).")
-                losses.extend(values)
-                elapsed = time.perf_counter() - start
-                bar.set_postfix(loss=f"{sum(values) / len(values):.4g}",
-                                img_s=f"{(step - start_step) * config.batch_size / max(elapsed, 1e-9):,.0f}")
-                bar.update(len(values))
-            if step % config.checkpoint_every == 0:
-                if pending:
-                    losses.extend(torch.stack(pending).float().cpu().tolist())
-                    pending.clear()
-                save()
-    finally:
-        if pending:
-            losses.extend(torch.stack(pending).float().cpu().tolist())
-        bar.close()
+    end = config.n_steps if stop_after is None else min(config.n_steps, step + stop_after)
+    budget = None if config.time_budget_s is None else config.time_budget_s - (time.perf_counter() - start)
+    # losses are read back every 50 steps, so the GPU is never stalled per step
+    step = train_loop(model, loss_fn, batches, end, opt, start_step=step,
+                      schedule=lambda k: lr * min(1.0, (k + 1) / max(1, config.warmup_steps)),  # linear warm-up
+                      clip=config.grad_clip, ema=ema, autocast=amp_dtype if use_amp else None, sync_every=50,
+                      on_checkpoint=save, checkpoint_every=config.checkpoint_every, time_budget=budget, losses=losses,
+                      advice=f"try a smaller lr (now {lr:g})", progress=progress, desc="training", leave=True,
+                      items_per_step=config.batch_size).steps
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    save()
+    save(step)
     net.eval()
     info = {"losses": losses, "steps": step, "seconds": seconds, "compiled": compiled, "device": str(device),
             "compile_seconds": compile_seconds, "precision": str(amp_dtype).replace("torch.", ""),

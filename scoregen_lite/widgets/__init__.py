@@ -18,14 +18,22 @@ and cached.
 - ``ladders``: the noise schedule and annealed Langevin (05), reverse-time SDE samplers (06);
 - ``common``: what the 2D explorers share (uniform start, energy distance and its floor, density images);
 - ``images``: the MNIST explorers (08, 09);
+- ``flow``: the straight path's flow against the probability-flow ODE (11);
 - ``live``: the live-update machinery.
 
 Every explorer and view is reachable as ``sg.widgets.<name>``.
 """
-from . import common, images, ladders, live, scores  # noqa: F401
+from . import common, flow, images, ladders, live, scores  # noqa: F401
 from .common import energy_floor, target_image, uniform_start
-from .images import (fast_sampling_explorer, fast_sampling_view, guidance_explorer, guidance_view, inpainting_explorer,
-                     inpainting_view)
+from .flow import flow_explorer, flow_view
+from .images import (
+    fast_sampling_explorer,
+    fast_sampling_view,
+    guidance_explorer,
+    guidance_view,
+    inpainting_explorer,
+    inpainting_view,
+)
 from .ladders import annealed_explorer, annealed_view, ladder, schedule_explorer, schedule_view, sde_explorer, sde_view
 from .live import interactive_view
 from .scores import dsm_explorer, dsm_view, langevin_explorer, langevin_view
@@ -52,4 +60,6 @@ __all__ = [
     "guidance_explorer",
     "inpainting_view",
     "inpainting_explorer",
+    "flow_view",
+    "flow_explorer",
 ]

@@ -225,9 +225,12 @@ def test_results_check_covers_the_guide_pages(tmp_path):
 def test_readme_is_short_and_points_to_the_rest():
     """The README says what the course is, how to set it up, the notebook map, the notation sheet the notebooks
     link to, and where the rest lives: every docs/ page and CONTRIBUTING.md are linked from it, and it stays
-    short (issue 33: the API, benchmark tables and guides moved to docs/ and the website)."""
+    short (issue 33: the API, benchmark tables and guides moved to docs/ and the website). What is written by hand
+    is bounded (88 lines with ten notebooks; each notebook adds a row); the notation sheet, rendered from
+    sg.notation, grows with the symbols."""
     readme = (Path(REPO) / "README.md").read_text()
-    assert len(readme.splitlines()) <= 150
+    by_hand = re.sub(r"<!-- results:([\w-]+) -->\n.*?<!-- /results:\1 -->", "", readme, flags=re.S)
+    assert len(by_hand.splitlines()) <= 100, f"the README's hand-written part has {len(by_hand.splitlines())} lines"
     headings = re.findall(r"^## (.+)$", readme, flags=re.M)
     assert headings == ["Set-up", "The notebooks", "Notation", "Where the rest lives", "Licence and citation"]
     pages = sorted(p.relative_to(REPO).as_posix() for p in Path(REPO, "docs").glob("*.md")) + ["CONTRIBUTING.md"]

@@ -26,7 +26,7 @@ from .. import artifacts
 
 __all__ = ["CheckpointError", "ImageConfig", "make_sde", "make_unet", "config_dict", "save_checkpoint",
            "load_checkpoint", "ScoreModel", "load_score_model", "SHIPPED", "manifest", "verified_path",
-           "find_checkpoint", "pretrained", "store_shipped"]
+           "find_checkpoint", "pretrained", "store_shipped", "default_sampler"]
 
 
 class CheckpointError(ValueError):
@@ -300,7 +300,15 @@ SHIPPED = {
                         "(notebook 10's likelihood recipe): the course's best held-out bits/dim",
     "mnist_tiny100": "unconditional ScoreUNet trained on the first 100 training digits only: notebook 10's "
                      "model that memorises its training set",
+    "mnist_flow": "unconditional ScoreUNet trained with flow matching on the straight path (sg.recipes' flow "
+                  "recipe, notebook 11), sampled with the flow's ODE",
 }
+
+
+def default_sampler(config: ImageConfig) -> str:
+    """The sampler a checkpoint is drawn with when none is named (``python -m scoregen_lite sample``): the flow's
+    ODE, "flow-heun", for a model trained with the "flow" recipe (notebook 11), else Euler-Maruyama, "em"."""
+    return "flow-heun" if config.weighting == "flow" else "em"
 
 
 def _check_name(name: str, what: str = "a shipped checkpoint") -> None:

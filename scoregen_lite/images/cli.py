@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 
 from ..core.recipes import RECIPES
+from ..core.registry import SAMPLERS
+from .checkpoints import SHIPPED
 
 
 def _parser() -> argparse.ArgumentParser:
-    from ..core.registry import SAMPLERS  # the samplers, their default steps and evaluations: one registry
-
     p = argparse.ArgumentParser(prog="python -m scoregen_lite", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -53,8 +53,9 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--checkpoint", default="runs/mnist/checkpoint.pt")
         s.add_argument("--out", default="runs/mnist", help="folder for samples.npy, samples.png (and metrics.json)")
         s.add_argument("--n", type=int, default=64 if name == "sample" else 10_000)
-        s.add_argument("--sampler", choices=list(SAMPLERS), default="em",
-                       help="; ".join(f"{k}: {v.summary}" for k, v in SAMPLERS.items()))
+        s.add_argument("--sampler", choices=list(SAMPLERS), default=None,
+                       help="default: the checkpoint's own (flow-heun for the flow recipe, else em); "
+                            + "; ".join(f"{k}: {v.summary}" for k, v in SAMPLERS.items()))
         s.add_argument("--steps", type=int, help="default: " + ", ".join(
             f"{v.default_steps} ({k}: {v.evaluations()} evaluations)" for k, v in SAMPLERS.items()
             if v.default_steps is not None))
@@ -86,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
                                      "into checkpoints/NAME.json")
     sh.add_argument("--checkpoint", required=True, help="a run's checkpoint.pt")
     sh.add_argument("--name", required=True,
-                    help="one of sg.mnist.SHIPPED: mnist_ve, mnist_cond, mnist_likelihood, mnist_tiny100")
+                    help="one of sg.mnist.SHIPPED: " + ", ".join(SHIPPED))
     sh.add_argument("--n", type=int, default=2000, help="samples for the Frechet distance")
     sh.add_argument("--steps", type=int, default=500, help="Euler-Maruyama steps")
     sh.add_argument("--root", help="folder with the MNIST IDX files")
@@ -98,6 +99,19 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--root", help="folder with the MNIST IDX files")
     sc.add_argument("--device")
     return p
+
+
+def _with_default_sampler(args):
+    """The checkpoint of ``sample``/``evaluate`` loaded once (``ScoreModel``), with ``args.sampler`` and
+    ``args.steps`` filled in from it when not given: the flow's ODE (flow-heun, 10 steps: 20 evaluations) for a
+    model trained with the "flow" recipe (notebook 11), else Euler-Maruyama; steps: the sampler's default."""
+    from .checkpoints import ScoreModel, default_sampler
+
+    model = ScoreModel.load(args.checkpoint, device=args.device)
+    args.sampler = args.sampler or default_sampler(model.config)
+    if args.steps is None:
+        args.steps = SAMPLERS[args.sampler].default_steps
+    return model
 
 
 def main(argv=None) -> int:
@@ -129,7 +143,8 @@ def main(argv=None) -> int:
             print(f"trained {info['steps']} steps in {info['seconds']:.1f} s ({info['images_per_s']:,.0f} images/s); "
                   f"checkpoint: {Path(args.out) / 'checkpoint.pt'}")
         elif args.command == "sample":
-            x, nfe, seconds = mnist.sample_model(args.checkpoint, args.n, sampler=args.sampler, n_steps=args.steps,
+            model = _with_default_sampler(args)
+            x, nfe, seconds = mnist.sample_model(model, args.n, sampler=args.sampler, n_steps=args.steps,
                                                  batch_size=args.batch_size, seed=args.seed, device=args.device,
                                                  out_dir=args.out, label=args.label, rho=args.rho, churn=args.churn,
                                                  guidance=args.guidance)
@@ -155,7 +170,8 @@ def main(argv=None) -> int:
             print(json.dumps({k: v for k, v in info["metrics"].items() if "histogram" not in k or k == "histogram_ok"},
                              indent=2))
         else:
-            result = mnist.evaluate_model(args.checkpoint, n=args.n, sampler=args.sampler, n_steps=args.steps,
+            model = _with_default_sampler(args)
+            result = mnist.evaluate_model(model, n=args.n, sampler=args.sampler, n_steps=args.steps,
                                           root=args.root, device=args.device, batch_size=args.batch_size,
                                           n_likelihood=args.n_likelihood, out_dir=args.out, seed=args.seed,
                                           label=args.label, rho=args.rho, churn=args.churn, guidance=args.guidance)

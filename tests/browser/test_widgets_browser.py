@@ -2,8 +2,10 @@
 Playwright (system executable, no browser download). Notebooks 01 (an explorer) and 04 (animations) run top to
 bottom in quick mode with no error output, and a test notebook shows the course's seven other explorers, built
 as notebooks 03, 05, 06, 08 and 09 build them (small 2D networks, the shipped MNIST checkpoints); every enabled
-slider of every one of the eight explorers is moved and the figure (the bytes of its PNG) must change. The views draw no timings in their figures (the time is a text
-line under them), so a changed image is changed content (tests/test_widgets.py checks the plotted values slider by slider).
+slider of every one of the eight explorers is moved and the figure (the bytes of its PNG) must change. Notebook
+11's flow explorer has a notebook of its own (``-k flow`` runs it alone), where its ODE buttons are clicked too.
+The views draw no timings in their figures (the time is a text line under them), so a changed image is changed
+content (tests/test_widgets.py checks the plotted values slider by slider).
 Screenshots go to test-artifacts/browser/ (not committed).
 
 Runs when Chromium is installed; with SCOREGEN_BROWSER_TESTS=1 (set by .ci/run) a missing browser
@@ -68,17 +70,27 @@ WIDGET_CELLS = [
     "sg.widgets.inpainting_explorer(model, split.x_held, split.y_held)",
 ]
 
+#: notebook 11's explorer, alone in a test notebook (exact 2D velocities and scores: nothing to train or load)
+FLOW_NOTEBOOK = "flow_explorer.ipynb"
+FLOW_CELLS = [WIDGET_CELLS[0], "sg.widgets.flow_explorer()"]
+
+#: test notebook -> its cells
+TEST_NOTEBOOKS = {WIDGETS_NOTEBOOK: WIDGET_CELLS, FLOW_NOTEBOOK: FLOW_CELLS}
+
 #: notebook -> how many widgets it shows: two course notebooks run whole in JupyterLab (01 with its explorer, 04
 #: with its animations), and the test notebook with the other seven explorers (the course notebooks' own runs
-#: are nbval's; running all seven here too took 6 of CI's 30 minutes)
-NOTEBOOKS = {"01_scores_and_langevin.ipynb": 1, "04_ncsn.ipynb": 0, WIDGETS_NOTEBOOK: 7}
+#: are nbval's; running all seven here too took 6 of CI's 30 minutes), and notebook 11's explorer
+NOTEBOOKS = {"01_scores_and_langevin.ipynb": 1, "04_ncsn.ipynb": 0, WIDGETS_NOTEBOOK: 7, FLOW_NOTEBOOK: 1}
+
+#: notebooks whose widgets' toggle buttons are clicked too (each button not selected must change the figure)
+CLICK_TOGGLES = {FLOW_NOTEBOOK}
 
 
-def _write_widgets_notebook(path):
+def _write_widgets_notebook(path, cells=WIDGET_CELLS):
     import nbformat
 
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in WIDGET_CELLS]
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, str(path))
 
@@ -87,8 +99,8 @@ def _write_widgets_notebook(path):
 def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
     for name in NOTEBOOKS:
-        if name == WIDGETS_NOTEBOOK:
-            _write_widgets_notebook(root / name)
+        if name in TEST_NOTEBOOKS:
+            _write_widgets_notebook(root / name, TEST_NOTEBOOKS[name])
         else:
             shutil.copy(REPO / "notebooks" / name, root / name)
     proc, url, log = DRIVER.start_lab(root, dict(os.environ, SCOREGEN_QUICK="1"), token=TOKEN, wait_s=60)
@@ -125,6 +137,11 @@ def _move_slider_and_wait(page, interact, index, before):
     handle.focus()
     at_max = handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax")
     handle.press("ArrowLeft" if at_max else "ArrowRight")
+    return _new_figure(page, interact, before, f"moving slider {index}")
+
+
+def _new_figure(page, interact, before, what):
+    """Wait until the widget shows a figure other than ``before`` (its hash), and return the new hash."""
     for _ in range(240):  # up to 60 s for the callback to redraw
         page.wait_for_timeout(250)
         state = interact.locator(".sg-status [data-state]")
@@ -133,7 +150,23 @@ def _move_slider_and_wait(page, interact, index, before):
         now = _figure_hash(interact)
         if now is not None and now != before:
             return now
-    raise AssertionError(f"the widget's figure did not change after moving slider {index}")
+    raise AssertionError(f"the widget's figure did not change after {what}")
+
+
+def _click_toggles_and_wait(page, interact, before):
+    """Click each toggle button that is not selected (ipywidgets' ToggleButtons), one after the other, and wait for
+    a new figure after each; returns the hashes seen."""
+    seen = []
+    buttons = interact.locator(".widget-toggle-buttons button")
+    for i in range(buttons.count()):
+        button = buttons.nth(i)
+        if "mod-active" in (button.get_attribute("class") or ""):
+            continue
+        button.scroll_into_view_if_needed()
+        button.click()
+        before = _new_figure(page, interact, before, f"clicking {button.inner_text().strip()!r}")
+        seen.append(before)
+    return seen
 
 
 @pytest.mark.parametrize("name, n_widgets", list(NOTEBOOKS.items()))
@@ -161,6 +194,11 @@ def test_notebook_runs_and_widgets_respond(lab, browser, name, n_widgets):
                 h = _move_slider_and_wait(page, w, k, h)
                 seen.add(h)
             assert len(seen) == len(sliders) + 1
+            if name in CLICK_TOGGLES:   # and every toggle button changes it too
+                clicked = _click_toggles_and_wait(page, w, h)
+                assert clicked, f"{name}: widget {i} has no toggle button to click"
+                seen.update(clicked)
+                assert len(seen) == len(sliders) + 1 + len(clicked)
             w.screenshot(path=str(ARTIFACTS / f"{stem}_widget{i}.png"))
         assert DRIVER.error_outputs(page) == [], f"{name}: error output after moving the sliders"
     finally:

@@ -402,17 +402,17 @@ def text_pattern(text: str) -> re.Pattern:
     text = text.strip()
     if not text:
         raise MutantTextError("the text to mutate is empty")
-    parts = []
+    parts, prev = [], None            # prev: the index of the last non-space character
     for i, char in enumerate(text):
         if char.isspace():
             continue
-        if parts:
+        if prev is not None:
             gap = text[prev + 1:i]
-            between_words = bool(gap) and re.fullmatch(r"\w", text[prev]) and re.fullmatch(r"\w", char)
-            if between_words:
-                parts.append(_WS + "+")
-            elif gap or not (re.fullmatch(r"\w", text[prev]) and re.fullmatch(r"\w", char)):
-                parts.append(_WS + "*")
+            words = bool(re.fullmatch(r"\w", text[prev]) and re.fullmatch(r"\w", char))
+            if gap and words:
+                parts.append(_WS + "+")           # two words stay apart
+            elif gap or not words:
+                parts.append(_WS + "*")           # spaces may come or go; none inside a name or number
         parts.append(re.escape(char))
         prev = i
     head = r"(?<!\w)" if re.fullmatch(r"\w", text[0]) else ""
@@ -501,7 +501,8 @@ def mutate_package(package_dir: Path, mutant) -> Path:
             find_definition(src, qualname, module)
         except MutantTextError as err:
             elsewhere = [m for m in _defined_in(package_dir, qualname) if m != module]
-            raise MutantTextError(f"{err}" + (f"; {qualname} is defined in {', '.join(elsewhere)}" if elsewhere else "")) from None
+            hint = f"; {qualname} is defined in {', '.join(elsewhere)}" if elsewhere else ""
+            raise MutantTextError(f"{err}{hint}") from None
         path.write_text(mutate(src, qualname, old, new, module) + EXTRA.get(name, ""))
     except MutantTextError as err:
         raise MutantTextError(f"mutant {name}: {err}; update MUTANTS in tests/test_mutants.py") from None
@@ -602,7 +603,7 @@ def test_mutant_of_a_missing_definition_says_where_it_went(tmp_path):
     with pytest.raises(MutantTextError, match=rf"mutant m: .*no function, class or name 'Box'.*"
                                               rf"Box.area is defined in {PACKAGE}.core.mixture; update MUTANTS"):
         mutate_package(pkg, mutant)
-    with pytest.raises(MutantTextError, match=r"module scoregen_lite.core.nope not found .*defined in scoregen_lite.core.mixture"):
+    with pytest.raises(MutantTextError, match=r"module scoregen_lite.core.nope not found .*in scoregen_lite.core.mixture"):
         mutate_package(pkg, ("m", f"{PACKAGE}.core.nope", "Box.area", "a", "b", ""))
     path = mutate_package(pkg, ("m", f"{PACKAGE}.core.mixture", "Box.area", "total = w * h", "total = w + h", ""))
     assert "total = w + h" in path.read_text()
@@ -636,7 +637,7 @@ WORKERS = 2     # mutants run two at a time, each on one thread (CI has 2 cores)
 def _run_mutant(mutant, folder: Path) -> tuple[int, str]:
     """Copy the package into ``folder``, plant the bug, run its tests in one fresh interpreter that first
     checks it imported the mutated copy (exit 17 otherwise); returns (exit code, output)."""
-    name, tests = mutant[0], mutant[5]
+    tests = mutant[5]
     pkg = folder / PACKAGE
     shutil.copytree(REPO / PACKAGE, pkg, ignore=shutil.ignore_patterns("__pycache__"))
     try:

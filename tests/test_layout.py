@@ -137,10 +137,19 @@ def test_the_notebooks_names_resolve():
     files = sorted(repo.glob("notebooks/*.ipynb")) + sorted(repo.glob("benchmarks/*.py"))
     missing = set()
     for f in files:
-        for mod, attr in set(re.findall(r"\bsg\.([a-z_]+)\.([A-Za-z_]\w*)", f.read_text())):
+        text = f.read_text()
+        for mod, attr in set(re.findall(r"\bsg\.([a-z_]+)\.([A-Za-z_]\w*)", text)):
             m = getattr(scoregen_lite, mod, None)
             if m is None or not hasattr(m, attr):
                 missing.add(f"{f.name}: sg.{mod}.{attr}")
+        for mod, names in set(re.findall(r"from (scoregen_lite[\w.]*) import ([\w, ]+)", text)):
+            try:
+                m = importlib.import_module(mod)
+            except ImportError:
+                missing.add(f"{f.name}: from {mod} import ...")
+                continue
+            wanted = [n.split(" as ")[0].strip() for n in names.split(",")]
+            missing |= {f"{f.name}: from {mod} import {n}" for n in wanted if n and not hasattr(m, n)}
     assert not missing, sorted(missing)
 
 

@@ -22,8 +22,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from scoregen_lite import artifacts
 import scoregen_lite as sg  # noqa: E402
+from scoregen_lite import artifacts
 from scoregen_lite import mnist as sg_mnist  # noqa: E402
 
 #: The course's targets at notebook 09's guidance scale (issue 19).

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -28,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import scoregen_lite as sg  # noqa: E402
 from scoregen_lite import mnist as sg_mnist  # noqa: E402
-
 
 #: The 10-minute CPU recipe's target: Frechet distance to the held-out digits on the package's classifier.
 TARGET_FRECHET = 20.0

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 import traceback
@@ -172,7 +171,8 @@ def main():
     # the table
     rows = [("training images/s", lambda r: f"{r['train']['images_per_s']:,.0f}"),
             ("training wall time, s (compile incl.)", lambda r: f"{r['train']['seconds']:.1f}"),
-            ("steps x batch (epochs)", lambda r: f"{r['train']['steps']} x {r['config']['batch_size']} ({r['train']['epochs']:.0f})"),
+            ("steps x batch (epochs)",
+             lambda r: f"{r['train']['steps']} x {r['config']['batch_size']} ({r['train']['epochs']:.0f})"),
             ("Frechet distance, 10k EM samples", lambda r: f"{r['em']['frechet']:.2f}"),
             ("class histogram within 10% +- 2 pts", lambda r: str(r["em"]["histogram_ok"])),
             ("max class-fraction gap", lambda r: f"{r['em']['max_histogram_gap']:.3f}"),
@@ -197,7 +197,8 @@ def main():
                 cells.append("n/a")
         lines.append(f"{label:<40}" + "".join(f"{c:>16}" for c in cells))
     if classifier is not None:
-        lines.append(f"(scale: Frechet distance of {len(x_hold)} held-out digits ({split.heldout}) to training digits = {results.get('frechet_real_vs_real') or float('nan'):.2f}; "
+        lines.append(f"(scale: Frechet distance of {len(x_hold)} held-out digits ({split.heldout}) to training digits = "
+                     f"{results.get('frechet_real_vs_real') or float('nan'):.2f}; "
                      f"classifier held-out accuracy {results.get('classifier_accuracy_heldout') or float('nan'):.3f})")
     try:
         ratio = results["ours"]["em"]["frechet"] / results["reference"]["em"]["frechet"]

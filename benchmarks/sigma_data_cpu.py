@@ -32,7 +32,6 @@ import math
 import os
 import statistics
 import sys
-import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -40,8 +39,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from scoregen_lite import artifacts
 import scoregen_lite as sg  # noqa: E402
+from scoregen_lite import artifacts
 from scoregen_lite import mnist as sg_mnist  # noqa: E402
 
 #: EDM's constants (Karras et al. 2022, table 1), for images in [-1, 1]; the course's defaults (sg.image_training.CPU).

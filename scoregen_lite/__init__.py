@@ -19,9 +19,26 @@ from __future__ import annotations
 
 import importlib
 
-from .core import (densities, fast, flow, guidance, losses, mcmc, metrics, mixture, nets, plot, recipes,  # noqa: F401
-                   registry, samplers, schedules, sde, solvers, train)
 from . import artifacts  # noqa: F401
+from .core import (  # noqa: F401
+    densities,
+    fast,
+    flow,
+    guidance,
+    losses,
+    mcmc,
+    metrics,
+    mixture,
+    nets,
+    plot,
+    recipes,
+    registry,
+    samplers,
+    schedules,
+    sde,
+    solvers,
+    train,
+)
 from .runtime import QUICK, __version__, device, device_name, precision, quick, seed_everything  # noqa: F401
 
 # Loaded on first use, so the package imports on a headless GPU box that has torch but no Jupyter stack

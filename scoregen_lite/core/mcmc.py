@@ -16,8 +16,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import validate
-from ..validate import SamplerDiverged, call_score, check_callable, check_finite, check_score_output
 from ..runtime import progress_steps, randn_like
+from ..validate import SamplerDiverged, call_score, check_callable, check_finite, check_score_output
 
 __all__ = ["langevin", "mala", "annealed_langevin", "SamplerDiverged"]
 

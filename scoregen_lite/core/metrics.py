@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import torch
 
-
-
 from .. import validate
-
 
 __all__ = ["score_mse", "fisher_divergence", "score_error_map", "error_by_density", "energy_distance",
            "mean_distance_within", "moment_z", "energy_noise_floor", "score_norm_law"]
@@ -196,8 +193,9 @@ def score_norm_law(score_fn, sde, x0: torch.Tensor, times, generator: torch.Gene
     x_t = mean_t(x0) + std_t z, and evaluate s = ``score_fn(x_t, t)``. The kernel's own score is
     -z / std_t, of norm about sqrt(D) / std_t in D dimensions, and where the data are far apart compared
     with std_t (or all within std_t of each other) the true score is close to it. Returns lists over
-    ``times`` (a list or 1-d tensor of times in (0, 1]): ``std`` (std_t), ``norm`` (mean ||s||), ``ratio`` (std_t * mean ||s|| / sqrt(D): 1 on the
-    law) and ``cosine`` (mean cosine between s and -z: 1 when the score points back along the noise).
+    ``times`` (a list or 1-d tensor of times in (0, 1]): ``std`` (std_t), ``norm`` (mean ||s||),
+    ``ratio`` (std_t * mean ||s|| / sqrt(D): 1 on the law) and ``cosine`` (mean cosine between s and -z:
+    1 when the score points back along the noise).
     """
     x0 = validate.batch("x0", x0)
     out = {"std": [], "norm": [], "ratio": [], "cosine": []}

@@ -2,9 +2,12 @@
 an SDE at every noise level (``SDEMarginal``): the ground truth every method of the course is checked against.
 Reachable as ``sg.densities.<name>``. Introduced in notebooks/01_scores_and_langevin.ipynb."""
 from __future__ import annotations
+
 import functools
 import math
+
 import torch
+
 from .. import validate
 
 _LOG_2PI = math.log(2 * math.pi)

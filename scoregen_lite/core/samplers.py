@@ -8,13 +8,13 @@ own modules and are re-exported here, so ``sg.samplers.<name>`` works for all of
 """
 from __future__ import annotations
 
-from .mcmc import *  # noqa: F401,F403
-from .mcmc import __all__ as _mcmc_all
-from .solvers import *  # noqa: F401,F403
-from .solvers import __all__ as _solvers_all
 from .fast import *  # noqa: F401,F403
 from .fast import __all__ as _fast_all
+from .mcmc import *  # noqa: F401,F403
+from .mcmc import __all__ as _mcmc_all
 from .registry import *  # noqa: F401,F403
 from .registry import __all__ as _registry_all
+from .solvers import *  # noqa: F401,F403
+from .solvers import __all__ as _solvers_all
 
 __all__ = [*_mcmc_all, *_solvers_all, *_fast_all, *_registry_all]

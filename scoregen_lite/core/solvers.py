@@ -15,8 +15,8 @@ import math
 import torch
 
 from .. import validate
-from ..validate import SamplerDiverged, call_score, check_callable, check_finite, check_score_output
 from ..runtime import progress_steps, randn_like
+from ..validate import SamplerDiverged, call_score, check_callable, check_finite, check_score_output
 from .sde import per_sample
 
 __all__ = [

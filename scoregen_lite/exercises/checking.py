@@ -99,7 +99,8 @@ def compare(name: str, got, want, atol: float, what: str, *, mistakes=(), where=
         j = int(rows[i].nan_to_num(float("inf")).argmax())
         idx = tuple(int(k) for k in torch.unravel_index(torch.tensor(j), diff.shape[1:]))
         at = f"{at}, entry {idx if len(idx) > 1 else idx[0]}"
-        row = (lambda v: v[i].reshape(-1)[j])
+        def row(v):
+            return v[i].reshape(-1)[j]
     detail = f"at {at}: expected {fmt(row(want))}, got {fmt(row(got))}"
     if fmt(row(want)) == fmt(row(got)):   # equal to 4 digits: show the digits where they differ
         detail = (f"at {at}: expected {fmt(row(want), 10)}, got {fmt(row(got), 10)} (equal to 4 digits: look for a "

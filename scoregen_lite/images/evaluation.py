@@ -2,14 +2,15 @@
 Frechet distance in its feature space, accuracy and class histograms, and memorisation (nearest training
 digits). Introduced in notebooks/07_mnist_score_sde.ipynb."""
 from __future__ import annotations
+
 import torch
 from torch import nn
-from .. import validate
+
+from .. import artifacts, validate
 from ..core.train import train_loop
 
-from .. import artifacts
-
-__all__ = ["MNISTClassifier", "mnist_classifier", "features_and_classes", "frechet_distance", "accuracy", "class_histogram", "histogram_ok", "evaluate_images", "nearest_neighbours", "memorisation_ratio", "memorised_fraction"]
+__all__ = ["MNISTClassifier", "mnist_classifier", "features_and_classes", "frechet_distance", "accuracy", "class_histogram",
+           "histogram_ok", "evaluate_images", "nearest_neighbours", "memorisation_ratio", "memorised_fraction"]
 
 
 class MNISTClassifier(nn.Module):

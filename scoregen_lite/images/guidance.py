@@ -3,14 +3,17 @@ cache and shipped copy) and classifier-free guidance for a class-conditional ``S
 The guided score functions themselves are ``sg.guidance`` (checked on 2D mixtures first).
 Introduced in notebooks/09_controllable_generation.ipynb."""
 from __future__ import annotations
+
 import time
+
 import torch
-from .. import artifacts
-from .. import validate
+
+from .. import artifacts, validate
 from ..core.recipes import coefficients
 from ..core.train import train_loop
 
-__all__ = ["NoisyClassifier", "noisy_classifier", "SHIPPED_CLASSIFIER", "ship_noisy_classifier", "noisy_accuracy", "classifier_free_net"]
+__all__ = ["NoisyClassifier", "noisy_classifier", "SHIPPED_CLASSIFIER", "ship_noisy_classifier", "noisy_accuracy",
+           "classifier_free_net"]
 
 
 class NoisyClassifier(torch.nn.Module):
@@ -145,8 +148,9 @@ def ship_noisy_classifier(*, n_steps: int = 2000, root=None, device=None, comman
     ``noisy_classifier`` then loads it instead of training. The command line's ``ship-classifier``."""
     import json
 
-    from ..runtime import device as default_device, device_name
     from ..images import data as data_mod
+    from ..runtime import device as default_device
+    from ..runtime import device_name
     from .checkpoints import ImageConfig, make_sde, save_checkpoint
 
     device = torch.device(device) if device is not None else default_device()

@@ -3,10 +3,13 @@
 EMA, checkpoints, resuming). A trained model is loaded back with ``sg.checkpoints.ScoreModel.load``.
 Introduced in notebooks/07_mnist_score_sde.ipynb."""
 from __future__ import annotations
+
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
+
 import torch
+
 from .. import validate
 from ..core.train import EMA, train_loop
 from .checkpoints import ImageConfig, load_checkpoint, load_score_model, make_sde, make_unet, save_checkpoint
@@ -71,8 +74,9 @@ def train_images(data: torch.Tensor, config: ImageConfig = FAST, *, labels: torc
     included), compile_seconds, images_per_s, compiled, device, lr, precision, resumed_from_step}.
     Introduced in notebooks/07_mnist_score_sde.ipynb; used by the CLI and benchmarks/mnist_gpu.py.
     """
-    from ..runtime import device as default_device, precision as default_precision
     from ..core.recipes import ImportanceSampler, check_recipe, recipe_loss
+    from ..runtime import device as default_device
+    from ..runtime import precision as default_precision
 
     data = validate.batch("data", data)
     check_recipe(config.precond, config.noise, config.weighting)

@@ -1,12 +1,15 @@
 """The course's U-Net for 28 x 28 digits (notebooks 07-10), with the preconditioning of ``sg.recipes``.
 Introduced in notebooks/07_mnist_score_sde.ipynb."""
 from __future__ import annotations
+
 import math
+
 import torch
 from torch import nn
+
 from .. import validate
-from ..core.recipes import PRECONDITIONINGS, precondition
 from ..core.nets import GaussianFourierProjection
+from ..core.recipes import PRECONDITIONINGS, precondition
 
 __all__ = ["ScoreUNet"]
 
@@ -102,7 +105,8 @@ class ScoreUNet(nn.Module):
                              "class-conditional checkpoint (train-mnist --conditional).")
         if self.precond == "none":
             h = self._body(x, t, y)
-            return h / self.sde.marginal_coeffs(t, check=False)[1].to(h.dtype)[:, None, None, None]   # divide by std_t (unchecked: no sync)
+            # divide by std_t (unchecked: no sync)
+            return h / self.sde.marginal_coeffs(t, check=False)[1].to(h.dtype)[:, None, None, None]
         alpha, std = self.sde.marginal_coeffs(t, check=False)
         return precondition(self.precond, lambda x_in, c_noise: self._body(x_in, c_noise, y), x, alpha.to(x.dtype),
                             std.to(x.dtype), t, self.sigma_data)

@@ -10,9 +10,7 @@ import functools
 import matplotlib.pyplot as plt
 import torch
 
-from ..core import densities
-from ..core import metrics
-from ..core import plot
+from ..core import densities, metrics, plot
 
 __all__ = ["uniform_start", "energy_floor", "target_image", "named_target", "energy_distance_to_target",
            "density_axes", "sample_scatter", "weight_bars", "set_bars", "diverged_figure"]

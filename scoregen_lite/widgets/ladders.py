@@ -11,13 +11,20 @@ import matplotlib.pyplot as plt
 import torch
 
 from .. import validate
-from ..core import densities
-from ..core import plot
-from ..core import samplers
-from ..core import schedules
+from ..core import densities, plot, samplers, schedules
 from ..core import sde as sdes
-from .common import (density_axes, diverged_figure, energy_distance_to_target, energy_floor, named_target,
-                     sample_scatter, set_bars, target_image, uniform_start, weight_bars)
+from .common import (
+    density_axes,
+    diverged_figure,
+    energy_distance_to_target,
+    energy_floor,
+    named_target,
+    sample_scatter,
+    set_bars,
+    target_image,
+    uniform_start,
+    weight_bars,
+)
 from .live import interactive_view, keep, reuse
 
 __all__ = ["ladder", "schedule_view", "schedule_explorer", "annealed_view", "annealed_explorer", "sde_view",
@@ -158,7 +165,8 @@ def annealed_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int
     Returns ``(fig, info)``, info: ``true_weights``, ``sample_weights``, ``max_weight_error``,
     ``energy_distance`` (to 4000 true samples) and ``energy_floor`` (its noise floor, (mean, std), see
     ``energy_floor``), ``title`` (the figure's title; None when diverged)
-    and ``diverged`` (True when the step size blew the chains up; the figure then says so). Introduced in notebooks/05_annealed_langevin.ipynb.
+    and ``diverged`` (True when the step size blew the chains up; the figure then says so).
+    Introduced in notebooks/05_annealed_langevin.ipynb.
     """
     p = named_target(target)
     if score == "exact":
@@ -249,7 +257,8 @@ def sde_view(sampler: str = "EM", n_steps: int = 100, snr: float = 0.16, sde_nam
     updated in place (``sg.widgets.live``).
 
     Returns ``(fig, info)``: info has ``nfe`` (score evaluations), ``seconds``,
-    ``energy_distance`` to 4000 true samples and ``energy_floor`` (its noise floor, (mean, std)). Introduced in notebooks/06_sdes.ipynb.
+    ``energy_distance`` to 4000 true samples and ``energy_floor`` (its noise floor, (mean, std)).
+    Introduced in notebooks/06_sdes.ipynb.
     """
     validate.choice("sampler", sampler, {"EM", "PC", "ODE"})
     validate.choice("sde_name", sde_name, sdes.SDES)

@@ -9,10 +9,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from .. import validate
-from ..core import densities
-from ..core import metrics
-from ..core import plot
-from ..core import samplers
+from ..core import densities, metrics, plot, samplers
 from .common import density_axes, diverged_figure, sample_scatter, set_bars, target_image, uniform_start, weight_bars
 from .live import interactive_view, keep, reuse
 

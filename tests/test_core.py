@@ -1,5 +1,4 @@
 """sg.QUICK, sg.device, sg.seed_everything, and the repository's own promises."""
-import importlib
 import os
 import re
 import subprocess
@@ -8,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO
 
 import scoregen_lite as sg
-from conftest import REPO
 
 
 def test_seed_everything_reproducible():
@@ -259,8 +258,9 @@ def test_course_timings_write_full_outputs(tmp_path):
 
 def test_licences_and_citation():
     """The MIT licence pyproject declares, the content licence, and a valid CITATION.cff for this version."""
-    import yaml
     from pathlib import Path
+
+    import yaml
 
     repo = Path(REPO)
     assert (repo / "LICENSE").read_text().startswith("MIT License")

@@ -7,11 +7,11 @@ import sys
 
 import pytest
 import torch
+from conftest import REPO
 
 import scoregen_lite as sg
-from conftest import REPO
-from scoregen_lite.exercises import ExerciseFailed
 from scoregen_lite.courseware.copies import strip_source
+from scoregen_lite.exercises import ExerciseFailed
 
 
 def good_gmm_score(x, weights, means, covs):
@@ -361,7 +361,8 @@ def test_strip_source_rejects_broken_markers(src, match):
 def test_strip_cli_on_course_notebooks(tmp_path):
     """Student copies of every notebook: no solution left, every exercise stubbed, outputs cleared,
     and each stubbed exercise function raises NotImplementedError while the check fails on it."""
-    res = subprocess.run([sys.executable, "-m", "scoregen_lite.courseware.copies", "strip", os.path.join(REPO, "notebooks"), str(tmp_path)],
+    res = subprocess.run([sys.executable, "-m", "scoregen_lite.courseware.copies", "strip",
+                          os.path.join(REPO, "notebooks"), str(tmp_path)],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert res.stderr == ""
@@ -381,9 +382,11 @@ def test_strip_cli_on_course_notebooks(tmp_path):
 
 def test_strip_refuses_same_folder_and_missing(tmp_path):
     nbdir = os.path.join(REPO, "notebooks")
-    res = subprocess.run([sys.executable, "-m", "scoregen_lite.courseware.copies", "strip", nbdir, nbdir], capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-m", "scoregen_lite.courseware.copies", "strip", nbdir, nbdir],
+                         capture_output=True, text=True)
     assert res.returncode == 2 and "is the source folder" in res.stderr
-    res = subprocess.run([sys.executable, "-m", "scoregen_lite.courseware.copies", "strip", str(tmp_path / "nope"), str(tmp_path / "o")],
+    res = subprocess.run([sys.executable, "-m", "scoregen_lite.courseware.copies", "strip",
+                          str(tmp_path / "nope"), str(tmp_path / "o")],
                          capture_output=True, text=True)
     assert res.returncode == 2 and "neither a notebook nor a folder" in res.stderr
 

@@ -192,7 +192,8 @@ def test_annealed_langevin_invalid(kwargs, err, match):
 def test_divergence_is_reported():
     p = sg.densities.two_modes()
     x0 = sg.widgets.uniform_start(500, p.bounds(), generator=torch.Generator().manual_seed(0))
-    with pytest.raises(sg.samplers.SamplerDiverged, match=r"chains reached NaN/inf .* median \|x\| = .* step_size=0\.05 is too large"):
+    with pytest.raises(sg.samplers.SamplerDiverged,
+                       match=r"chains reached NaN/inf .* median \|x\| = .* step_size=0\.05 is too large"):
         sg.samplers.annealed_langevin(p.perturbed_score, x0, sg.schedules.geometric_sigmas(10, 0.1, 10), 0.05, 100)
     with pytest.raises(sg.samplers.SamplerDiverged, match="step_size=5 is too large"):
         sg.samplers.langevin(lambda x: -10 * x, torch.ones(4, 2), 5.0, 200)

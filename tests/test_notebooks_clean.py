@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
+
 from scoregen_lite.courseware import nbclean
 
 NB_DIR = os.path.join(REPO, "notebooks")
@@ -55,7 +55,8 @@ def test_cleaner_detects_dirty_notebook(tmp_path):
     assert any("warning" in f for f in found)
     p = tmp_path / "dirty.ipynb"
     p.write_text(json.dumps(nb))
-    res = subprocess.run([sys.executable, "-m", "scoregen_lite.courseware.nbclean", "--check", str(p)], capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-m", "scoregen_lite.courseware.nbclean", "--check", str(p)],
+                         capture_output=True, text=True)
     assert res.returncode == 1
     subprocess.run([sys.executable, "-m", "scoregen_lite.courseware.nbclean", str(p)], check=True, capture_output=True)
     cleaned = json.loads(p.read_text())

@@ -189,9 +189,11 @@ def test_time_mlp_divides_by_std():
     (lambda: sg.sde.VPSDE().prior_sample((0, 2)), ValueError, "shape=.* is invalid"),
     (lambda: sg.samplers.euler_maruyama(sg.sde.VPSDE(), lambda x, t: -x, (4, 2), 10, eps=0), ValueError, r"eps=0\.0 is invalid"),
     (lambda: sg.samplers.euler_maruyama(sg.sde.VPSDE(), lambda x, t: -x, (4, 2), 0), ValueError, "n_steps=0 is invalid"),
-    (lambda: sg.samplers.predictor_corrector(sg.sde.VPSDE(), lambda x, t: -x, (4, 2), 5, snr=-1), ValueError, r"snr=-1\.0 is invalid"),
+    (lambda: sg.samplers.predictor_corrector(sg.sde.VPSDE(), lambda x, t: -x, (4, 2), 5, snr=-1),
+     ValueError, r"snr=-1\.0 is invalid"),
     (lambda: sg.samplers.probability_flow_ode(sg.sde.VPSDE(), None, (4, 2)), TypeError, "score_fn=None must be callable"),
-    (lambda: sg.samplers.log_likelihood(sg.sde.VPSDE(), lambda x, t: -x, torch.zeros(2, 2), divergence="fast"), ValueError, "divergence='fast' is invalid"),
+    (lambda: sg.samplers.log_likelihood(sg.sde.VPSDE(), lambda x, t: -x, torch.zeros(2, 2), divergence="fast"),
+     ValueError, "divergence='fast' is invalid"),
     (lambda: sg.losses.sde_dsm(lambda x, t: -x, torch.zeros(2, 2), sg.sde.VPSDE(), eps=2.0), ValueError, r"eps=2\.0 is invalid"),
 ])
 def test_invalid_arguments(call, err, match):

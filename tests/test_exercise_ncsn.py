@@ -11,7 +11,6 @@ from scoregen_lite.exercises import nb04_ncsn as exercise_ncsn
 from scoregen_lite.exercises import nb05_annealed_langevin
 from scoregen_lite.exercises.checking import ExerciseFailed
 
-
 # --- notebook 04: the NCSN loss -------------------------------------------------------------------------------
 
 def ncsn_loss(score_net, x, sigmas, idx, z, *, weight_power=2, target_power=2, half=0.5, sign=1.0, reduce="sum",

@@ -8,11 +8,11 @@ import re
 
 import pytest
 import torch
+from conftest import REPO
 
 import scoregen_lite as sg
-from conftest import REPO
-from scoregen_lite.exercises import ExerciseFailed
 from scoregen_lite.courseware.copies import strip_notebook, strip_source
+from scoregen_lite.exercises import ExerciseFailed
 
 NB_DIR = os.path.join(REPO, "notebooks")
 NOTEBOOKS = sorted(f for f in os.listdir(NB_DIR) if f.endswith(".ipynb"))

@@ -300,8 +300,6 @@ SHIPPED = {
                         "(notebook 10's likelihood recipe): the course's best held-out bits/dim",
     "mnist_tiny100": "unconditional ScoreUNet trained on the first 100 training digits only: notebook 10's "
                      "model that memorises its training set",
-    "mnist_flow": "unconditional ScoreUNet trained with flow matching on the straight path (sg.recipes' flow "
-                  "recipe, notebook 11), sampled with the flow's ODE",
 }
 
 

@@ -615,5 +615,58 @@ TABLES["sigma-data"] = sigma_data_table
 TABLES["fast-sampling-window"] = lambda: nfe_table(load_fast_window())
 
 
+def flow_runs(folder=None) -> dict:
+    """The committed flow-matching benchmark runs (``benchmarks/results/flow_cpu_run*.json``, notebook 11) as
+    ``{run name: its dict}``, in the order they were made. Each file holds ``device``, ``n_samples``, ``n_heldout``,
+    ``frechet_real`` (as many training digits against the held-out ones), ``checkpoints`` ({model: {"sha256": ...}})
+    and ``rows``, each with ``model``, ``sampler``, ``nfe`` and ``frechet`` (optional ``seconds``); a missing folder
+    or file is refused, and so is a row without one of these keys."""
+    runs = {p.stem: json.loads(p.read_text()) for p in _result_files(folder, "flow_cpu", "flow-matching")}
+    for name, run in runs.items():
+        for row in run.get("rows") or [None]:
+            missing = [k for k in ("model", "sampler", "nfe", "frechet") if not isinstance(row, dict) or k not in row]
+            if missing:
+                raise KeyError(f"{name}.json: row {row!r} has no {missing[0]!r}; each row needs model, sampler, nfe "
+                               f"and frechet (rerun the benchmark).")
+    return runs
+
+
+def load_flow(folder=None) -> dict:
+    """The newest committed flow-matching benchmark run (``flow_runs``) as a dict, with its ``name`` (notebook 11)."""
+    name, run = list(flow_runs(folder).items())[-1]
+    return {**run, "name": name}
+
+
+def flow_table(folder=None) -> str:
+    """Markdown tables of every committed flow-matching benchmark run (``flow_runs``; notebook 11): per run, its
+    device, digits per sampler, held-out digits, the training digits' own score and the checkpoints (flagged when one
+    is not the checkpoint shipped now), then the Frechet distance to the held-out digits against NFE, one row per
+    model and sampler, one column per NFE (blank where that pair was not run)."""
+    out = []
+    for name, run in flow_runs(folder).items():
+        shipped = {}
+        for model in run.get("checkpoints", {}):
+            manifest = artifacts.course_dir() / "checkpoints" / f"{model}.json"
+            shipped[model] = json.loads(manifest.read_text()).get("sha256") if manifest.exists() else None
+        models = ", ".join(f"`{m}` (sha256 {str(c.get('sha256'))[:8]}"
+                           f"{'' if c.get('sha256') == shipped[m] else ', not the checkpoint shipped now'})"
+                           for m, c in run.get("checkpoints", {}).items())
+        nfes = sorted({r["nfe"] for r in run["rows"]})
+        pairs = list(dict.fromkeys((r["model"], r["sampler"]) for r in run["rows"]))
+        fd = {(r["model"], r["sampler"], r["nfe"]): r["frechet"] for r in run["rows"]}
+        out += [f"`{name}`: {run['n_samples']:,} digits per sampler on {run['device']}, Frechet distance to the "
+                f"{run['n_heldout']} held-out digits (as many training digits score {_fmt(run.get('frechet_real'), '.1f')})"
+                f"; checkpoints {models or 'n/a'}.", "",
+                "| model | sampler | " + " | ".join(f"{n} NFE" for n in nfes) + " |", "| --- " * (2 + len(nfes)) + "|"]
+        out += [f"| {m} | {s} | " + " | ".join(_fmt(fd[m, s, n], ".1f") if (m, s, n) in fd else "" for n in nfes) + " |"
+                for m, s in pairs]
+        out += [*([""] + [run["note"]] if run.get("note") else []), ""]
+    out.append("Source: " + ", ".join(f"`benchmarks/results/{name}.json`" for name in flow_runs(folder)) + ".")
+    return "\n".join(out) + "\n"
+
+
+__all__ += ["flow_runs", "load_flow", "flow_table"]
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""The course's notation sheet: one meaning per symbol across notebooks 01-10, the package and its widgets.
+"""The course's notation sheet: one meaning per symbol across notebooks 01-11, the package and its widgets.
 
 ``SYMBOLS`` is the source; ``markdown_table()`` renders it into the README's "Notation" section
 (``python -m scoregen_lite.courseware.results readme``) and the website's ``notation.html`` (``sg.site.build_site``);
@@ -22,7 +22,7 @@ class Symbol:
 
     symbol: str      # LaTeX, without dollars
     meaning: str     # markdown; may contain $...$
-    first: str       # the notebook that introduces it, "01".."10"
+    first: str       # the notebook that introduces it, "01".."11"
     code: str        # the package's name for it (markdown, usually `code`)
     elsewhere: str = ""   # what a paper calls it, where that differs
 
@@ -99,7 +99,8 @@ SYMBOLS = [
            r"EDM's preconditioning: the raw network $F_\theta$ and the coefficients that make "
            r"$\hat x_0 = c_{\text{skip}} \hat x + c_{\text{out}} F_\theta(c_{\text{in}} \hat x, c_{\text{noise}})$", "10",
            "`sg.recipes.Preconditioned`, `sg.recipes.coefficients`", "EDM section 5, table 1"),
-    Symbol(r"\hat x = x(t)/\alpha_t", "the scaled state, clean data plus noise of std $\\sigma$", "08", "(inside `sg.sde.denoiser`)"),
+    Symbol(r"\hat x = x(t)/\alpha_t", "the scaled state, clean data plus noise of std $\\sigma$", "08",
+           "(inside `sg.sde.denoiser`)"),
     Symbol(r"\sigma_{\text{data}}", "the std of the data that EDM's preconditioning assumes", "10", "`sigma_data`",
            "EDM's 0.5 is for images in $[-1, 1]$; the course's MNIST lies in $[0, 1]$"),
     Symbol(r"P_{\text{mean}},\ P_{\text{std}}", r"EDM's log-normal training noise levels, "
@@ -107,6 +108,23 @@ SYMBOLS = [
            r"EDM's $-1.2$ and $1.2$ are for images in $[-1, 1]$ (section 5)"),
     Symbol(r"\sigma_{t_{\min}}", r"the kernel std at the smallest time $t_{\min}$: the smallest noise level a model "
            r"trained on (not the VE parameter $\sigma_{\min}$ of $\sigma(t)$)", "07", "`sde.marginal_std(eps)`"),
+    Symbol(r"x_t = (1-t)\,x(0) + t\,z", r"the straight path of flow matching and rectified flow, the data $x(0)$ at $t = 0$ "
+           r"and the noise $z$ at $t = 1$ (the direction of the SDEs' time); its density is $p_t$", "11",
+           "`sg.flow.straight_path(x0, z, t)`, `sg.flow.marginal(target, t)`",
+           r"Lipman et al. (2023) and MIT 6.S184 run time the other way (noise at 0, data at 1): their $t$ is our "
+           r"$1 - t$; Esser et al. (2024) run it as here"),
+    Symbol(r"v_t(x)", r"the marginal velocity $\mathbb E[z - x(0) \mid x_t = x]$ of the straight path (the conditional "
+           r"velocity of one path is $z - x(0)$); samplers solve $dx/dt = v_t(x)$ from $t = 1$ down to 0; a network "
+           r"for it is $v_\theta(x, t)$", "11", "`sg.flow.marginal_velocity(target, x, t)`, `velocity_fn(x, t)`",
+           r"Lipman et al. (2023) and MIT 6.S184 write $u_t$ for it (their network: $v_t(x; \theta)$, "
+           r"$u_t^\theta$); in their time direction it is $-v_t$"),
+    Symbol(r"\mathcal L_{\text{CFM}}", r"the conditional flow matching loss "
+           r"$\mathbb E\,\lVert v_\theta(x_t, t) - (z - x(0))\rVert^2$, $t \sim U(0, 1)$", "11", "`sg.flow.cfm_loss(net, x0)`",
+           "Lipman et al. (2023), eq. (9)"),
+    Symbol(r"u = \sigma/(1+\sigma)", r"the straight path's time of the noise level $\sigma$: "
+           r"$(x(0) + \sigma z)/(1 + \sigma) = x_u$ (notebook 11 writes $t$ where no SDE time is around)", "11",
+           "`sg.flow.flow_time(sigma)`, `sg.flow.velocity_of_sde_model`; `sg.recipes`' \"straight\" and \"flow\"",
+           r"Esser et al. (2024, section 3.1) draw it logit-normal"),
 ]
 
 #: Abbreviations and named methods used across the course, with the first notebook whose text uses each
@@ -143,6 +161,11 @@ ABBREVIATIONS = [
     ("DDIM", "denoising diffusion implicit models (Song, Meng & Ermon 2021): the first-order ODE step in $\\sigma$ "
              "through the denoiser", "08"),
     ("DPM-Solver++(2M)", "Lu et al. (2022)'s second-order multistep ODE solver, `sg.samplers.dpm_solver_2m`", "08"),
+    ("flow matching", "learning the velocity of a chosen path from data to noise by regression (Lipman et al. 2023)", "11"),
+    ("CFM", "conditional flow matching: the regression on the velocity $z - x(0)$ of single paths, "
+            "$\\mathcal L_{\\text{CFM}}$", "11"),
+    ("rectified flow", "flow matching on the straight path; one **reflow** step retrains it on the pairs (noise, the "
+                       "flow's own sample) to straighten its paths (Liu, Gong & Liu 2023, section 2.3)", "11"),
 ]
 
 

@@ -308,9 +308,9 @@ MUTANTS = [
      "        if not no_top:",
      "        if no_top:",
      "tests/test_exercise_fast.py::test_solution_and_reference_pass"),
-    ("results-speedup-footer-against-em500", "scoregen_lite.courseware.results", "_speedup_footer",
-     "f\"{_fmt(s['nfe_ratio'], '.1f')}x fewer evaluations",
-     "f\"{_fmt(500 / s['sampler']['nfe'], '.1f')}x fewer evaluations",
+    ("results-speedup-footer-against-em500", "scoregen_lite.courseware.sampling_tables", "_speedup_footer",
+     "f\"{fmt_value(s['nfe_ratio'], '.1f')}x fewer evaluations",
+     "f\"{fmt_value(500 / s['sampler']['nfe'], '.1f')}x fewer evaluations",
      "tests/test_fast_sampling.py::test_fast_sampling_table_footer_uses_the_fair_baseline"),
     # issue 32: the exercise checks accept float32 where it is right and say so where it is not
     ("exercise-em-sampler-float32-times-rejected", "scoregen_lite.exercises.nb06_sdes", "_EM_RTOL",

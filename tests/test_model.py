@@ -96,7 +96,8 @@ def test_the_command_line_widgets_and_manifests_read_the_registry():
     from scoregen_lite.images.cli import _parser
 
     sub = {a.dest: a for a in _parser()._subparsers._group_actions[0].choices["sample"]._actions}
-    assert list(sub["sampler"].choices) == list(registry.SAMPLERS) == ["em", "pc", "ode", "edm", "dpm"]
+    assert list(sub["sampler"].choices) == list(registry.SAMPLERS) == ["em", "pc", "ode", "edm", "dpm", "flow-euler",
+                                                                       "flow-heun"]
     assert sub["steps"].default is None and "18 (edm: 35 evaluations)" in sub["steps"].help
     inpaint = {a.dest: a for a in _parser()._subparsers._group_actions[0].choices["inpaint"]._actions}
     x = torch.zeros(2, 2)

@@ -311,9 +311,9 @@ def test_label_time_mlp_score_is_called_like_a_conditional_unet():
     assert net.null_label == 2 and net(x, t).shape == (5, 2)
     assert torch.equal(net(x, t), net(x, t, 2)) and torch.equal(net(x, t, 0), net(x, t, torch.zeros(5, dtype=torch.long)))
     assert not torch.allclose(net(x, t, 0), net(x, t, 1))
-    assert torch.allclose(sg.image_guidance.classifier_free_net(net, 1, 1.0)(x, t), net(x, t, 1))
-    assert torch.allclose(sg.image_guidance.classifier_free_net(net, 1, 0.0)(x, t), net(x, t))
-    two = sg.image_guidance.classifier_free_net(net, 1, 2.0)(x, t)
+    assert torch.allclose(sg.guidance.classifier_free_net(net, 1, 1.0)(x, t), net(x, t, 1))
+    assert torch.allclose(sg.guidance.classifier_free_net(net, 1, 0.0)(x, t), net(x, t))
+    two = sg.guidance.classifier_free_net(net, 1, 2.0)(x, t)
     assert torch.allclose(two, net(x, t) + 2.0 * (net(x, t, 1) - net(x, t)), atol=1e-6)
     with pytest.raises(ValueError, match="y=3 is invalid"):
         net(x, t, 3)

@@ -26,6 +26,7 @@ from .densities import GaussianMixture, SDEMarginal
 __all__ = [
     "classifier_guided",
     "classifier_free",
+    "classifier_free_net",
     "inpaint",
     "repaint",
     "repaint_schedule",
@@ -398,3 +399,31 @@ def conditional(mixture: GaussianMixture, known_dims, value) -> GaussianMixture:
 # ---------------------------------------------------------------------------
 
 
+def classifier_free_net(net, y, scale: float = 1.0):
+    """``classifier_free`` for a class-conditional network ``net(x, t, y)`` trained with label dropout (a 2D
+    ``sg.nets.LabelTimeMLPScore`` or the U-Net of ``sg.mnist.pretrained("mnist_cond")``): s_c = net(x, t, y),
+    s_u = net(x, t, null_label), both in one batched call. ``y``: a class for the whole batch or a tensor (n,) of
+    classes (one per sample).
+    Introduced in notebooks/09_controllable_generation.ipynb."""
+    n_classes = getattr(net, "n_classes", 0)
+    if not n_classes:
+        raise ValueError("classifier_free_net needs a class-conditional network (n_classes > 0), e.g. "
+                         "sg.mnist.pretrained('mnist_cond').")
+    labels = torch.as_tensor(y, dtype=torch.long)
+    if ((labels < 0) | (labels >= n_classes)).any():
+        raise ValueError(f"y={validate.show(labels)} is invalid: expected classes 0..{n_classes - 1}.")
+    scale = validate.positive("scale", scale, allow_zero=True)
+
+    def guided(x, t):
+        n = x.shape[0]
+        yc = labels.to(x.device).expand(n) if labels.dim() == 0 else labels.to(x.device)
+        if scale == 1.0:
+            return net(x, t, yc)
+        yu = torch.full((n,), net.null_label, dtype=torch.long, device=x.device)
+        if scale == 0.0:
+            return net(x, t, yu)
+        s = net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([yc, yu]))
+        s_c, s_u = s[:n], s[n:]
+        return s_u + scale * (s_c - s_u)          # classifier-free guidance, as in classifier_free
+
+    return guided

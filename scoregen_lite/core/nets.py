@@ -182,7 +182,7 @@ class LabelTimeMLPScore(TimeMLPScore):
     """s_theta(x, t, y): a ``TimeMLPScore`` that also sees a class label y in 0..n_classes - 1, or the null
     label ``n_classes`` ("no label"), as a learned vector added to the time embedding. Called like a
     class-conditional ``ScoreUNet``: ``net(x, t)`` (y = None) or ``net(x, t, null_label)`` is the unconditional
-    score, ``net(x, t, y)`` the conditional one, so ``sg.image_guidance.classifier_free_net`` works on it. Trained with
+    score, ``net(x, t, y)`` the conditional one, so ``sg.guidance.classifier_free_net`` works on it. Trained with
     label dropout (classifier-free guidance, Ho & Salimans 2022) in notebooks/09_controllable_generation.ipynb."""
 
     def __init__(self, sde, n_classes: int, dim: int = 2, hidden: int = 128, n_layers: int = 3, embed_dim: int = 32,

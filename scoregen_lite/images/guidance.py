@@ -1,5 +1,5 @@
 """Guidance on MNIST (notebook 09): the noisy classifier p_t(y | x) for classifier guidance (its training,
-cache and shipped copy) and classifier-free guidance for a class-conditional ``ScoreUNet``.
+cache and shipped copy). Classifier-free guidance for a class-conditional network is ``sg.guidance.classifier_free_net``.
 The guided score functions themselves are ``sg.guidance`` (checked on 2D mixtures first).
 Introduced in notebooks/09_controllable_generation.ipynb."""
 from __future__ import annotations
@@ -12,8 +12,7 @@ from .. import artifacts, validate
 from ..core.recipes import coefficients
 from ..core.train import train_loop
 
-__all__ = ["NoisyClassifier", "noisy_classifier", "SHIPPED_CLASSIFIER", "ship_noisy_classifier", "noisy_accuracy",
-           "classifier_free_net"]
+__all__ = ["NoisyClassifier", "noisy_classifier", "SHIPPED_CLASSIFIER", "ship_noisy_classifier", "noisy_accuracy"]
 
 
 class NoisyClassifier(torch.nn.Module):
@@ -184,30 +183,3 @@ def noisy_accuracy(classifier: NoisyClassifier, images: torch.Tensor, labels: to
     return (classifier(xt, tv).argmax(1).cpu() == labels.cpu()).float().mean().item()
 
 
-def classifier_free_net(net, y, scale: float = 1.0):
-    """``classifier_free`` for a class-conditional ``ScoreUNet`` (trained with label dropout, e.g.
-    ``sg.mnist.pretrained("mnist_cond")``): s_c = net(x, t, y), s_u = net(x, t, null_label), both in one
-    batched call. ``y``: a digit for the whole batch or a tensor (n,) of digits (one per sample).
-    Introduced in notebooks/09_controllable_generation.ipynb."""
-    n_classes = getattr(net, "n_classes", 0)
-    if not n_classes:
-        raise ValueError("classifier_free_net needs a class-conditional network (n_classes > 0), e.g. "
-                         "sg.mnist.pretrained('mnist_cond').")
-    labels = torch.as_tensor(y, dtype=torch.long)
-    if ((labels < 0) | (labels >= n_classes)).any():
-        raise ValueError(f"y={validate.show(labels)} is invalid: expected digits 0..{n_classes - 1}.")
-    scale = validate.positive("scale", scale, allow_zero=True)
-
-    def guided(x, t):
-        n = x.shape[0]
-        yc = labels.to(x.device).expand(n) if labels.dim() == 0 else labels.to(x.device)
-        if scale == 1.0:
-            return net(x, t, yc)
-        yu = torch.full((n,), net.null_label, dtype=torch.long, device=x.device)
-        if scale == 0.0:
-            return net(x, t, yu)
-        s = net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([yc, yu]))
-        s_c, s_u = s[:n], s[n:]
-        return s_u + scale * (s_c - s_u)          # classifier-free guidance, as in classifier_free
-
-    return guided

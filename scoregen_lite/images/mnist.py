@@ -100,7 +100,7 @@ def sample_model(model, n: int, *, sampler: str = "em", n_steps: int | None = No
     noise range (``label``: a class-conditional model's digit) with a sampler of ``sg.samplers.SAMPLERS`` (``n_steps``
     None: its default steps; ``rho``, ``churn``: the "edm"/"dpm" schedule and EDM's S_churn, capped at
     sqrt(2) - 1 per level;
-    ``guidance``: the classifier-free guidance scale for ``label``, ``sg.image_guidance.classifier_free_net``);
+    ``guidance``: the classifier-free guidance scale for ``label``, ``sg.guidance.classifier_free_net``);
     with ``out_dir`` write samples.npy and samples.png. ``compile`` compiles the network first on
     CUDA (time reported in ``timings``). Returns (samples in [0, 1] (clamped), nfe, seconds)."""
     from ..runtime import device as default_device
@@ -126,7 +126,7 @@ def sample_digits(model: ScoreModel, n: int, *, sampler: str = "em", n_steps: in
         if label is not None and not 0 <= int(label) < model.n_classes:
             raise ValueError(f"label={label!r} is invalid: expected a digit 0..{model.n_classes - 1}.")
         if label is not None:
-            from .guidance import classifier_free_net
+            from ..core.guidance import classifier_free_net
 
             score_fn = classifier_free_net(model.net, int(label), guidance)
     elif label is not None:

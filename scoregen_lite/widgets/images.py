@@ -20,9 +20,8 @@ import matplotlib.pyplot as plt
 import torch
 
 from .. import validate
-from ..core import plot, registry, samplers, schedules
+from ..core import guidance, plot, registry, samplers, schedules
 from ..images import evaluation
-from ..images import guidance as image_guidance
 from ..images.checkpoints import ScoreModel
 from .live import interactive_view, keep, reuse
 
@@ -163,7 +162,7 @@ def _churn_cap(n_steps: int) -> float:
 def guidance_view(model: ScoreModel, digit: int = 7, scale: float = 2.0, n_steps: int = 18, churn: float = 40.0,
                   classifier=None, noise: torch.Tensor | None = None, seed: int = 0, fig=None):
     """Ask a class-conditional ``ScoreModel`` for a digit: 16 samples of ``digit`` with classifier-free guidance at
-    ``scale`` (``sg.image_guidance.classifier_free_net``; 0 ignores the label, 1 is the conditional model), drawn
+    ``scale`` (``sg.guidance.classifier_free_net``; 0 ignores the label, 1 is the conditional model), drawn
     by notebook 08's EDM sampler (Heun, ``n_steps`` levels, ``churn``, down to the end of the model's trained
     range, ``sg.samplers.end_time``) from fixed ``noise``. With the
     package's ``classifier`` the title says how many are read as ``digit``. ``fig``: the figure this view
@@ -173,7 +172,7 @@ def guidance_view(model: ScoreModel, digit: int = 7, scale: float = 2.0, n_steps
     Introduced in notebooks/09_controllable_generation.ipynb."""
 
     model = ScoreModel.of(model)
-    score = image_guidance.classifier_free_net(model.net, digit, scale)     # checks the digit and the scale first
+    score = guidance.classifier_free_net(model.net, digit, scale)     # checks the digit and the scale first
     noise = _digit_noise(seed) if noise is None else noise
     sigma_end = registry.end_sigma(model.sde, model.t_min)
     x, nfe, seconds = _timed_digits(model, lambda device: samplers.edm_sampler(

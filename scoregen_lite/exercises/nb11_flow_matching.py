@@ -71,11 +71,11 @@ def _cfm_value(net, x0, t, z, *, path="straight", at="x_t", target="z - x0", net
 @points(3)
 def check_cfm_loss(fn) -> None:
     """Check ``fn(net, x0, t, z) -> loss``: the conditional flow matching loss on given draws (Lipman et al. 2023,
-    eq. (9), and Liu et al. 2023, eq. (1), both with time reversed; notebook 11): for each row i, x_t = (1 - t_i) x0_i + t_i z_i (data at t = 0,
-    noise at t = 1), and the batch mean of || net(x_t, t) - (z - x0) ||^2, summed over the coordinates, no 1/2: a
-    0-d tensor that carries the network's gradient. ``x0`` (n, D) are data points of a mixture (3D, then 2D), ``t``
-    (n,) the times drawn from U(0, 1), ``z`` (n, D) the noise; ``net(x, t)`` takes t of shape (n,). As ``sg.flow.cfm_loss``
-    fed the same draws.
+    eq. (9), and Liu et al. 2023, eq. (1), both with time reversed; notebook 11): for each row i, x_t = (1 - t_i)
+    x0_i + t_i z_i (data at t = 0, noise at t = 1), and the batch mean of || net(x_t, t) - (z - x0) ||^2, summed
+    over the coordinates, no 1/2: a 0-d tensor that carries the network's gradient. ``x0`` (n, D) are data points
+    of a mixture (3D, then 2D), ``t`` (n,) the times drawn from U(0, 1), ``z`` (n, D) the noise; ``net(x, t)``
+    takes t of shape (n,). As ``sg.flow.cfm_loss`` fed the same draws.
 
     Recognised mistakes: the target x0 - z (the velocity of the other time direction), the path t x0 + (1 - t) z
     (reversed), the target x_t itself (standing in for the marginal velocity, which training never sees), the

@@ -153,7 +153,7 @@ def test_guidance_explorer_driven_by_values(mnist_models, shared_mnist, classifi
     assert torch.equal(w.result["samples"], first)
     controls["N"].value = 10
     assert w.result["nfe"] == 19
-    with pytest.raises(ValueError, match="y=tensor\\(\\[12\\]\\)|y=12|digits 0..9"):
+    with pytest.raises(ValueError, match="y=tensor\\(\\[12\\]\\)|y=12|y=tensor\\(12\\)|classes 0..9"):
         sg.widgets.guidance_view(cond, digit=12)
 
 

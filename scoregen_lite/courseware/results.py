@@ -20,8 +20,7 @@ import sys
 from pathlib import Path
 
 from .. import artifacts
-from .result_files import fmt_value as _fmt  # noqa: F401
-from .result_files import result_files as _result_files
+from .result_files import fmt_value, result_files
 from .sampling_tables import (  # noqa: F401 (sg.results.<name>, as the notebooks use them)
     cpu_benchmark_table,
     em_speedup,
@@ -151,7 +150,7 @@ def flow_runs(folder=None) -> dict:
     ``frechet_real`` (as many training digits against the held-out ones), ``checkpoints`` ({model: {"sha256": ...}})
     and ``rows``, each with ``model``, ``sampler``, ``nfe`` and ``frechet`` (optional ``seconds``); a missing folder
     or file is refused, and so is a row without one of these keys."""
-    runs = {p.stem: json.loads(p.read_text()) for p in _result_files(folder, "flow_cpu", "flow-matching")}
+    runs = {p.stem: json.loads(p.read_text()) for p in result_files(folder, "flow_cpu", "flow-matching")}
     for name, run in runs.items():
         for row in run.get("rows") or [None]:
             missing = [k for k in ("model", "sampler", "nfe", "frechet") if not isinstance(row, dict) or k not in row]
@@ -185,10 +184,10 @@ def flow_table(folder=None) -> str:
         pairs = list(dict.fromkeys((r["model"], r["sampler"]) for r in run["rows"]))
         fd = {(r["model"], r["sampler"], r["nfe"]): r["frechet"] for r in run["rows"]}
         out += [f"`{name}`: {run['n_samples']:,} digits per sampler on {run['device']}, Frechet distance to the "
-                f"{run['n_heldout']} held-out digits (as many training digits score {_fmt(run.get('frechet_real'), '.1f')})"
+                f"{run['n_heldout']} held-out digits (as many training digits score {fmt_value(run.get('frechet_real'), '.1f')})"
                 f"; checkpoints {models or 'n/a'}.", "",
                 "| model | sampler | " + " | ".join(f"{n} NFE" for n in nfes) + " |", "| --- " * (2 + len(nfes)) + "|"]
-        out += [f"| {m} | {s} | " + " | ".join(_fmt(fd[m, s, n], ".1f") if (m, s, n) in fd else "" for n in nfes) + " |"
+        out += [f"| {m} | {s} | " + " | ".join(fmt_value(fd[m, s, n], ".1f") if (m, s, n) in fd else "" for n in nfes) + " |"
                 for m, s in pairs]
         out += [*([""] + [run["note"]] if run.get("note") else []), ""]
     out.append("Source: " + ", ".join(f"`benchmarks/results/{name}.json`" for name in flow_runs(folder)) + ".")

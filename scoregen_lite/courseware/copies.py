@@ -13,7 +13,7 @@ import re
 import sys
 from pathlib import Path
 
-__all__ = ["BEGIN", "END", "STUB", "strip_source", "strip_notebook", "strip_folder", "main"]
+__all__ = ["BEGIN", "END", "STUB", "strip_source", "strip_notebook", "strip_folder", "write_and_report", "main"]
 
 BEGIN = "# BEGIN SOLUTION"
 END = "# END SOLUTION"
@@ -95,8 +95,15 @@ def main(argv=None) -> int:
     strip.add_argument("src", help="a notebook or a folder of notebooks, e.g. notebooks/")
     strip.add_argument("dst", help="output folder, e.g. student/")
     args = parser.parse_args(argv)
+    return write_and_report(strip_folder, args.src, args.dst)
+
+
+def write_and_report(write, src, dst) -> int:
+    """The command lines' common end: ``write(src, dst)`` (``strip_folder`` here, ``grading.nbgrader_folder``),
+    each written path printed; a ValueError (a bad path, a notebook without its markers) printed as ``error: ...``
+    and exit status 2 instead of a traceback."""
     try:
-        written = strip_folder(args.src, args.dst)
+        written = write(src, dst)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

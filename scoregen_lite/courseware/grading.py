@@ -36,7 +36,7 @@ import sys
 from pathlib import Path
 
 from ..exercises import POINTS
-from .copies import BEGIN, END
+from .copies import BEGIN, END, write_and_report
 
 __all__ = ["SCHEMA_VERSION", "nbgrader_notebook", "nbgrader_folder", "exercise_cells", "points_table", "bin_dir",
            "nbgrader_env", "run_nbgrader", "gradebook", "main"]
@@ -209,14 +209,7 @@ def main(argv=None) -> int:
             print("error: source needs SRC (a notebook or folder, e.g. notebooks/) and DST (a course's source/ "
                   "folder)", file=sys.stderr)
             return 2
-        try:
-            written = nbgrader_folder(args[1], args[2])
-        except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        for path in written:
-            print(f"wrote {path}")
-        return 0
+        return write_and_report(nbgrader_folder, args[1], args[2])
     return subprocess.call([sys.executable, "-m", "nbgrader", *args], env=nbgrader_env())
 
 

@@ -148,6 +148,24 @@ def test_ship_writes_small_checkpoint_and_manifest(tmp_path, monkeypatch, shared
     assert os.path.getsize(tmp_path / "checkpoints" / "mnist_ve.pt") < 200_000
 
 
+def test_ship_measures_a_flow_run_with_its_own_sampler(tmp_path, monkeypatch, shared_mnist):
+    """A run trained with the "flow" recipe (notebook 11) ships measured with the flow's Heun at its registry
+    default (10 steps, 20 evaluations) and the flow's Euler and Heun beside it, not with Euler-Maruyama."""
+    monkeypatch.setattr(artifacts, "course_dir", lambda: tmp_path)
+    monkeypatch.setenv("SCOREGEN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SCOREGEN_DATA", str(shared_mnist.parent))
+    run = tmp_path / "runs" / "flow"
+    sgm.train_model(run, sgm.config_for(True, n_steps=3).with_recipe("flow"), device="cpu", progress=False,
+                    log=lambda m: None, command="python -m scoregen_lite train-mnist --quick --recipe flow --steps 3")
+    monkeypatch.setattr(sg.evaluation, "mnist_classifier",
+                        lambda x, y, **k: sg.evaluation.MNISTClassifier().eval())
+    info = sgm.ship(run / "checkpoint.pt", "mnist_flow", n=8, n_likelihood=1, device="cpu")
+    m = info["metrics"]
+    assert (m["sampler"], m["nfe"]) == ("flow-heun", 20)
+    assert {k: (v["sampler"], v["nfe"]) for k, v in m["fast"].items()} == {
+        "Flow-Euler-20": ("flow-euler", 20), "Flow-Heun-25": ("flow-heun", 50)}
+
+
 @pytest.mark.parametrize("command", ["sample", "evaluate"])
 def test_a_file_that_is_not_a_checkpoint_is_one_clear_line(tmp_path, capsys, command):
     """A text file, a truncated checkpoint, or a torch file of something else: exit 2 and one line saying

@@ -300,6 +300,8 @@ SHIPPED = {
                         "(notebook 10's likelihood recipe): the course's best held-out bits/dim",
     "mnist_tiny100": "unconditional ScoreUNet trained on the first 100 training digits only: notebook 10's "
                      "model that memorises its training set",
+    "mnist_flow": "unconditional ScoreUNet trained with notebook 11's flow matching loss on the straight path "
+                  "(the \"flow\" recipe), drawn with the flow's ODE (Heun, 20 evaluations)",
 }
 
 

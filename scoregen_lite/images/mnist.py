@@ -28,7 +28,17 @@ from ..runtime import device_name
 from . import data as data_mod
 from . import evaluation
 from . import training as image_training
-from .checkpoints import SHIPPED, ImageConfig, ScoreModel, find_checkpoint, load_checkpoint, manifest, pretrained, store_shipped
+from .checkpoints import (
+    SHIPPED,
+    ImageConfig,
+    ScoreModel,
+    default_sampler,
+    find_checkpoint,
+    load_checkpoint,
+    manifest,
+    pretrained,
+    store_shipped,
+)
 from .training import CPU, FAST, QUICK_CPU
 
 __all__ = ["train_model", "sample_model", "evaluate_model", "bits_per_dim", "config_for", "SHIPPED",
@@ -213,6 +223,10 @@ def inpaint_model(model, mask: str = "top", *, n: int = 16, n_steps: int = 100, 
 #: registry labels: "Heun-18" and "Heun-18 churn 40".
 SHIP_SAMPLERS = {registry.sampler_label(**kw): kw for kw in (dict(sampler="edm", n_steps=18),
                                                              dict(sampler="edm", n_steps=18, churn=40.0))}
+#: What a flow-matching model's manifest measures beside its default Heun-10 (notebook 11): Euler at the same
+#: 20 evaluations, and Heun-25 (50 evaluations, near the flow's ODE solution).
+SHIP_FLOW_SAMPLERS = {registry.sampler_label(**kw): kw for kw in (dict(sampler="flow-euler", n_steps=20),
+                                                                  dict(sampler="flow-heun", n_steps=25))}
 #: Notebook 09's classifier-free guidance scale for the shipped conditional model: the smallest scale of
 #: ``benchmarks/guidance_cpu.py``'s sweep at which >= 98 % of the digits read as asked (larger scales read
 #: even better but look less like real digits: their Frechet distance grows; the table in notebook 09).
@@ -339,10 +353,12 @@ def evaluate_model(model, *, n: int = 10_000, sampler: str = "em", n_steps: int 
 # ---------------------------------------------------------------------------
 
 
-def ship(checkpoint, name: str, *, n: int = 2000, n_steps: int = 500, n_likelihood: int = 64, root=None,
+def ship(checkpoint, name: str, *, n: int = 2000, n_steps: int | None = None, n_likelihood: int = 64, root=None,
          device=None, out_dir=None, note: str | None = None) -> dict:
     """Turn a training run into a shipped checkpoint: EMA weights only, in float16, to
-    ``checkpoints/NAME.pt`` (at most 3 MB), then evaluate it on held-out digits (EM, ``n_steps``), and
+    ``checkpoints/NAME.pt`` (at most 3 MB), then evaluate it on held-out digits with the checkpoint's own sampler
+    (``default_sampler``: Euler-Maruyama, ``n_steps`` default 500; a flow-matching model, notebook 11: the flow's
+    Heun, ``n_steps`` default 10, i.e. 20 evaluations, with ``SHIP_FLOW_SAMPLERS`` beside it), and
     the run's last (non-EMA) weights on the same noise, and write ``checkpoints/NAME.json``: the training
     command, commit, device, steps, batch, wall time, sha256, the metrics and ``note`` (how the run went,
     in words, e.g. that it was resumed). A run started ``--init-from`` a shipped checkpoint counts that
@@ -362,9 +378,13 @@ def ship(checkpoint, name: str, *, n: int = 2000, n_steps: int = 500, n_likeliho
     run_json = Path(checkpoint).with_name("train.json")
     if run_json.exists():
         run_info = json.loads(run_json.read_text())
-    result = evaluate_model(shipped, n=n, n_steps=n_steps, n_likelihood=n_likelihood, root=root, device=device,
-                            out_dir=out_dir, last_weights=last,
-                            fast_samplers=SHIP_SAMPLERS,
+    sampler = default_sampler(shipped.config)
+    flow = sampler != "em"
+    if n_steps is None:
+        n_steps = registry.SAMPLERS[sampler].default_steps if flow else 500
+    result = evaluate_model(shipped, n=n, sampler=sampler, n_steps=n_steps, n_likelihood=n_likelihood, root=root,
+                            device=device, out_dir=out_dir, last_weights=last,
+                            fast_samplers=SHIP_FLOW_SAMPLERS if flow else SHIP_SAMPLERS,
                             guided=SHIP_GUIDED if state["config"].get("n_classes") else None)
     info = {"name": name, "what": SHIPPED[name], "command": small["meta"].get("command"),
             "commit": small["meta"].get("commit"), "device": small["meta"].get("device"),

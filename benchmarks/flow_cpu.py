@@ -76,7 +76,7 @@ def main(argv=None) -> int:
                       "manifest_sampler": (man.get("metrics") or {}).get("sampler"),
                       "manifest_nfe": (man.get("metrics") or {}).get("nfe")}
     rows = []
-    results = {"device": sg.device_name(device), "torch": torch.__version__, "models": info, "n_samples": n,
+    results = {"device": sg.device_name(device), "torch": torch.__version__, "checkpoints": info, "n_samples": n,
                "heldout": split.heldout, "n_heldout": len(split.x_held), "args": vars(args),
                "frechet_real": sg.evaluation.evaluate_images(split.x_train[:n], split.x_held, classifier)["frechet"],
                "note": args.note, "load_average_start": os.getloadavg(), "complete": False, "rows": rows}

@@ -20,12 +20,14 @@ def test_flow_benchmark_runs_tiny(tmp_path, shared_mnist, classifier_cache):
     res = json.loads(out.read_text())
     assert res["complete"] and res["n_samples"] == 32 and res["heldout"] == "train[-500:]"
     got = [(row["model"], row["sampler"], row["n_steps"], row["nfe"]) for row in res["rows"]]
-    assert got == [("mnist_ve", "flow-euler", 4, 4), ("mnist_ve", "flow-heun", 2, 4), ("mnist_ve", "edm", 2, 3)]
+    assert got == [("mnist_ve", "flow-euler", 4, 4), ("mnist_ve", "flow-heun", 2, 4), ("mnist_ve", "edm", 2, 3),
+                   ("mnist_ve", "edm", 2, 3)]
+    assert [row.get("churn") for row in res["rows"]] == [None, None, None, 40.0]
     ve = res["checkpoints"]["mnist_ve"]
     assert ve["manifest_frechet_heldout"] > 0 and ve["manifest_nfe"] == 500
     from scoregen_lite.courseware import results  # what the benchmark writes is what notebook 11 renders
     table = results.flow_table(tmp_path)
-    assert "| mnist_ve | flow-euler | " in table and "flow_cpu_run1.json" in table
+    assert "| mnist_ve | flow-euler | " in table and "| mnist_ve | edm, churn 40 | " in table and "flow_cpu_run1.json" in table
     bad = subprocess.run([sys.executable, str(script), "--nfe", "5", "--out", str(tmp_path / "x.json")], env=env,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "--nfe 5" in bad.stderr and "even" in bad.stderr

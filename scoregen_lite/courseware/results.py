@@ -181,8 +181,11 @@ def flow_table(folder=None) -> str:
                            f"{'' if c.get('sha256') == shipped[m] else ', not the checkpoint shipped now'})"
                            for m, c in run.get("checkpoints", {}).items())
         nfes = sorted({r["nfe"] for r in run["rows"]})
-        pairs = list(dict.fromkeys((r["model"], r["sampler"]) for r in run["rows"]))
-        fd = {(r["model"], r["sampler"], r["nfe"]): r["frechet"] for r in run["rows"]}
+        def sampler(r):   # the sampler, and its churn where it has one (stochastic EDM, notebook 08)
+            return r["sampler"] + (f", churn {r['churn']:g}" if r.get("churn") else "")
+
+        pairs = list(dict.fromkeys((r["model"], sampler(r)) for r in run["rows"]))
+        fd = {(r["model"], sampler(r), r["nfe"]): r["frechet"] for r in run["rows"]}
         out += [f"`{name}`: {run['n_samples']:,} digits per sampler on {run['device']}, Frechet distance to the "
                 f"{run['n_heldout']} held-out digits (as many training digits score {fmt_value(run.get('frechet_real'), '.1f')})"
                 f"; checkpoints {models or 'n/a'}.", "",

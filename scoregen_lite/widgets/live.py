@@ -1,9 +1,9 @@
-"""Explorers that answer a slider at once: the machinery behind every widget of the course (notebooks 01-09).
+"""Explorers that answer a slider at once: the machinery behind every widget of the course (notebooks 01-11).
 
 A *view* is a plain function ``view(**settings) -> (fig, info)``: notebooks call it for static figures and
 assert on ``info``. ``interactive_view`` wires controls to a view, as ``ipywidgets.interactive`` does (it
 returns a ``LiveView``, which *is* an ``interactive``: ``w.children[:-1]`` are the controls, ``w.result``
-the latest ``info``), with three differences that make an update fast (issue 23, measured by
+the latest ``info``), with four differences that make an update fast (issues 23 and 35, measured by
 ``benchmarks/widget_latency.py``):
 
 1. **One figure, updated in place.** A view that takes ``fig=`` is handed back the figure it drew last
@@ -19,22 +19,61 @@ the latest ``info``), with three differences that make an update fast (issue 23,
    moves, before any work, then what the update cost: the view (compute and artists) and the PNG render,
    in milliseconds. Controls whose update takes long use ``continuous_update=False``, so a drag sends one
    value and not a queue of stale ones.
+4. **A coarse answer first, the full one after, the stale one dropped.** A view with a ``detail=`` parameter
+   (the fraction of its chains, points or steps it computes; its figure then says "preview: 500 of 2,000
+   chains" and ``info["detail"]`` is that fraction; at ``detail=1.0`` figure and info are the full answer) is
+   called twice per move: at ``LiveView.preview`` (default ``PREVIEW``, a quarter) and shown at once with
+   the status ``data-state="preview"``, then at ``detail=1.0``, shown with ``data-state="done"``. The two
+   passes draw into the same figure; the full one moves every artist the preview moved, so its pixels are
+   those of a fresh full figure (``tests/test_live.py``).
+
+   When the move comes from the browser (the kernel is handling a ``comm_msg``) the full pass runs in a
+   worker thread and the kernel is free at once for the next move (PyTorch releases the GIL in its
+   operations; ipykernel 6+ sends comm messages from any thread through its IOPub thread, and a worker
+   shows a traceback by setting the ``Output`` widget's ``outputs``, never with ``with out:``). Every move
+   starts a new *generation*. A newer move stops a full pass still computing: it raises ``Cancelled``
+   (a ``BaseException``, which no view's ``except Exception`` swallows) in the worker at its next Python
+   instruction (CPython's ``PyThreadState_SetAsyncExc``), waits for it to end (``JOIN_S`` at most), and
+   draws its own preview on a *fresh* figure, since the stopped pass may have moved only some artists. A
+   full pass that finished computing after a newer move began is discarded: it publishes its figure only
+   under the lock and only if its generation is still the newest, so a stale figure never replaces a newer
+   one. ``stale`` counts the passes stopped or discarded. A move made in a cell (``w.children[0].value =
+   ...``), in tests and outside a kernel runs both passes before returning (``background=None``, the
+   default, chooses so; ``True`` or ``False`` forces it), so ``w.result`` is then the full answer; ``wait()``
+   waits for a full pass running in the background. Views without ``detail`` (the MNIST explorers) are
+   called once per move, on the kernel's thread, as before.
+
+   Alternative considered: checking for pending kernel messages between the two passes on the kernel's
+   thread; it cannot stop a full pass once begun, so a newer move would wait for it (up to a second).
 
 Introduced in notebooks/01_scores_and_langevin.ipynb (the Langevin explorer).
 """
 from __future__ import annotations
 
+import ctypes
 import inspect
 import io
+import threading
 import time
+import traceback
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
 
-__all__ = ["LiveView", "interactive_view", "render_png", "reuse", "keep", "STATUS_CLASS"]
+__all__ = ["LiveView", "interactive_view", "render_png", "reuse", "keep", "Cancelled", "STATUS_CLASS", "PREVIEW",
+           "JOIN_S"]
 
 #: CSS class of the status line (the browser tests and the latency benchmark read it).
 STATUS_CLASS = "sg-status"
+#: the detail of the preview pass of a view that takes ``detail=`` (the fraction of its chains, points or steps)
+PREVIEW = 0.25
+#: how long a newer move waits for a stopped full pass to end (seconds); past it, it draws on a fresh figure anyway
+JOIN_S = 2.0
+
+
+class Cancelled(BaseException):
+    """Raised in a full pass that a newer move made stale (``LiveView``): a ``BaseException``, so a view's
+    ``except Exception`` does not swallow it."""
 
 
 def render_png(fig) -> bytes:
@@ -92,30 +131,79 @@ def keep(fig, key, moving=(), **artists) -> dict:
     return fig._sg_live
 
 
-def _accepts_fig(view) -> bool:
+def _accepts(view, name: str) -> bool:
+    """Whether ``view`` has a parameter ``name`` (``fig`` for in-place updates, ``detail`` for a preview)."""
     try:
-        return "fig" in inspect.signature(view).parameters
+        return name in inspect.signature(view).parameters
     except (TypeError, ValueError):
         return False
 
 
-class LiveView(W.interactive):
-    """``ipywidgets.interactive`` for a ``(fig, info)`` view, updated in place (see the module's docstring).
+def _kernel():
+    """The running ipykernel, or None (tests, a plain Python)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return getattr(get_ipython(), "kernel", None)
 
-    Attributes: ``result`` (the latest info), ``image`` (the ``ipywidgets.Image`` showing the figure),
-    ``status`` (the ``ipywidgets.HTML`` line under it), ``timings`` (one dict per update: ``view_ms``,
-    ``render_ms``, ``in_place``), ``figure`` (the matplotlib figure on screen).
+
+def _from_browser() -> bool:
+    """True while the kernel handles a message from the browser (``comm_msg``: a control moved by hand);
+    False in a cell that sets a control, in tests and outside a kernel."""
+    kernel = _kernel()
+    try:
+        parent = kernel.get_parent("shell") if kernel is not None else None
+    except Exception:                                   # an older or unusual kernel: run in the foreground
+        return False
+    return bool(parent) and parent.get("header", {}).get("msg_type") == "comm_msg"
+
+
+def _raise_in(thread: threading.Thread, exc) -> None:
+    """Raise ``exc`` in ``thread`` at its next Python instruction (CPython's ``PyThreadState_SetAsyncExc``);
+    ``exc=None`` withdraws one not yet raised."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident),
+                                               ctypes.py_object(exc) if exc is not None else None)
+
+
+class LiveView(W.interactive):
+    """``ipywidgets.interactive`` for a ``(fig, info)`` view, updated in place, preview first (the module's
+    docstring).
+
+    Attributes: ``result`` (the latest full info), ``preview_info`` (the latest preview's info), ``image``
+    (the ``ipywidgets.Image`` showing the figure), ``status`` (the ``ipywidgets.HTML`` line under it: a
+    ``span`` whose ``data-state`` is ``computing``, ``preview``, ``done`` or ``error``), ``timings`` (one dict
+    per full answer shown: ``view_ms``, ``render_ms``, ``in_place``, ``detail``, and ``preview``, the preview
+    pass's dict or None), ``figure`` (the matplotlib figure on screen), ``preview`` (the preview's detail, None
+    for none; used when the view takes ``detail=``), ``background`` (run the full pass in a worker thread: None
+    = when the move comes from the browser), ``stale`` (full passes stopped or discarded), ``error`` (the
+    exception of the last full pass that failed in a worker thread, else None).
     """
 
-    def __init__(self, view, **controls):
+    def __init__(self, view, preview: float | None = PREVIEW, background: bool | None = None, **controls):
+        if preview is not None and not 0 < preview <= 1:
+            raise ValueError(f"preview={preview!r} is invalid: give the preview's detail in (0, 1], or None for no "
+                             f"preview.")
         self.view = view
-        self.in_place = _accepts_fig(view)
+        self.in_place = _accepts(view, "fig")
+        self.has_detail = _accepts(view, "detail")
+        self.preview = preview
+        self.background = background
         self.figure = None
         self.timings: list[dict] = []
+        self.preview_info = None
+        self.stale = 0
+        self.error = None
         self.image = W.Image(format="png", layout=W.Layout(max_width="100%", height="auto"))
         self.status = W.HTML(value="")
         self.status.add_class(STATUS_CLASS)
-        self._shown = False
+        self._box = W.VBox([self.image, self.status])
+        self._shown = False            # the box is the out widget's only output
+        self._started = False          # the first update (at construction) ran
+        self._lock = threading.Lock()  # guards the generation, the worker's state and what is published
+        self._generation = 0
+        self._worker: threading.Thread | None = None
+        self._stoppable: threading.Thread | None = None   # the worker while it computes (Cancelled may stop it)
 
         def call(**kwargs):       # the signature interactive reads: exactly the controls given
             return view(**kwargs)
@@ -125,70 +213,167 @@ class LiveView(W.interactive):
         self.layout = W.Layout(border="1px solid #ddd", padding="4px")
 
     def update(self, *args):
-        """Called by every control change: status first, then the view, the render and the new image."""
-        from IPython.display import display
-
+        """Called by every control change: status first; then a preview (a view with ``detail=``) and the full
+        view, each rendered and shown (the full pass in a worker thread when the move comes from the browser)."""
         self.kwargs = {w._kwarg: w.get_interact_value() for w in self.kwargs_widgets}
+        gen, worker, stopped = self._new_generation()
         self.status.value = '<span data-state="computing">computing...</span>'   # sent to the browser now
-        try:
-            start = time.perf_counter()
-            if self.in_place:
-                fig, info = self.view(**self.kwargs, fig=self.figure)
-            else:
-                fig, info = self.view(**self.kwargs)
-            viewed = time.perf_counter()
-            png = render_png(fig)
-            rendered = time.perf_counter()
-        except Exception:
-            self.status.value = '<span data-state="error">error: see the traceback below</span>'
-            with self.out:
-                self.out.clear_output(wait=True)
-                from IPython import get_ipython
+        self._wait_for(worker, stopped)
+        kwargs, first, self._started = dict(self.kwargs), not self._started, True
+        preview = None
+        if not first and self.has_detail and self.preview is not None and self.preview < 1:
+            try:
+                fig, info, png, preview = self._compute(kwargs, self.preview)
+            except Exception as err:
+                self._fail(err, raise_it=True)
+                return
+            self._show(fig, png)
+            self.preview_info = info
+            self.status.value = self._status_html(info, preview, "preview")
+        if not first and (self.background if self.background is not None else _from_browser()):
+            worker = threading.Thread(target=self._full_pass, args=(gen, kwargs, preview, True), daemon=True,
+                                      name=f"sg-full-pass-{gen}")
+            with self._lock:
+                self._worker = worker
+            worker.start()
+        else:
+            self._full_pass(gen, kwargs, preview, False)
 
-                ip = get_ipython()
-                if ip is None:
-                    raise
-                ip.showtraceback()
-                self._shown = False
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for a full pass running in the background; True once none runs."""
+        worker = self._worker
+        if worker is not None:
+            worker.join(timeout)
+        return worker is None or not worker.is_alive()
+
+    def _new_generation(self):
+        """Begin a new generation (this move's): a full pass still computing for an older move is stopped
+        (``Cancelled``), one past its compute will be discarded. Returns the generation, the older move's worker
+        thread and whether it was stopped."""
+        with self._lock:
+            self._generation += 1
+            worker, stopped = self._worker, self._stoppable
+            if stopped is not None:
+                self._stoppable = None
+                _raise_in(stopped, Cancelled)
+        return self._generation, worker, stopped is not None
+
+    def _wait_for(self, worker, stopped: bool) -> None:
+        """Wait (``JOIN_S`` at most) for the older move's worker to end; if it was stopped while computing, or
+        still runs, it may have moved only some artists of the figure: the next pass draws a fresh one."""
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(JOIN_S)
+            if stopped or worker.is_alive():
+                self.figure = None
+
+    def _compute(self, kwargs: dict, detail):
+        """The view (given its figure back and the detail) and the PNG: ``(fig, info, png, timing)``."""
+        extra = {"fig": self.figure} if self.in_place else {}
+        if detail is not None:
+            extra["detail"] = detail
+        start = time.perf_counter()
+        fig, info = self.view(**kwargs, **extra)
+        viewed = time.perf_counter()
+        png = render_png(fig)
+        rendered = time.perf_counter()
+        return fig, info, png, {"view_ms": 1000 * (viewed - start), "render_ms": 1000 * (rendered - viewed),
+                                "in_place": fig is self.figure, "detail": detail}
+
+    def _full_pass(self, gen: int, kwargs: dict, preview, in_worker: bool) -> None:
+        """The view at full detail, shown if no newer move began meanwhile. In a worker thread it may be stopped
+        by ``Cancelled`` while it computes; the lock makes stopping and publishing exclusive."""
+        me, err = threading.current_thread(), None
+        try:
+            try:
+                if in_worker:
+                    with self._lock:
+                        if gen != self._generation:
+                            return
+                        self._stoppable = me
+                fig, info, png, timing = self._compute(kwargs, 1.0 if self.has_detail else None)
+            except Exception as e:
+                err = e
+            finally:
+                if in_worker:
+                    with self._lock:
+                        if self._stoppable is me:
+                            self._stoppable = None
+                        else:                       # stopped just as it finished: withdraw the pending Cancelled
+                            _raise_in(me, None)
+        except Cancelled:
+            with self._lock:
+                self.stale += 1
             return
-        in_place = fig is self.figure
-        if not in_place:
+        with self._lock:
+            if gen != self._generation:             # a newer move began: its figure must not be replaced
+                self.stale += 1
+                return
+            if err is not None:
+                self._fail(err, raise_it=not in_worker)
+                return
+            self._show(fig, png)
+            timing["preview"] = preview
+            self.timings.append(timing)
+            self.result = info
+            self.status.value = self._status_html(info, timing, "done")
+
+    def _show(self, fig, png: bytes) -> None:
+        """Put ``fig`` (its ``png``) on screen, keep it for the next update, show the box once in a kernel."""
+        if fig is not self.figure:
             # detach the new figure from pyplot (it stays drawable): Jupyter's inline backend would otherwise
             # show it again, as a static copy, after the next cell runs, and then close it
             plt.close(fig)
         self.figure = fig if self.in_place else None
         self.image.value = png
-        if not self._shown:
-            from IPython import get_ipython
+        if not self._shown and _kernel() is not None:   # in a kernel: show the image once, then update it
+            self.out.outputs = (self._box_output(),)    # not `with out:`, which needs the kernel's own thread
+        self._shown = True
 
-            if get_ipython() is not None:                  # in a kernel: show the image once, then update it
-                with self.out:
-                    self.out.clear_output(wait=True)
-                    display(W.VBox([self.image, self.status]))
-            self._shown = True
-        timing = {"view_ms": 1000 * (viewed - start), "render_ms": 1000 * (rendered - viewed), "in_place": in_place}
-        self.timings.append(timing)
-        self.result = info
-        self.status.value = self._status_html(info, timing)
+    def _fail(self, err: Exception, raise_it: bool) -> None:
+        """The status says error; in a kernel the traceback is shown under the last figure, outside one a
+        foreground error is raised and a background one kept in ``error``."""
+        self.status.value = '<span data-state="error">error: see the traceback below</span>'
+        self.error = err
+        if _kernel() is None:
+            if raise_it:
+                raise err
+            return
+        lines = [line.rstrip("\n") for line in traceback.format_exception(err)]
+        self.out.outputs = (*((self._box_output(),) if self._shown else ()),
+                            {"output_type": "error", "ename": type(err).__name__, "evalue": str(err),
+                             "traceback": lines})
+        self._shown = False                             # the next answer shows the box alone again
+
+    def _box_output(self) -> dict:
+        """The image and status line as one output of the ``Output`` widget (a widget-view display)."""
+        return {"output_type": "display_data", "data": self._box._repr_mimebundle_(), "metadata": {}}
 
     @staticmethod
-    def _status_html(info, timing) -> str:
+    def _status_html(info, timing, state: str) -> str:
         what = ""
         if isinstance(info, dict) and "seconds" in info:
             what = (f"{info['nfe']} score evaluations in {info['seconds']:.2f} s" if "nfe" in info
                     else f"{info['seconds']:.2f} s") + " &middot; "
-        return (f'<span data-state="done" data-view-ms="{timing["view_ms"]:.1f}" '
-                f'data-render-ms="{timing["render_ms"]:.1f}">{what}'
-                f'updated in {timing["view_ms"] + timing["render_ms"]:.0f} ms '
-                f'(view {timing["view_ms"]:.0f} ms, drawing {timing["render_ms"]:.0f} ms)</span>')
+        cost = timing["view_ms"] + timing["render_ms"]
+        attrs = (f'data-state="{state}" data-view-ms="{timing["view_ms"]:.1f}" '
+                 f'data-render-ms="{timing["render_ms"]:.1f}"')
+        if state == "preview":
+            return (f'<span {attrs} data-detail="{timing["detail"]:g}">preview at {timing["detail"]:.0%} of the '
+                    f'full detail in {cost:.0f} ms &middot; computing the full figure...</span>')
+        before = timing.get("preview")
+        first = f", after a preview in {before['view_ms'] + before['render_ms']:.0f} ms" if before else ""
+        return (f'<span {attrs}>{what}updated in {cost:.0f} ms (view {timing["view_ms"]:.0f} ms, drawing '
+                f'{timing["render_ms"]:.0f} ms){first}</span>')
 
 
-def interactive_view(view, **controls) -> LiveView:
+def interactive_view(view, preview: float | None = PREVIEW, background: bool | None = None, **controls) -> LiveView:
     """Wire ``controls`` (widgets or ``ipywidgets.fixed`` values) to ``view(**kwargs) -> (fig, info)``.
 
     Returns a ``LiveView`` (an ``ipywidgets.interactive``): ``w.result`` holds ``info``. A view with a
-    ``fig=`` parameter is updated in place. The time a view took (``info["seconds"]``, with ``info["nfe"]``)
-    and the update's cost are a line of text under the figure, not drawn in it: the figure shows only what
-    the settings change, so a control that changes nothing leaves it identical (the browser tests rely on it).
+    ``fig=`` parameter is updated in place; one with ``detail=`` shows a preview at ``preview`` (the fraction of
+    its chains, points or steps; None: no preview) before the full answer (``background``: see ``LiveView``).
+    The time a view took (``info["seconds"]``, with ``info["nfe"]``) and the update's cost are a line of text
+    under the figure, not drawn in it: the figure shows only what the settings change, so a control that
+    changes nothing leaves it identical (the browser tests rely on it).
     """
-    return LiveView(view, **controls)
+    return LiveView(view, preview=preview, background=background, **controls)

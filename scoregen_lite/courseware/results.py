@@ -38,6 +38,7 @@ from .training_tables import (  # noqa: F401 (sg.results.<name>, as the notebook
     course_timings_table,
     guidance_table,
     latency_rows,
+    latency_table,
     load_guidance,
     load_recipes,
     recipes_table,
@@ -48,7 +49,7 @@ from .training_tables import (  # noqa: F401 (sg.results.<name>, as the notebook
 __all__ = ["TABLES", "render_readme", "rendered_pages", "render_pages", "main", "gpu_benchmark_table",
            "cpu_benchmark_table", "fast_sampling_table", "fast_row_label", "ode_gap", "fast_runs", "load_fast_nfe",
            "load_fast_window", "em_speedup", "nfe_table", "load_guidance", "guidance_table", "load_recipes",
-           "recipes_table", "course_timings_table", "checkpoints_table", "latency_rows", "widget_latency_table",
+           "recipes_table", "course_timings_table", "checkpoints_table", "latency_rows", "latency_table", "widget_latency_table",
            "sigma_data_table"]
 
 
@@ -198,6 +199,7 @@ def flow_table(folder=None) -> str:
 
 
 __all__ += ["flow_runs", "load_flow", "flow_table"]
+TABLES["flow"] = flow_table
 
 
 if __name__ == "__main__":

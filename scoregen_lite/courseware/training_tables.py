@@ -11,7 +11,7 @@ from .. import artifacts
 from .result_files import fmt_value, result_files
 
 __all__ = ["load_guidance", "guidance_table", "load_recipes", "recipes_table", "course_timings_table",
-           "checkpoints_table", "latency_rows", "widget_latency_table", "sigma_data_table"]
+           "checkpoints_table", "latency_rows", "latency_table", "widget_latency_table", "sigma_data_table"]
 
 
 def load_guidance(folder=None) -> dict:
@@ -178,35 +178,68 @@ def _guided(q: dict) -> str:
             f"({q['guided']['n']:,} samples)")
 
 
+#: how the latency table names each timing (``benchmarks/widget_latency.py``'s keys)
+_LATENCY_NAMES = {"first_ms": "first response", "preview_ms": "first figure", "total_ms": "final figure"}
+
+
+def _latency_verdicts(s: dict) -> str:
+    """One widget's targets (95th percentiles) met or missed by how much, and its comparison with the baseline run."""
+    f = lambda k: _LATENCY_NAMES.get(k, k.replace("_ms", ""))  # noqa: E731
+    out = [f"{f(k)} <= {t['p95_target']:.0f}: " + ("met" if t["met"] else f"missed by {t['p95'] - t['p95_target']:.0f}")
+           for k, t in s["targets"].items()]
+    if s.get("baseline"):
+        out.append("no worse than the baseline: " + ", ".join(
+            f"{f(k)} {b['p95']:.0f} vs {b['baseline_p95']:.0f} " + ("met" if b["met"] else "missed")
+            for k, b in s["baseline"].items()))
+    return "; ".join(out)
+
+
 def latency_rows(res: dict) -> list[str]:
     """The rows of one widget-latency run (``benchmarks/widget_latency.py``): per widget, milliseconds as
-    median / 95th percentile, and each of issue 23's targets met or missed by how much."""
+    median / 95th percentile, and each target met or missed by how much. A run made before issue 35 has no
+    ``preview_ms``: its only figure, the final one, is also its first."""
     f = lambda d: f"{d['median']:.0f} / {d['p95']:.0f}" if d else "n/a"  # noqa: E731
     rows = []
     for w in res["widgets"]:
         s = w["summary"]
-        target = "; ".join(f"{k.replace('_ms', '')} <= {t['p95_target']:.0f}: "
-                           + ("met" if t["met"] else f"missed by {t['p95'] - t['p95_target']:.0f}")
-                           for k, t in s["targets"].items())
+        first_figure = s.get("preview_ms", s["total_ms"])
+        preview = s.get("preview_view_ms")
+        kernel_preview = (f"{f(preview)} + {f(s.get('preview_render_ms'))}" if preview else "n/a")
         rows.append(f"| `{w['widget']}` | {w['notebook'][:2]} | {s['n_moves']} | {f(s['first_ms'])} | "
-                    f"{f(s['total_ms'])} | {f(s['view_ms'])} | {f(s['render_ms'])} | {f(s['rest_ms'])} | {target} |")
+                    f"{f(first_figure)} | {f(s['total_ms'])} | {kernel_preview} | {f(s['view_ms'])} | "
+                    f"{f(s['render_ms'])} | {f(s['rest_ms'])} | {_latency_verdicts(s)} |")
     return rows
 
 
+def latency_table(res: dict, name: str) -> str:
+    """The table of one widget-latency run (``res``, from the file ``name``): its mode, device, browser and date,
+    then ``latency_rows``."""
+    base = f"; MNIST explorers compared with `{res['baseline']}` (no worse: 95th percentile at most " \
+           f"{res['no_worse']:g} times its)" if res.get("baseline") else ""
+    return "\n".join([
+        f"`{name}`: {res['mode']} mode, {res['device']}, {res['browser']}, {res['date']}; {res['moves_per_slider']} key "
+        f"presses per slider, milliseconds, median / 95th percentile{base}:", "",
+        "| widget | notebook | moves | first response (\"computing...\") | first figure painted (the preview, if any) | "
+        "final figure painted | kernel: preview view + PNG | kernel: view (compute and artists) | kernel: PNG | "
+        "messaging, decoding, paint | target (95th percentile) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |", *latency_rows(res)]) + "\n"
+
+
 def widget_latency_table(folder=None) -> str:
-    """Markdown table of every committed widget-latency run (``benchmarks/results/widget_latency_run*.json``)."""
-    folder = Path(folder) if folder else artifacts.results_dir()
-    runs = sorted(folder.glob("widget_latency_run*.json"))
-    if not runs:
-        raise FileNotFoundError(f"no widget_latency_run*.json in {folder}; run python benchmarks/widget_latency.py.")
-    out = []
-    for path in runs:
-        res = json.loads(path.read_text())
-        out += [f"`{path.name}`: {res['mode']} mode, {res['device']}, {res['browser']}, {res['date']}; "
-                f"{res['moves_per_slider']} key presses per slider, milliseconds, median / 95th percentile:", "",
-                "| widget | notebook | moves | first response (\"computing...\") | new figure painted | kernel: view "
-                "(compute and artists) | kernel: PNG | messaging, decoding, paint | target (95th percentile) |",
-                "| --- | --- | --- | --- | --- | --- | --- | --- | --- |", *latency_rows(res), ""]
+    """Markdown tables of every committed widget-latency run (``benchmarks/results/widget_latency_run*.json``) in the
+    order they were made, after a line with the newest run's verdicts: how many explorers meet all their targets at
+    the 95th percentile, and which miss by how much."""
+    runs = result_files(folder, "widget_latency", "widget-latency")
+    results = [json.loads(path.read_text()) for path in runs]
+    newest = results[-1]
+    missed = [f"`{w['widget']}` ({_latency_verdicts(w['summary'])})" for w in newest["widgets"]
+              if not all(t["met"] for t in w["summary"]["targets"].values())
+              or not all(b["met"] for b in (w["summary"].get("baseline") or {}).values())]
+    n = len(newest["widgets"])
+    out = [f"Newest run, `{runs[-1].name}` ({newest['mode']} mode, {newest['device']}): {n - len(missed)} of {n} explorers "
+           f"meet all their targets" + (f"; {len(missed)} miss: " + "; ".join(missed) if missed else "") + ".", ""]
+    for path, res in zip(runs, results):
+        out += [latency_table(res, path.name)]
     out.append("Source: " + ", ".join(f"`benchmarks/results/{p.name}`" for p in runs) + ".")
     return "\n".join(out) + "\n"
 

@@ -1,15 +1,15 @@
 """Flow matching on MNIST on a laptop CPU (notebook 11): Frechet distance against the number of score (velocity)
-evaluations for the flow-matching U-Net ``mnist_flow`` (trained with ``sg.recipes``' "flow" recipe) and the
-VE model ``mnist_ve`` sampled as a flow on the same straight path (``sg.flow.velocity_of_sde_model``), both with
-Euler and Heun in u = sigma / (1 + sigma) (``sg.samplers``' "flow-euler" and "flow-heun"), beside each model's
-EDM Heun-18 (35 NFE), deterministic and with churn 40. Every row draws ``--n-samples`` digits from the same seed
-and scores them on the package classifier's features against the held-out digits (never trained on);
+evaluations for the flow-matching U-Net ``mnist_flow`` (trained with ``sg.recipes``' "flow" recipe) and the VE
+model ``mnist_ve`` sampled as a flow on the same straight path (``sg.flow.velocity_of_sde_model``), both with
+Euler and Heun in u = sigma / (1 + sigma) (``sg.samplers``' "flow-euler" and "flow-heun"), beside each model's EDM
+Heun-10 and Heun-18 (19 and 35 NFE), deterministic and with churn 40. Every row draws ``--n-samples`` digits from
+the same seed and scores them on the package classifier's features against the held-out digits (never trained on);
 ``mnist_ve``'s Euler-Maruyama 500 steps is read from its manifest (the issue's target: a flow at <= 20 NFE no
 worse than it).
 
 Prints a table and writes JSON after every row (a stopped run keeps its rows).
 
-    OMP_NUM_THREADS=2 python benchmarks/flow_cpu.py --out benchmarks/results/flow_cpu_run1.json   # ~10 min, 2 cores
+    OMP_NUM_THREADS=2 python benchmarks/flow_cpu.py --out benchmarks/results/flow_cpu_run1.json   # ~11 min, 2 cores
     python benchmarks/flow_cpu.py --tiny --out /tmp/flow.json                                     # smoke run
 """
 from __future__ import annotations
@@ -31,12 +31,12 @@ NFES = (4, 10, 20, 50, 100)
 
 
 def plan(models, nfes) -> list:
-    """(model, sampler, n_steps, kwargs): each model with Euler and Heun at each NFE, then each with EDM's Heun-18
-    (35 NFE, notebook 08), deterministic and with churn 40 (stochastic): which of a gap is the network's and which
-    the sampler's."""
+    """(model, sampler, n_steps, kwargs): each model with Euler and Heun at each NFE, then each with EDM's Heun
+    (notebook 08) at 10 and 18 levels (19 and 35 NFE), deterministic and with churn 40 (stochastic): which of a
+    gap is the network's and which the sampler's."""
     rows = [(m, s, nfe if s == "flow-euler" else nfe // 2, {}) for m in models for s in ("flow-euler", "flow-heun")
             for nfe in nfes]
-    return rows + [(m, "edm", 18, kw) for m in models for kw in ({}, {"churn": 40.0})]
+    return rows + [(m, "edm", n, kw) for m in models for kw in ({}, {"churn": 40.0}) for n in (10, 18)]
 
 
 def parse(argv=None):

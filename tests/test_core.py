@@ -166,6 +166,11 @@ def test_checkpoints_table_separates_a_fine_tuned_run():
     assert f"| {ve['steps_this_run']:,} fine-tuning ({ve['steps']:,} in all) x 128 |" in row and "(last run)" in row
     tiny = next(line for line in table.splitlines() if line.startswith("| `mnist_tiny100.pt`"))
     assert "| 2,500 x 128 |" in tiny and "last run" not in tiny and "fine-tuning" not in tiny
+    assert "on 2,000 EM-500 samples" in row
+    flow = next(line for line in table.splitlines() if line.startswith("| `mnist_flow.pt`"))   # measured with its own ODE
+    fm = json.loads((Path(REPO) / "checkpoints" / "mnist_flow.json").read_text())["metrics"]
+    assert "on 2,000 Flow-Heun (20 NFE) samples" in flow and "EM-" not in flow
+    assert f"| Flow-Heun (20 NFE) {fm['frechet_heldout']:.1f} / Flow-Euler-20 " in flow
 
 
 def test_ode_gap_known_values_and_run_order(tmp_path):

@@ -126,7 +126,8 @@ def checkpoints_table(folder=None) -> str:
     if not manifests:
         raise FileNotFoundError(f"no checkpoint manifests in {folder}.")
     lines = ["| checkpoint | what | trained on | steps x batch | time | Frechet distance to training digits (held-out "
-             "digits score) | Frechet distance to held-out digits: EM-500 / Heun-18 / Heun-18 capped churn 40 | held-out "
+             "digits score) | Frechet distance to held-out digits: EM-500 / Heun-18 / Heun-18 capped churn 40 (other "
+             "samplers named) | held-out "
              "bits/dim (blurred-bin reference) | samples that copy a training digit (d1/d2 < 1/3) | "
              "guided at notebook 09's scale (in "
              "brackets): read as asked, Frechet distance to held-out | size |",
@@ -142,13 +143,18 @@ def checkpoints_table(folder=None) -> str:
                           f"{m['size_mb']:.1f} MB.")
             continue
         fast = q.get("fast", {})
-        heldout = " / ".join(fmt_value(v, ".1f") for v in (q.get("frechet_heldout"),
-                                                           fast.get("Heun-18", {}).get("frechet_heldout"),
-                                                     fast.get("Heun-18 churn 40", {}).get("frechet_heldout")))
+        own = _sampler_name(q)
+        if q.get("sampler", "em") == "em":
+            heldout = " / ".join(fmt_value(v, ".1f") for v in (q.get("frechet_heldout"),
+                                                               fast.get("Heun-18", {}).get("frechet_heldout"),
+                                                               fast.get("Heun-18 churn 40", {}).get("frechet_heldout")))
+        else:             # a checkpoint measured with its own sampler (a flow, notebook 11): each value named
+            heldout = " / ".join(f"{name} {fmt_value(v.get('frechet_heldout'), '.1f')}"
+                                 for name, v in ((own, q), *((k, f) for k, f in fast.items())))
         lines.append(
             f"| `{path.stem}.pt` | {m['what']} | {m['device']} | {_steps(m)} x {m['batch_size']} | "
             f"{fmt_value((m.get('seconds') or 0) / 60, '.0f')} min{' (last run)' if 'steps_this_run' in m else ''} | "
-            f"{q['frechet']:.1f} on {q['n_samples']:,} EM-{q['nfe']} "
+            f"{q['frechet']:.1f} on {q['n_samples']:,} {own} "
             f"samples ({q['frechet_real_heldout']:.1f}) | {heldout} | {q['bits_per_dim']:.2f} "
             f"({fmt_value(q.get('bits_floor'), '.2f')}) | {_memorised(q)} | {_guided(q)} | {m['size_mb']:.1f} MB |")
     lines.append("")
@@ -156,6 +162,13 @@ def checkpoints_table(folder=None) -> str:
     lines.append("Commands, commits, sha256 and all metrics: " + ", ".join(f"`checkpoints/{p.name}`" for p in manifests)
                  + ".")
     return "\n".join(lines) + "\n"
+
+
+def _sampler_name(q: dict) -> str:
+    """How a manifest's own sampler is named in the table: "EM-500"; a flow's "Flow-Heun (20 NFE)" (notebook 11)."""
+    if q.get("sampler", "em") == "em":
+        return f"EM-{q['nfe']}"
+    return f"{q['sampler'].replace('flow-', 'Flow-').replace('heun', 'Heun').replace('euler', 'Euler')} ({q['nfe']} NFE)"
 
 
 def _steps(m: dict) -> str:

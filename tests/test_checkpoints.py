@@ -150,7 +150,7 @@ def test_ship_writes_small_checkpoint_and_manifest(tmp_path, monkeypatch, shared
 
 def test_ship_measures_a_flow_run_with_its_own_sampler(tmp_path, monkeypatch, shared_mnist):
     """A run trained with the "flow" recipe (notebook 11) ships measured with the flow's Heun at its registry
-    default (10 steps, 20 evaluations) and the flow's Euler and Heun beside it, not with Euler-Maruyama."""
+    default (10 steps, 19 evaluations) and the flow's Euler and Heun beside it, not with Euler-Maruyama."""
     monkeypatch.setattr(artifacts, "course_dir", lambda: tmp_path)
     monkeypatch.setenv("SCOREGEN_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("SCOREGEN_DATA", str(shared_mnist.parent))
@@ -161,9 +161,9 @@ def test_ship_measures_a_flow_run_with_its_own_sampler(tmp_path, monkeypatch, sh
                         lambda x, y, **k: sg.evaluation.MNISTClassifier().eval())
     info = sgm.ship(run / "checkpoint.pt", "mnist_flow", n=8, n_likelihood=1, device="cpu")
     m = info["metrics"]
-    assert (m["sampler"], m["nfe"]) == ("flow-heun", 20)
+    assert (m["sampler"], m["nfe"]) == ("flow-heun", 19)
     assert {k: (v["sampler"], v["nfe"]) for k, v in m["fast"].items()} == {
-        "Flow-Euler-20": ("flow-euler", 20), "Flow-Heun-25": ("flow-heun", 50)}
+        "Flow-Euler-20": ("flow-euler", 20), "Flow-Heun-25": ("flow-heun", 49)}
 
 
 @pytest.mark.parametrize("command", ["sample", "evaluate"])

@@ -375,28 +375,37 @@ def velocity_of_sde_model(score_fn, sde):
 
 
 def _sde_flow(solver, sde, score_fn, shape, n_steps, *, eps, generator=None, device=None, progress=False):
+    """N - 1 steps of ``solver`` from u_max to u_end = flow_time(sigma(eps)), then one Euler step to u = 0 (the
+    denoised x(0) = x - u_end v, EDM's last step to sigma = 0): the network is never asked below u_end, and the
+    samples carry no leftover noise of level sigma(eps)."""
     velocity = velocity_of_sde_model(score_fn, sde)
+    n_steps = validate.count("n_steps", n_steps)
     u_max = float(flow_time(torch.tensor(sde.max_noise_level(), dtype=torch.float64)))
-    u_min = float(flow_time(sde.sigma_of_t(torch.tensor(eps, dtype=torch.float64))))
+    u_end = float(flow_time(sde.sigma_of_t(torch.tensor(eps, dtype=torch.float64))))
     # x(u_max) = (1 - u_max) x(0) + u_max z: started at u_max z, as the reverse SDE starts at N(0, sigma_max^2 I)
     z = u_max * torch.randn(validate.shape("shape", shape), generator=generator, device=device)
-    x, nfe = solver(velocity, z, n_steps, t_max=u_max, t_min=u_min, progress=progress)
-    return x / (1 - u_min), nfe
+    if n_steps == 1:
+        return solver(velocity, z, 1, t_max=u_max, t_min=0.0, progress=progress)
+    x, nfe = solver(velocity, z, n_steps - 1, t_max=u_max, t_min=u_end, progress=progress)
+    with torch.no_grad():
+        x = x - u_end * _velocity(velocity, x, u_end, u_end)   # the last step, Euler from u_end to 0
+    return x, nfe + 1
 
 
 def flow_euler_sampler(sde, score_fn, shape, n_steps: int, *, eps: float = 1e-3, generator=None, device=None,
                        progress: bool = False):
     """A score model of ``sde`` sampled as a flow: ``euler_flow`` on ``velocity_of_sde_model(score_fn, sde)``
-    from u = flow_time(sigma_max), started at u z, down to u = flow_time(sigma(eps)); returns (y, nfe) with
-    y = x / (1 - u) the state in the SDE's own (VE) scale, as the reverse-SDE samplers end. ``sg.samplers``'
-    "flow-euler" (N evaluations); notebook 11 and ``python -m scoregen_lite sample --sampler flow-euler``."""
+    from u = flow_time(sigma_max), started at u z: N - 1 uniform steps down to u_end = flow_time(sigma(eps)), then
+    the last step to u = 0 (the denoised estimate x - u_end v, as EDM's sampler ends at sigma = 0 and notebook 11
+    section 8 at t = 0); returns (x, nfe). ``sg.samplers``' "flow-euler" (N evaluations); notebook 11 and
+    ``python -m scoregen_lite sample --sampler flow-euler``."""
     return _sde_flow(euler_flow, sde, score_fn, shape, n_steps, eps=eps, generator=generator, device=device,
                      progress=progress)
 
 
 def flow_heun_sampler(sde, score_fn, shape, n_steps: int, *, eps: float = 1e-3, generator=None, device=None,
                       progress: bool = False):
-    """As ``flow_euler_sampler`` with ``heun_flow`` (2N evaluations: the flow ends at u > 0, so the last step is
-    Heun too). ``sg.samplers``' "flow-heun", the default sampler of a checkpoint trained with the "flow" recipe."""
+    """As ``flow_euler_sampler`` with ``heun_flow`` (2N - 1 evaluations: N - 1 Heun steps, the last step Euler, as
+    in EDM). ``sg.samplers``' "flow-heun", the default sampler of a checkpoint trained with the "flow" recipe."""
     return _sde_flow(heun_flow, sde, score_fn, shape, n_steps, eps=eps, generator=generator, device=device,
                      progress=progress)

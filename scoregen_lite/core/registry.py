@@ -95,7 +95,7 @@ SAMPLERS = {s.name: s for s in (
             summary="DPM-Solver++(2M) in sigma (Lu et al. 2022)"),
     Sampler("flow-euler", "Flow-Euler", flow_euler_sampler, 20, lambda n, solver=None: n,
             summary="the model as a flow on the straight path, Euler in u = sigma/(1+sigma) (notebook 11)"),
-    Sampler("flow-heun", "Flow-Heun", flow_heun_sampler, 10, lambda n, solver=None: 2 * n,
+    Sampler("flow-heun", "Flow-Heun", flow_heun_sampler, 10, lambda n, solver=None: 2 * n - 1,
             summary="the model as a flow on the straight path, Heun in u = sigma/(1+sigma) (notebook 11)"),
 )}
 

@@ -301,7 +301,7 @@ SHIPPED = {
     "mnist_tiny100": "unconditional ScoreUNet trained on the first 100 training digits only: notebook 10's "
                      "model that memorises its training set",
     "mnist_flow": "unconditional ScoreUNet trained with notebook 11's flow matching loss on the straight path "
-                  "(the \"flow\" recipe), drawn with the flow's ODE (Heun, 20 evaluations)",
+                  "(the \"flow\" recipe), drawn with the flow's ODE (Heun, 19 evaluations)",
 }
 
 

@@ -90,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="one of sg.mnist.SHIPPED: " + ", ".join(SHIPPED))
     sh.add_argument("--n", type=int, default=2000, help="samples for the Frechet distance")
     sh.add_argument("--steps", type=int, help="steps of the checkpoint's own sampler (default: Euler-Maruyama 500; "
-                                               "a flow-matching model: the flow's Heun, 10 steps = 20 evaluations)")
+                                               "a flow-matching model: the flow's Heun, 10 steps = 19 evaluations)")
     sh.add_argument("--root", help="folder with the MNIST IDX files")
     sh.add_argument("--device")
     sh.add_argument("--note", help="how the run went, in words, stored in the manifest")
@@ -104,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _with_default_sampler(args):
     """The checkpoint of ``sample``/``evaluate`` loaded once (``ScoreModel``), with ``args.sampler`` and
-    ``args.steps`` filled in from it when not given: the flow's ODE (flow-heun, 10 steps: 20 evaluations) for a
+    ``args.steps`` filled in from it when not given: the flow's ODE (flow-heun, 10 steps: 19 evaluations) for a
     model trained with the "flow" recipe (notebook 11), else Euler-Maruyama; steps: the sampler's default."""
     from .checkpoints import ScoreModel, default_sampler
 

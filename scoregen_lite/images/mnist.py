@@ -224,7 +224,7 @@ def inpaint_model(model, mask: str = "top", *, n: int = 16, n_steps: int = 100, 
 SHIP_SAMPLERS = {registry.sampler_label(**kw): kw for kw in (dict(sampler="edm", n_steps=18),
                                                              dict(sampler="edm", n_steps=18, churn=40.0))}
 #: What a flow-matching model's manifest measures beside its default Heun-10 (notebook 11): Euler at the same
-#: 20 evaluations, and Heun-25 (50 evaluations, near the flow's ODE solution).
+#: 20 evaluations, and Heun-25 (49 evaluations, near the flow's ODE solution).
 SHIP_FLOW_SAMPLERS = {registry.sampler_label(**kw): kw for kw in (dict(sampler="flow-euler", n_steps=20),
                                                                   dict(sampler="flow-heun", n_steps=25))}
 #: Notebook 09's classifier-free guidance scale for the shipped conditional model: the smallest scale of
@@ -358,7 +358,7 @@ def ship(checkpoint, name: str, *, n: int = 2000, n_steps: int | None = None, n_
     """Turn a training run into a shipped checkpoint: EMA weights only, in float16, to
     ``checkpoints/NAME.pt`` (at most 3 MB), then evaluate it on held-out digits with the checkpoint's own sampler
     (``default_sampler``: Euler-Maruyama, ``n_steps`` default 500; a flow-matching model, notebook 11: the flow's
-    Heun, ``n_steps`` default 10, i.e. 20 evaluations, with ``SHIP_FLOW_SAMPLERS`` beside it), and
+    Heun, ``n_steps`` default 10, i.e. 19 evaluations, with ``SHIP_FLOW_SAMPLERS`` beside it), and
     the run's last (non-EMA) weights on the same noise, and write ``checkpoints/NAME.json``: the training
     command, commit, device, steps, batch, wall time, sha256, the metrics and ``note`` (how the run went,
     in words, e.g. that it was resumed). A run started ``--init-from`` a shipped checkpoint counts that

@@ -44,11 +44,25 @@ def test_known_values_rendered_per_run_model_and_sampler(folder):
                                         "| mnist_flow | euler | 40.0 |  |  |  |",
                                         "| mnist_ve | heun |  |  | 31.0 |  |",
                                         "| mnist_ve | euler |  |  |  | 29.5 |"]
-    assert "A shared machine." in lines[run2 + 6:run2 + 9]
+    assert "A shared machine." in lines[run2 + 6:run2 + 9] and not any("marked (n)" in line for line in lines)
     run10 = lines.index("| model | sampler | 9 NFE | 19 NFE |")
     assert run10 > run2 and "on NVIDIA H100" in lines[run10 - 2]                # run 10 after run 2: by run number
     assert lines[run10 + 2] == "| mnist_flow | heun | 14.2 | 12.3 |"
     assert lines[-1] == "Source: `benchmarks/results/flow_cpu_run2.json`, `benchmarks/results/flow_cpu_run10.json`."
+
+
+def test_nfes_one_apart_share_a_column(tmp_path):
+    """Euler at N and Heun at 2N - 1 evaluations side by side: 19 goes in the 20 column, marked (19); 18 stays apart
+    (one merge per column), and a table with no merge carries no footnote."""
+    rows = [{"model": "m", "sampler": "flow-euler", "nfe": 20, "frechet": 41.0},
+            {"model": "m", "sampler": "flow-heun", "nfe": 19, "frechet": 36.24},
+            {"model": "m", "sampler": "edm", "nfe": 18, "frechet": 30.0}]
+    (tmp_path / "flow_cpu_run1.json").write_text(json.dumps(_run("CPU", rows)))
+    lines = results.flow_table(tmp_path).splitlines()
+    head = lines.index("| model | sampler | 18 NFE | 20 NFE |")
+    assert lines[head + 2:head + 5] == ["| m | flow-euler |  | 41.0 |", "| m | flow-heun |  | 36.2 (19) |",
+                                        "| m | edm | 30.0 |  |"]
+    assert any("marked (n) took n evaluations" in line for line in lines)
 
 
 def test_loaders_give_every_run_in_order_and_the_newest(folder):

@@ -181,18 +181,27 @@ def flow_table(folder=None) -> str:
         models = ", ".join(f"`{m}` (sha256 {str(c.get('sha256'))[:8]}"
                            f"{'' if c.get('sha256') == shipped[m] else ', not the checkpoint shipped now'})"
                            for m, c in run.get("checkpoints", {}).items())
-        nfes = sorted({r["nfe"] for r in run["rows"]})
+        nfes, column, merged = [], {}, set()   # two NFEs one apart share a column (Euler N, Heun 2N - 1): the larger
+        for n in sorted({r["nfe"] for r in run["rows"]}, reverse=True):
+            if nfes and nfes[-1] - n == 1 and nfes[-1] not in merged:
+                merged.add(nfes[-1])
+            else:
+                nfes.append(n)
+            column[n] = nfes[-1]
+        nfes.reverse()
         def sampler(r):   # the sampler, and its churn where it has one (stochastic EDM, notebook 08)
             return r["sampler"] + (f", churn {r['churn']:g}" if r.get("churn") else "")
 
         pairs = list(dict.fromkeys((r["model"], sampler(r)) for r in run["rows"]))
-        fd = {(r["model"], sampler(r), r["nfe"]): r["frechet"] for r in run["rows"]}
+        fd = {(r["model"], sampler(r), column[r["nfe"]]): fmt_value(r["frechet"], ".1f")
+              + (f" ({r['nfe']})" if column[r["nfe"]] != r["nfe"] else "") for r in run["rows"]}
         out += [f"`{name}`: {run['n_samples']:,} digits per sampler on {run['device']}, Frechet distance to the "
                 f"{run['n_heldout']} held-out digits (as many training digits score {fmt_value(run.get('frechet_real'), '.1f')})"
                 f"; checkpoints {models or 'n/a'}.", "",
                 "| model | sampler | " + " | ".join(f"{n} NFE" for n in nfes) + " |", "| --- " * (2 + len(nfes)) + "|"]
-        out += [f"| {m} | {s} | " + " | ".join(fmt_value(fd[m, s, n], ".1f") if (m, s, n) in fd else "" for n in nfes) + " |"
-                for m, s in pairs]
+        out += [f"| {m} | {s} | " + " | ".join(fd.get((m, s, n), "") for n in nfes) + " |" for m, s in pairs]
+        if merged:
+            out += ["", "A value marked (n) took n evaluations, one fewer than its column's (Heun: 2N - 1)."]
         out += [*([""] + [run["note"]] if run.get("note") else []), ""]
     out.append("Source: " + ", ".join(f"`benchmarks/results/{name}.json`" for name in flow_runs(folder)) + ".")
     return "\n".join(out) + "\n"

@@ -20,11 +20,12 @@ live = sg.widgets.live
 
 def dots_view(n: int = 3, n_chains: int = 400, detail: float = 1.0, fig=None, calls=None, slow_s: float = 0.0,
               started=None, fail_at=None):
-    """A small 2D view with a preview: ``n_chains * detail`` seeded points whose spread grows with ``n``, a title,
-    and the label "preview: k of N chains" below 1. ``calls`` records (n, detail, fig given); ``slow_s``: the
-    full pass (detail 1) computes that long in small Python steps, after removing its line (as ``dsm_view``
-    removes its quiver before computing the new one), so a stop there leaves a half-updated figure; ``started``
-    (an Event) is set when that slow part begins; ``fail_at``: the detail at which it raises."""
+    """A small 2D view with a preview: ``n_chains * detail`` seeded points whose spread grows with ``n``, a line,
+    a title, and the label "preview: k of N chains" below 1. ``calls`` records (n, detail, fig given). Its line is
+    removed and drawn anew at every update, as ``dsm_view`` does with its quiver: ``slow_s`` makes the full pass
+    (detail 1) compute that long, in small Python steps, between the two (``started``, an Event, is set then), so
+    a pass stopped there leaves a half-updated figure whose next in-place update fails (the line was already
+    removed); ``fail_at``: the detail at which it raises."""
     if calls is not None:
         calls.append((n, detail, fig is not None))
     if detail == fail_at:
@@ -33,22 +34,20 @@ def dots_view(n: int = 3, n_chains: int = 400, detail: float = 1.0, fig=None, ca
     pts = np.random.default_rng(n).normal(size=(n_chains, 2))[:k] * (0.3 + 0.1 * n)
     store = live.reuse(fig, ("dots",))
     if store is None:
-        fig, ax = plt.subplots(figsize=(3, 3), dpi=50)
+        # 4.1 in x 100 dpi is 409.99999999999994 pixels: a background blitted from another canvas missed a row
+        fig, ax = plt.subplots(figsize=(3, 4.1), dpi=100)
         ax.set(xlim=(-3, 3), ylim=(-3, 3))
         store = live.keep(fig, ("dots",), scat=ax.scatter([], [], s=4), line=ax.plot([], [], "r-")[0],
                           title=ax.set_title(" "), label=ax.text(0, -2.7, "", ha="center"), ax=ax)
-    if store["line"] is not None and detail == 1.0 and slow_s:
-        store["line"].remove()
-        store["line"] = None
+    store["line"].remove()
+    if detail == 1.0 and slow_s:
         if started is not None:
             started.set()
         end = time.perf_counter() + slow_s
         while time.perf_counter() < end:                # the full pass's compute, in small Python steps
             time.sleep(0.002)
-    if store["line"] is None:
-        store["line"] = store["ax"].plot([], [], "r-")[0]
+    store["line"] = store["ax"].plot([-n / 3, n / 3], [0, 0], "r-")[0]
     store["scat"].set_offsets(pts)
-    store["line"].set_data([-n / 3, n / 3], [0, 0])
     store["title"].set_text(f"n = {n}")
     store["label"].set_text("" if detail == 1.0 else f"preview: {k:,} of {n_chains:,} chains")
     store["moving"] = [store["scat"], store["line"], store["title"], store["label"]]
@@ -118,12 +117,13 @@ def test_preview_detail_is_a_setting():
 
 
 def test_views_without_detail_are_called_once_per_move():
-    """The MNIST explorers' views take no ``detail``: one call, no preview state, as before issue 35."""
+    """The MNIST explorers' views take no ``detail``: one call on the kernel's thread (even where a view with
+    ``detail`` would compute in the background), no preview state, as before issue 35."""
     calls = []
-    w, states = _explorer(plain_view, calls=W.fixed(calls))
+    w, states = _explorer(plain_view, calls=W.fixed(calls), background=True)
     w.children[0].value = 6
     w.children[0].value = 2
-    assert calls == [3, 6, 2] and w.result == {"n": 2}
+    assert calls == [3, 6, 2] and w.result == {"n": 2} and w._worker is None     # on the caller's thread
     assert [_state(s) for s in states] == ["computing", "done"] * 2
     assert not w.has_detail and w.timings[-1]["detail"] is None and w.timings[-1]["preview"] is None
 

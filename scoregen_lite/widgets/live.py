@@ -29,19 +29,20 @@ the latest ``info``), with four differences that make an update fast (issues 23 
 
    When the move comes from the browser (the kernel is handling a ``comm_msg``) the full pass runs in a
    worker thread and the kernel is free at once for the next move (PyTorch releases the GIL in its
-   operations; ipykernel 6+ sends comm messages from any thread through its IOPub thread, and a worker
-   shows a traceback by setting the ``Output`` widget's ``outputs``, never with ``with out:``). Every move
-   starts a new *generation*. A newer move stops a full pass still computing: it raises ``Cancelled``
-   (a ``BaseException``, which no view's ``except Exception`` swallows) in the worker at its next Python
-   instruction (CPython's ``PyThreadState_SetAsyncExc``), waits for it to end (``JOIN_S`` at most), and
-   draws its own preview on a *fresh* figure, since the stopped pass may have moved only some artists. A
-   full pass that finished computing after a newer move began is discarded: it publishes its figure only
-   under the lock and only if its generation is still the newest, so a stale figure never replaces a newer
-   one. ``stale`` counts the passes stopped or discarded. A move made in a cell (``w.children[0].value =
-   ...``), in tests and outside a kernel runs both passes before returning (``background=None``, the
-   default, chooses so; ``True`` or ``False`` forces it), so ``w.result`` is then the full answer; ``wait()``
-   waits for a full pass running in the background. Views without ``detail`` (the MNIST explorers) are
-   called once per move, on the kernel's thread, as before.
+   operations; ipykernel 6+ sends comm messages from any thread through its IOPub thread; a worker shows
+   a traceback by setting the ``Output`` widget's ``outputs``, never with ``with out:``; renders take
+   turns, as matplotlib is not thread-safe). Every move starts a new *generation*. A newer move stops a
+   full pass still computing: it raises ``Cancelled`` (a ``BaseException``, which no view's ``except
+   Exception`` swallows) in the worker at its next Python instruction (CPython's
+   ``PyThreadState_SetAsyncExc``), waits for it to end (``JOIN_S`` at most), and draws its own preview on
+   a *fresh* figure, since the stopped pass may have moved only some artists. A full pass that finished
+   computing after a newer move began is discarded: it publishes its figure only under the lock and only
+   if its generation is still the newest, so a stale figure never replaces a newer one. ``stale`` counts
+   the passes stopped or discarded. A move made in a cell (``w.children[0].value = ...``), in tests and
+   outside a kernel runs both passes before returning (``background=None``, the default, chooses so;
+   ``True`` or ``False`` forces it), so ``w.result`` is then the full answer; ``wait()`` waits for a full
+   pass running in the background. Views without ``detail`` (the MNIST explorers) are called once per
+   move, on the kernel's thread, as before.
 
    Alternative considered: checking for pending kernel messages between the two passes on the kernel's
    thread; it cannot stop a full pass once begun, so a newer move would wait for it (up to a second).
@@ -69,6 +70,8 @@ STATUS_CLASS = "sg-status"
 PREVIEW = 0.25
 #: how long a newer move waits for a stopped full pass to end (seconds); past it, it draws on a fresh figure anyway
 JOIN_S = 2.0
+#: one render at a time, whatever the thread: matplotlib shares its fonts between figures and is not thread-safe
+_RENDER_LOCK = threading.Lock()
 
 
 class Cancelled(BaseException):
@@ -86,11 +89,19 @@ def render_png(fig) -> bytes:
     moving artists. The background is redrawn whenever the view's ``static`` value changes (e.g. axis
     limits that follow the data). A fresh figure renders through the same path, so a figure updated in
     place gives the pixels of a fresh one (``tests/test_widgets.py``)."""
+    with _RENDER_LOCK:
+        return _render_png(fig)
+
+
+def _render_png(fig) -> bytes:
+    """``render_png``'s work, done under its lock."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+    store = getattr(fig, "_sg_live", None)
     if not isinstance(fig.canvas, FigureCanvasAgg):    # a figure closed in pyplot keeps no drawing canvas
         FigureCanvasAgg(fig)
-    store = getattr(fig, "_sg_live", None)
+        if store:                                      # a new, empty buffer: the background is drawn anew on it
+            store["_background"] = None
     moving = store.get("moving") if store else None
     if not moving:
         buf = io.BytesIO()
@@ -175,8 +186,8 @@ class LiveView(W.interactive):
     ``span`` whose ``data-state`` is ``computing``, ``preview``, ``done`` or ``error``), ``timings`` (one dict
     per full answer shown: ``view_ms``, ``render_ms``, ``in_place``, ``detail``, and ``preview``, the preview
     pass's dict or None), ``figure`` (the matplotlib figure on screen), ``preview`` (the preview's detail, None
-    for none; used when the view takes ``detail=``), ``background`` (run the full pass in a worker thread: None
-    = when the move comes from the browser), ``stale`` (full passes stopped or discarded), ``error`` (the
+    for none; used when the view takes ``detail=``), ``background`` (run the full pass of a view with ``detail=`` in
+    a worker thread: None = when the move comes from the browser), ``stale`` (full passes stopped or discarded), ``error`` (the
     exception of the last full pass that failed in a worker thread, else None).
     """
 
@@ -230,7 +241,7 @@ class LiveView(W.interactive):
             self._show(fig, png)
             self.preview_info = info
             self.status.value = self._status_html(info, preview, "preview")
-        if not first and (self.background if self.background is not None else _from_browser()):
+        if not first and self.has_detail and (self.background if self.background is not None else _from_browser()):
             worker = threading.Thread(target=self._full_pass, args=(gen, kwargs, preview, True), daemon=True,
                                       name=f"sg-full-pass-{gen}")
             with self._lock:

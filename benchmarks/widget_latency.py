@@ -255,8 +255,9 @@ def summarise(widget: str, moves: list[dict], baseline: dict | None = None) -> d
     left of ``total_ms`` after the kernel's work (``rest_ms``), the targets (``TARGETS``) and, for an MNIST
     explorer given the ``baseline`` run (a results dict), each of its targets' 95th percentile against the
     baseline's (met when at most ``NO_WORSE`` times it). Moves of runs made before issue 35 have no
-    ``preview_ms`` (their only figure was the final one)."""
+    ``preview_ms``: their only figure, the final one, was also their first."""
     kind = "mnist" if widget in MNIST else "2d"
+    moves = [m if "preview_ms" in m else {**m, "preview_ms": m["total_ms"]} for m in moves]
     out = {"kind": kind, "n_moves": len(moves)}
     for key in KEYS:
         vals = [m[key] for m in moves if m.get(key) is not None]

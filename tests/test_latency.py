@@ -48,6 +48,8 @@ def test_summary_of_known_moves(bench):
     assert mnist["kind"] == "mnist" and mnist["previews"] == 0 and mnist["preview_view_ms"] is None
     assert mnist["targets"]["first_ms"]["met"] and mnist["targets"]["total_ms"]["met"]   # 100 <= 100, 1000 <= 1500
     assert set(mnist["targets"]) == {"first_ms", "total_ms"} and "baseline" not in mnist
+    old = [{k: v for k, v in m.items() if not k.startswith("preview")} for m in _moves()]    # a run before issue 35
+    assert bench.summarise("sde_explorer", old)["preview_ms"] == {"median": 550.0, "p95": 1000.0}   # its only figure
     # nearest rank: of 20 moves the 19th smallest; one slow move in 20 is above the 95th percentile, two are not
     assert bench._p95([5.0] * 19 + [100.0]) == 5.0 and bench._p95([5.0] * 18 + [100.0] * 2) == 100.0
     assert bench._p95([5.0] * 14 + [100.0]) == 100.0        # of 15 moves the 15th: ceil(0.95 * 15) = 15

@@ -220,21 +220,31 @@ COURSE_VIEWS = {
 }
 
 
-@pytest.mark.parametrize("name", list(COURSE_VIEWS))
+def _dsm_setting():
+    """dsm_view's fixed arguments (two untrained, seeded score networks on the ring: enough to draw its figure),
+    its change of sigma and the sigma it starts from."""
+    import torch
+
+    torch.manual_seed(0)
+    nets = {s: sg.nets.MLPScore(2, hidden=16, n_layers=2).requires_grad_(False) for s in (0.1, 1.0)}
+    return {"nets": nets, "density": sg.densities.ring(), "n_grid": 30}, {"sigma": 1.0}, 0.1
+
+
+@pytest.mark.parametrize("name", [*COURSE_VIEWS, "dsm_view"])
 def test_course_views_preview_then_full_equals_a_fresh_full_figure(name):
     """Through a LiveView: the preview says it is one (its label, ``info["detail"]``), and the full figure drawn
     in place over it renders exactly the pixels of a fresh full figure, whose info is the full answer."""
     view = getattr(sg.widgets, name)
     if "detail" not in live.inspect.signature(view).parameters:
         pytest.skip(f"{name} takes no detail= yet")
-    fixed, change = COURSE_VIEWS[name]
+    fixed, change, start = _dsm_setting() if name == "dsm_view" else (*COURSE_VIEWS[name], None)
     (key, value), = change.items()
-    default = live.inspect.signature(view).parameters[key].default
-    w = live.interactive_view(view, **{k: W.fixed(v) for k, v in fixed.items()}, **{key: W.fixed(default)},
+    start = live.inspect.signature(view).parameters[key].default if start is None else start
+    w = live.interactive_view(view, **{k: W.fixed(v) for k, v in fixed.items()}, **{key: W.fixed(start)},
                               preview=0.25)
     shown = []
     w.image.observe(lambda change: shown.append(change["new"]), names="value")
-    w.kwargs_widgets[-1].value = value
+    next(c for c in w.kwargs_widgets if c._kwarg == key).value = value
     assert w.preview_info["detail"] == 0.25 and w.result.get("detail", 1.0) == 1.0
     fresh, info = view(**fixed, **change)
     assert np.array_equal(_pixels(w.image.value), _pixels(live.render_png(fresh)))

@@ -169,8 +169,8 @@ def test_checkpoints_table_separates_a_fine_tuned_run():
     assert "on 2,000 EM-500 samples" in row
     flow = next(line for line in table.splitlines() if line.startswith("| `mnist_flow.pt`"))   # measured with its own ODE
     fm = json.loads((Path(REPO) / "checkpoints" / "mnist_flow.json").read_text())["metrics"]
-    assert "on 2,000 Flow-Heun (20 NFE) samples" in flow and "EM-" not in flow
-    assert f"| Flow-Heun (20 NFE) {fm['frechet_heldout']:.1f} / Flow-Euler-20 " in flow
+    assert "on 2,000 Flow-Heun (19 NFE) samples" in flow and "EM-" not in flow
+    assert f"| Flow-Heun (19 NFE) {fm['frechet_heldout']:.1f} / Flow-Euler-20 " in flow
 
 
 def test_ode_gap_known_values_and_run_order(tmp_path):

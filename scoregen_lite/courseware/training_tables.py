@@ -165,7 +165,7 @@ def checkpoints_table(folder=None) -> str:
 
 
 def _sampler_name(q: dict) -> str:
-    """How a manifest's own sampler is named in the table: "EM-500"; a flow's "Flow-Heun (20 NFE)" (notebook 11)."""
+    """How a manifest's own sampler is named in the table: "EM-500"; a flow's "Flow-Heun (19 NFE)" (notebook 11)."""
     if q.get("sampler", "em") == "em":
         return f"EM-{q['nfe']}"
     return f"{q['sampler'].replace('flow-', 'Flow-').replace('heun', 'Heun').replace('euler', 'Euler')} ({q['nfe']} NFE)"

@@ -206,6 +206,15 @@ def test_energy_distance_subsampling_path():
     assert abs(runs.mean().item() - want) < 4 * se, (runs.mean().item(), want, se)
 
 
+def test_mean_distance_in_blocks_is_the_cdist_mean():
+    """mean_distance sums the distances in blocks of rows (the cross term of energy_distance): the mean of the whole
+    distance matrix up to rounding, for sizes that are and are not a multiple of the block."""
+    g = torch.Generator().manual_seed(0)
+    for n, m, rows in ((2000, 4000, 256), (513, 7, 256), (3, 5, 2), (1, 1, 256)):
+        x, y = torch.randn(n, 2, generator=g, dtype=torch.float64), 3 + torch.randn(m, 2, generator=g, dtype=torch.float64)
+        assert sg.metrics.mean_distance(x, y, rows=rows) == pytest.approx(torch.cdist(x, y).mean().item(), rel=1e-13)
+
+
 def test_energy_distance():
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(2000, 2, generator=g), torch.randn(2000, 2, generator=g)

@@ -11,7 +11,7 @@ import torch
 from .. import validate
 
 __all__ = ["score_mse", "fisher_divergence", "score_error_map", "error_by_density", "energy_distance",
-           "mean_distance_within", "moment_z", "energy_noise_floor", "score_norm_law"]
+           "mean_distance", "mean_distance_within", "moment_z", "energy_noise_floor", "score_norm_law"]
 
 
 @torch.no_grad()
@@ -110,7 +110,17 @@ def energy_distance(x: torch.Tensor, y: torch.Tensor, max_points: int = 4000,
                          f"y would be subsampled; pass at most {max_points} reference points.")
     else:
         y_term = float(y_within)
-    return (2 * torch.cdist(x, y).mean() - mean_distance_within(x) - y_term).item()
+    return 2 * mean_distance(x, y) - mean_distance_within(x) - y_term
+
+
+@torch.no_grad()
+def mean_distance(x: torch.Tensor, y: torch.Tensor, rows: int = 256) -> float:
+    """E||X - Y|| over all pairs of rows of x (n, D) and y (m, D), the cross term of ``energy_distance``: the
+    distances summed ``rows`` rows of x at a time, so each (rows, m) block stays in the processor's cache (three
+    times faster than one (n, m) matrix for a widget's 2,000 x 4,000 points, issue 35); equal to
+    ``torch.cdist(x, y).mean()`` up to the order of the sum (float rounding)."""
+    total = sum(torch.cdist(x[i:i + rows], y).sum() for i in range(0, len(x), rows))
+    return float(total / (len(x) * len(y)))
 
 
 @torch.no_grad()

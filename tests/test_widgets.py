@@ -350,3 +350,146 @@ def test_live_view_says_computing_first_then_what_the_update_cost():
     assert len(w.timings) == 2 and w.timings[1]["in_place"] and w.timings[1]["view_ms"] > 0
     assert w.image.value == sg.widgets.live.render_png(w.figure)
     assert f'data-view-ms="{w.timings[1]["view_ms"]:.1f}"' in w.status.value
+
+
+# ------------------------------------------------------------------ previews and the fused Langevin loop (issue 35)
+def test_fused_chains_are_the_samplers_chains_bit_for_bit():
+    """mixture_chains (the Langevin and annealed views' loop) draws the same noise in the same order and does the
+    same arithmetic as sg.samplers.langevin / annealed_langevin with the exact score: the same chains, to the bit
+    on one thread (odd batch sizes too), so the fused loop changes no number a notebook prints."""
+    import torch
+
+    from scoregen_lite.widgets import common
+
+    sig = sg.widgets.ladder(10.0, 0.1, 4).double().tolist()
+    for target, n in (("two modes (0.2/0.8)", 37), ("ring of 8", 300), ("smiley", 64)):
+        p = common.named_target(target)
+        gen = torch.Generator().manual_seed(3)
+        x0 = common.uniform_start(n, p.bounds(), generator=gen)
+        state = gen.get_state()
+        with common.one_thread():         # mixture_chains' own setting: torch's softmax rounds by thread count
+            x, path = sg.samplers.langevin(p.score, x0, 0.05, 120, return_path=True, generator=gen)
+        gen.set_state(state)
+        fx, ends, fpath = common.mixture_chains([(p, 0.05)], x0, 120, gen, keep=5)
+        assert torch.equal(fx, x) and torch.equal(fpath, path[:, :5]) and torch.equal(ends[-1], x)
+        gen.set_state(state)
+        with common.one_thread():
+            xa, pa = sg.samplers.annealed_langevin(p.perturbed_score, x0, sig, 5e-3, 20, return_path=True,
+                                                   generator=gen)
+        gen.set_state(state)
+        levels = [(common.level_mixture(target, s), 5e-3 * s**2 / sig[-1] ** 2) for s in sig]
+        fx, ends, _ = common.mixture_chains(levels, x0, 20, gen)
+        assert torch.equal(fx, xa) and torch.equal(ends, pa)
+    # overflowing chains: None, and the views then say where, as the checked samplers do
+    p = common.named_target("anisotropic Gaussian")
+    x0 = common.uniform_start(100, p.bounds(), generator=torch.Generator().manual_seed(0))
+    assert common.mixture_chains([(p, 3.0)], x0, 200, torch.Generator().manual_seed(1)) is None
+    _, info = sg.widgets.langevin_view("anisotropic Gaussian", step_size=3.0, n_steps=200, n_chains=100)
+    assert info["message"].startswith("37 of 100 chains reached NaN/inf before step 38")   # the checked sampler's
+
+
+def test_one_thread_gives_the_threads_back():
+    import torch
+
+    from scoregen_lite.widgets import common
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with common.one_thread():
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError, match="inside"), common.one_thread():
+            raise RuntimeError("inside")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_exact_sde_score_is_the_marginal_score():
+    import torch
+
+    score = sg.widgets.ladders.exact_sde_score("ring of 8", "VE")
+    exact = sg.densities.SDEMarginal(sg.densities.ring(), sg.sde.SDES["VE"]()).score
+    x = torch.randn(50, 2, generator=torch.Generator().manual_seed(0))
+    for t in (1.0, 0.37, 1e-3):
+        tv = torch.full((50,), t)
+        assert torch.equal(score(x, tv), exact(x, tv)) and torch.equal(score(x, tv), exact(x, tv))   # cached: same
+    per_row = torch.linspace(0.1, 0.9, 50)
+    assert torch.equal(score(x, per_row), exact(x, per_row))
+
+
+def _previews(dsm_nets):
+    """(view, settings, expected count drawn, total, what the label counts, how to count what the figure shows)
+    for every 2D view at a preview detail."""
+    p, nets = dsm_nets
+    w = sg.widgets
+    offsets = lambda name: lambda fig: len(fig._sg_live[name].get_offsets())            # noqa: E731
+    return [
+        (w.langevin_view, dict(n_chains=300, n_steps=20, detail=0.3), 90, 300, "chains", offsets("scat")),
+        (w.annealed_view, dict(n_chains=400, n_steps_each=5, detail=0.25), 100, 400, "chains",
+         lambda fig: len(fig._sg_live["scats"][3].get_offsets())),
+        (w.sde_view, dict(n_samples=300, n_steps=10, detail=0.5), 150, 300, "samples", offsets("scat")),
+        (w.flow_view, dict(n_points=200, n_steps=2, detail=0.25), 50, 200, "noise points",
+         lambda fig: len(fig._sg_live["lines"][0].get_segments())),
+        (w.schedule_view, dict(detail=0.25), 80 * 80, 160 * 160, "grid points",
+         lambda fig: fig._sg_live["images"][0].get_array().size),
+        (w.dsm_view, dict(nets=nets, density=p, sigma=1.0, detail=0.25), 30 * 30, 60 * 60, "grid points",
+         lambda fig: fig._sg_live["err"].get_array().size),
+    ]
+
+
+_TARGET = {sg.widgets.annealed_view: "two modes (0.2/0.8)", sg.widgets.sde_view: "ring of 8"}   # their defaults
+
+
+def test_every_2d_view_draws_a_labelled_preview_of_round_detail_n(dsm_nets):
+    """detail < 1 computes round(detail N) chains (samples, noise points; grid points for the density views) and
+    says so on the figure (drawn on top: hiding it changes the pixels); detail = 1 draws everything, with the label
+    hidden."""
+    import numpy as np
+
+    for view, kwargs, drawn, total, what, shown in _previews(dsm_nets):
+        fig, info = view(**kwargs)
+        label = fig._sg_live["label"]
+        assert info["detail"] == kwargs["detail"] and shown(fig) == drawn, view.__name__
+        assert label.get_visible() and label.get_text() == f"preview: {drawn:,} of {total:,} {what}", view.__name__
+        assert label in fig._sg_live["moving"], view.__name__            # so a full pass after it hides it
+        shown_png = _png_pixels(sg.widgets.live.render_png(fig))
+        label.set_visible(False)
+        assert not np.array_equal(shown_png, _png_pixels(sg.widgets.live.render_png(fig))), view.__name__   # on screen
+        label.set_visible(True)
+        if "energy_floor" in info:                                        # the floor of the points drawn
+            target = info.get("target") or _TARGET[view]
+            assert info["energy_floor"] == sg.widgets.common.energy_floor(target, drawn), view.__name__
+        full, info = view(**{**kwargs, "detail": 1.0}, fig=fig)
+        assert full is fig and info["detail"] == 1.0 and shown(fig) == total and not label.get_visible()
+        plt.close(fig)
+
+
+@pytest.mark.parametrize("detail", [0, -0.25, 1.5, float("nan"), "0.5", True, None])
+def test_a_bad_detail_is_refused_before_any_work(detail, dsm_nets):
+    """Each view checks detail first: with another bad setting as well, the error is about detail."""
+    p, nets = dsm_nets
+    w = sg.widgets
+    for view, bad in ((w.langevin_view, dict(sampler="HMC")), (w.annealed_view, dict(score="neither")),
+                      (w.sde_view, dict(sampler="RK4")), (w.flow_view, dict(path="SDE")),
+                      (w.schedule_view, dict(spacing="log")), (w.dsm_view, dict(nets=nets, density=p, sigma=0.5))):
+        with pytest.raises(ValueError, match=rf"detail={detail!r} is invalid: expected a fraction in \(0, 1\]"
+                                             r".*1\.0 for the full figure"):
+            view(**bad, detail=detail)
+
+
+def test_2d_views_preview_then_full_in_place_exactly(dsm_nets):
+    """A preview drawn into the figure, then the full figure into the same one (what the live widget does on a
+    move), renders exactly the pixels of a fresh full figure; and a preview in place those of a fresh preview."""
+    p, nets = dsm_nets
+    w = sg.widgets
+    _updated_in_place_equals_fresh(w.langevin_view, {"detail": 0.25}, [{"step_size": 0.2}, {"step_size": 0.2, "detail": 0.5},
+                                                                        {"sampler": "MALA"}], n_chains=200)
+    _updated_in_place_equals_fresh(w.annealed_view, {"detail": 0.25}, [{"sigma_min": 0.3, "detail": 0.25},
+                                                                        {"sigma_min": 0.3}], n_chains=300, n_steps_each=10)
+    _updated_in_place_equals_fresh(w.sde_view, {"detail": 0.25}, [{"n_steps": 30, "detail": 0.25}, {"n_steps": 30}],
+                                   n_samples=300)
+    _updated_in_place_equals_fresh(w.schedule_view, {"detail": 0.25}, [{"n_levels": 4, "detail": 0.25}, {"n_levels": 4}])
+    _updated_in_place_equals_fresh(w.dsm_view, {"sigma": 0.1, "detail": 0.25}, [{"sigma": 1.0, "detail": 0.25},
+                                                                                {"sigma": 1.0}], nets=nets, density=p)

@@ -134,10 +134,12 @@ def test_explorer_every_control_changes_the_plot():
 
 
 def test_view_updates_its_figure_in_place_exactly():
-    """A figure updated in place renders the pixels of a fresh one (sg.widgets.live)."""
+    """A figure updated in place renders the pixels of a fresh one (sg.widgets.live), a preview (detail < 1: a
+    quarter of the trajectories, labelled) and the full figure drawn over it too."""
     fig, _ = sg.widgets.flow_view()
     sg.widgets.live.render_png(fig)
-    for change in ({"t": 0.8}, {"n_steps": 2}, {"path": "VP"}, {"n_steps": 1, "t": 0.0}):
+    for change in ({"t": 0.8}, {"n_steps": 2, "detail": 0.25}, {"n_steps": 2}, {"path": "VP"},
+                   {"n_steps": 1, "t": 0.0, "detail": 0.5}, {"n_steps": 1, "t": 0.0}):
         again, _ = sg.widgets.flow_view(**change, fig=fig)
         assert again is fig
         fresh, _ = sg.widgets.flow_view(**change)

@@ -1,11 +1,14 @@
 """What the 2D explorers share (notebooks 01-06): the uniform start, the energy distance to a ready-made target
-and its noise floor, cached density images, and the artists every view draws (a density, a sample scatter, weight
-bars, the figure shown when the chains diverged). The explorers themselves are in ``sg.widgets.scores``
-(Langevin, DSM) and ``sg.widgets.ladders`` (noise schedule, annealed Langevin, reverse SDE).
+and its noise floor, cached density images, the artists every view draws (a density, a sample scatter, weight
+bars, the figure shown when the chains diverged), the ``detail`` of a preview and its label, and the Langevin
+chains of the exact score in one fused loop (``mixture_chains``). The explorers themselves are in
+``sg.widgets.scores`` (Langevin, DSM) and ``sg.widgets.ladders`` (noise schedule, annealed Langevin, reverse SDE).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import math
 
 import matplotlib.pyplot as plt
 import torch
@@ -13,7 +16,8 @@ import torch
 from ..core import densities, metrics, plot
 
 __all__ = ["uniform_start", "energy_floor", "target_image", "named_target", "energy_distance_to_target",
-           "density_axes", "sample_scatter", "weight_bars", "set_bars", "diverged_figure"]
+           "density_axes", "sample_scatter", "weight_bars", "set_bars", "diverged_figure", "check_detail",
+           "detail_count", "preview_label", "show_preview", "level_mixture", "mixture_chains", "one_thread"]
 
 
 def uniform_start(n: int, bounds, generator=None, dtype=torch.float32) -> torch.Tensor:
@@ -34,18 +38,18 @@ def energy_floor(target: str, n: int, m: int = 4000, repeats: int = 5) -> tuple[
 
 
 @functools.lru_cache(maxsize=128)
-def _mixture_image(mixture, sigma: float):
+def _mixture_image(mixture, sigma: float, n: int):
     q = mixture.perturb(sigma) if sigma > 0 else mixture
-    return plot.density_image(q.log_prob, mixture.bounds())
+    return plot.density_image(q.log_prob, mixture.bounds(), n=n)
 
 
-def target_image(target, sigma: float = 0.0):
+def target_image(target, sigma: float = 0.0, n: int = 160):
     """``sg.plot.density_image`` of a mixture (a ready-made target's name, or a ``GaussianMixture``) at
-    ``sigma`` = 0, or of its perturbed density q_sigma, over the mixture's plotting window: computed once per
-    (mixture, sigma) and cached, so that moving a slider does not re-evaluate a density on 25,600 grid
-    points. Returns (image, bounds)."""
+    ``sigma`` = 0, or of its perturbed density q_sigma, over the mixture's plotting window, on n x n points:
+    computed once per (mixture, sigma, n) and cached, so that moving a slider does not re-evaluate a density
+    on 25,600 grid points. Returns (image, bounds)."""
     p = named_target(target) if isinstance(target, str) else target
-    return _mixture_image(p, float(sigma)), p.bounds()
+    return _mixture_image(p, float(sigma), int(n)), p.bounds()
 
 
 @functools.lru_cache(maxsize=None)
@@ -109,3 +113,89 @@ def diverged_figure(err: Exception, info: dict):
     ax.text(0.5, 0.5, "the chains diverged:\n" + "\n".join(str(err).split("; ")[:-1]) + "\nlower eps", ha="center", va="center",
             fontsize=9, color="#b91c1c", wrap=True)
     return fig, info
+
+
+def check_detail(detail) -> float:
+    """The ``detail`` of a 2D view (the fraction of its chains, points or grid that it computes: 1.0 draws the
+    full figure, less a preview that says so), checked before any work."""
+    if isinstance(detail, bool) or not isinstance(detail, (int, float)) or not 0.0 < float(detail) <= 1.0:
+        raise ValueError(f"detail={detail!r} is invalid: expected a fraction in (0, 1] of the work to draw "
+                         f"(1.0 for the full figure, e.g. 0.25 for a quick preview).")
+    return float(detail)
+
+
+def detail_count(detail: float, n: int, minimum: int = 2) -> int:
+    """How many of n chains (points, grid points) a view computes at ``detail``: round(detail n), at least
+    ``minimum`` (an energy distance needs two points) and at most n."""
+    return n if detail >= 1.0 else min(n, max(minimum, round(detail * n)))
+
+
+def preview_label(ax):
+    """The label a view shows on a preview (``show_preview``), hidden on the full figure: a text artist in the
+    top left corner of ``ax``, kept with the view's moving artists so a full pass after a preview hides it."""
+    return ax.text(0.02, 0.98, " ", transform=ax.transAxes, ha="left", va="top", fontsize=8, color="#92400e",
+                   bbox={"boxstyle": "round,pad=0.2", "facecolor": "#fef3c7", "edgecolor": "none", "alpha": 0.9},
+                   visible=False, zorder=10)
+
+
+def show_preview(label, drawn: int, total: int, what: str) -> None:
+    """Show "preview: 500 of 2,000 chains" on ``label`` when a view drew fewer than all; hide it otherwise."""
+    label.set_visible(drawn < total)
+    label.set_text(f"preview: {drawn:,} of {total:,} {what}" if drawn < total else " ")
+
+
+@functools.lru_cache(maxsize=512)
+def level_mixture(target: str, sigma: float):
+    """q_sigma of a ready-made target (``GaussianMixture.perturb``; the target itself at sigma = 0): one object
+    per (target, sigma), so its cached parameters serve every slider move that keeps the level."""
+    p = named_target(target)
+    return p.perturb(sigma) if sigma > 0 else p
+
+
+def mixture_chains(levels, x0: torch.Tensor, n_steps: int, generator, keep: int = 0):
+    """Langevin chains, eq. (1), on exact mixture scores, every chain at once in one loop: for each
+    (mixture, eps) of ``levels``, ``n_steps`` steps of x <- x + (eps / 2) s(x) + sqrt(eps) z.
+
+    The same noise, drawn in the same order, and the same arithmetic as ``sg.samplers.langevin(p.score, ...)``
+    (one level) and ``sg.samplers.annealed_langevin(p.perturbed_score, ...)`` (a ladder, eps_i of its
+    formula): the same chains, bit for bit on one thread (``tests/test_widgets.py``; on more threads torch's
+    softmax may round a last bit differently, as it does for the samplers themselves from one thread count to
+    another). Faster: the score is ``GaussianMixture.score_columns``, the chains are checked for overflow once
+    per 100 steps and per level instead of at every step, and the loop runs on one thread (``one_thread``).
+    Returns (x_T, the states at the start and after each level (L + 1, n, D), the path of the first ``keep``
+    chains (L n_steps + 1, keep, D)), or None when chains overflowed: the caller then runs the checked sampler
+    from the same generator state, which says where (``SamplerDiverged``).
+    Used by ``langevin_view`` (notebook 01) and ``annealed_view`` (notebook 05)."""
+    x = x0.clone()
+    ends, path = [x], [x[:keep]]
+    with one_thread():
+        for mixture, eps in levels:
+            half, noise_scale = 0.5 * eps, math.sqrt(eps)
+            for i in range(n_steps):
+                s = mixture.score_columns(x)
+                x = x + half * s.T + noise_scale * torch.randn(x.shape, generator=generator, dtype=x.dtype)
+                if keep:
+                    path.append(x[:keep])
+                if (i + 1) % 100 == 0 and not torch.isfinite(x).all():
+                    return None
+            if not torch.isfinite(x).all():
+                return None
+            ends.append(x)
+    return x, torch.stack(ends), torch.stack(path)
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run the block on one CPU thread, torch's intra-op threads restored after it: a loop of small tensor
+    operations (2,000 chains x 2 coordinates) runs faster on one thread than on two, whose start and join cost
+    more than the arithmetic they share (measured: 1,000 annealed Langevin steps of 2,000 chains in 90 ms on
+    one thread, 112 to 160 ms on two). Used by ``mixture_chains``, ``sg.widgets.scores.langevin_view`` (MALA) and
+    ``sg.widgets.ladders.sde_view`` (exact score)."""
+    threads = torch.get_num_threads()
+    if threads > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if threads > 1:
+            torch.set_num_threads(threads)

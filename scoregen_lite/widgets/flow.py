@@ -17,7 +17,16 @@ from .. import validate
 from ..core import densities, plot
 from ..core import flow as flows
 from ..core import sde as sdes
-from .common import density_axes, energy_distance_to_target, energy_floor, named_target
+from .common import (
+    check_detail,
+    density_axes,
+    detail_count,
+    energy_distance_to_target,
+    energy_floor,
+    named_target,
+    preview_label,
+    show_preview,
+)
 from .live import interactive_view, keep, reuse
 
 __all__ = ["flow_trajectories", "flow_view", "flow_explorer"]
@@ -110,7 +119,7 @@ def _panel(ax, bounds, title: str):
 
 
 def flow_view(t: float = 0.5, n_steps: int = 4, path: str = "VE", target: str = "ring of 8", n_points: int = 200,
-              seed: int = 0, fig=None):
+              seed: int = 0, fig=None, detail: float = 1.0):
     """The straight path's flow against a probability-flow ODE, on a 2D target, everything exact.
 
     Left: the exact marginal velocity v_t(x) = E[z - x(0) | x_t = x] (``sg.flow.marginal_velocity``) at time ``t``,
@@ -122,13 +131,16 @@ def flow_view(t: float = 0.5, n_steps: int = 4, path: str = "VE", target: str = 
     its points at the same noise fraction u = t are marked (VE's prior N(0, 10^2 I) sits at u = 10/11, short of
     the pure noise, so for t above that its marks stay at the start). Euler's last step on the straight path lands on the
     denoiser E[x(0) | x_{1/N}]: with one step every point lands on the target's mean (v_1(x) = x - E[x(0)]).
-    ``fig``: the figure this view drew last time, updated in place (``sg.widgets.live``).
+    ``fig``: the figure this view drew last time, updated in place (``sg.widgets.live``). ``detail``: the fraction of
+    the noise points to carry (every trajectory takes all n_steps steps): below 1 a preview of round(detail n_points)
+    trajectories, labelled so in the figure (info then describes those points; the floor is that of their number).
 
     Returns ``(fig, info)``: ``energy_distance_straight`` and ``energy_distance_ode`` (of the end points to 4000
     target samples, ``sg.metrics.energy_distance``), ``energy_floor`` (its noise floor, (mean, std), for
     ``n_points`` samples), ``outside_straight`` and ``outside_ode`` (end points outside the window), ``nfe`` (velocity
     or score evaluations of each, = n_steps), ``end_straight`` and ``end_ode`` (the samples), ``at_t`` (the straight
-    flow's points at t), ``seconds``. Introduced in notebooks/11_flow_matching.ipynb."""
+    flow's points at t), ``seconds``, ``detail``. Introduced in notebooks/11_flow_matching.ipynb."""
+    detail = check_detail(detail)
     validate.choice("path", path, PATHS)
     validate.choice("target", target, densities.TARGETS)
     n_steps = validate.count("n_steps", n_steps)
@@ -136,16 +148,17 @@ def flow_view(t: float = 0.5, n_steps: int = 4, path: str = "VE", target: str = 
     if not 0.0 <= t <= 1.0:
         raise ValueError(f"t={t!r} is outside [0, 1]: the straight path has the data at t = 0 and the noise at t = 1.")
     start = time.perf_counter()
-    traj = flow_trajectories(target, n_steps, path, n_points, seed)
+    drawn = detail_count(detail, validate.count("n_points", n_points, minimum=2))
+    traj = flow_trajectories(target, n_steps, path, drawn, seed)
     image, pts, vel = _velocity_image(target, round(t, 6))
     at_straight = _at(traj["straight"], traj["u_straight"], t)
     at_ode = _at(traj["ode"], traj["u_ode"], t)
     gen = torch.Generator().manual_seed(seed)
     ed_straight = energy_distance_to_target(traj["end_straight"].float(), target, gen)
     ed_ode = energy_distance_to_target(traj["end_ode"].float(), target, gen)
-    floor = energy_floor(target, n_points)
+    floor = energy_floor(target, drawn)
     bounds = _window(target)
-    key = ("flow", target, n_points)
+    key = ("flow", target)
     live = reuse(fig, key)
     if live is None:
         fig, axes = plt.subplots(1, 3, figsize=(11.4, 4.1))
@@ -162,10 +175,10 @@ def flow_view(t: float = 0.5, n_steps: int = 4, path: str = "VE", target: str = 
             dots.append(ax.scatter([], [], s=4, c=_AT_T_COLOR, linewidths=0))
             titles.append(_panel(ax, bounds, " "))
         fig.subplots_adjust(left=0.01, right=0.99, bottom=0.02, top=0.84, wspace=0.05)
-        suptitle = fig.suptitle(" ", fontsize=10)
+        suptitle, label = fig.suptitle(" ", fontsize=10), preview_label(axes[1])
         live = keep(fig, key, field_im=field_im, arrows=arrows, field_dots=field_dots, lines=lines, ends=ends,
-                    dots=dots, titles=titles, suptitle=suptitle,
-                    moving=[field_im, arrows, field_dots, *lines, *ends, *dots, *titles, suptitle])
+                    dots=dots, titles=titles, suptitle=suptitle, label=label,
+                    moving=[field_im, arrows, field_dots, *lines, *ends, *dots, *titles, suptitle, label])
     live["field_im"].set_data(image)
     live["arrows"].set_UVC(vel[:, 0], vel[:, 1])
     live["field_dots"].set_offsets(at_straight.float().numpy())
@@ -180,14 +193,15 @@ def flow_view(t: float = 0.5, n_steps: int = 4, path: str = "VE", target: str = 
         live["dots"][k].set_offsets((at_straight if name == "straight" else at_ode).float().numpy())
         out[name] = _outside(traj[name][-1], bounds)
         ed = ed_straight if name == "straight" else ed_ode
-        gone = f", {out[name]} of {n_points} outside" if out[name] else ""
+        gone = f", {out[name]} of {drawn} outside" if out[name] else ""
         live["titles"][k + 1].set_text(f"{label}\n{n_steps} Euler steps: energy distance {ed:.3f}{gone}")
-    live["suptitle"].set_text(f"{n_points} noise points, the same for both: noise floor of the energy distance "
+    live["suptitle"].set_text(f"{drawn} noise points, the same for both: noise floor of the energy distance "
                               f"{floor[0]:.3f} +- {floor[1]:.3f}; orange: the points at noise fraction u = {t:.2f}")
     info = {"t": t, "n_steps": n_steps, "path": path, "target": target, "nfe": n_steps,
             "energy_distance_straight": ed_straight, "energy_distance_ode": ed_ode, "energy_floor": floor,
             "outside_straight": out["straight"], "outside_ode": out["ode"], "end_straight": traj["end_straight"],
-            "end_ode": traj["end_ode"], "at_t": at_straight, "seconds": time.perf_counter() - start}
+            "end_ode": traj["end_ode"], "at_t": at_straight, "seconds": time.perf_counter() - start, "detail": detail}
+    show_preview(live["label"], drawn, n_points, "noise points")
     return fig, info
 
 

@@ -4,6 +4,8 @@ Two layers each, as ``sg.widgets`` describes: a ``(fig, info)`` view and a widge
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import time
 
 import ipywidgets as W
@@ -14,13 +16,20 @@ from .. import validate
 from ..core import densities, plot, samplers, schedules
 from ..core import sde as sdes
 from .common import (
+    check_detail,
     density_axes,
+    detail_count,
     diverged_figure,
     energy_distance_to_target,
     energy_floor,
+    level_mixture,
+    mixture_chains,
     named_target,
+    one_thread,
+    preview_label,
     sample_scatter,
     set_bars,
+    show_preview,
     target_image,
     uniform_start,
     weight_bars,
@@ -28,7 +37,7 @@ from .common import (
 from .live import interactive_view, keep, reuse
 
 __all__ = ["ladder", "schedule_view", "schedule_explorer", "annealed_view", "annealed_explorer", "sde_view",
-           "sde_explorer"]
+           "sde_explorer", "exact_sde_score"]
 
 
 def ladder(sigma_max: float, sigma_min: float, n_levels: int, spacing: str = "geometric") -> torch.Tensor:
@@ -46,7 +55,7 @@ def _picks(n_levels: int) -> list[int]:
 
 
 def schedule_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int = 10, spacing: str = "geometric",
-                  target: str = "two modes (0.2/0.8)", step_size: float = 5e-3, fig=None):
+                  target: str = "two modes (0.2/0.8)", step_size: float = 5e-3, fig=None, detail: float = 1.0):
     """What a sigma ladder does to a 2D target, without sampling anything.
 
     Top left: the ladder sigma_1 > ... > sigma_L on a log axis, with the largest distance
@@ -57,12 +66,16 @@ def schedule_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int
     (``sg.schedules.measured_update_snr``, notebook 05). Bottom: the exact perturbed
     densities q_sigma at the first, middle and last level (``GaussianMixture.perturb``). The three
     curves' y axes keep fixed ranges (all the explorer's sliders can reach), so a move shows the ladder move
-    rather than the axes rescale; only a new L redraws the axes. ``fig``: the figure this view drew last
-    time, updated in place (``sg.widgets.live``).
+    rather than the axes rescale; a new L moves the x axes, which are redrawn with the curves (not the whole
+    figure). ``fig``: the figure this view drew last time, updated in place (``sg.widgets.live``). ``detail``:
+    the fraction of the densities' grid points to evaluate: below 1 a preview with images of
+    round(sqrt(detail) 160) pixels a side, labelled so in the figure (info is the same at any detail).
 
     Returns ``(fig, info)`` with ``sigmas``, ``ratios`` (sigma_{i-1}/sigma_i), ``steps`` (eps_i),
-    ``snr`` (lists) and ``mode_distance``. Introduced in notebooks/05_annealed_langevin.ipynb.
+    ``snr`` (lists), ``mode_distance`` and ``detail``. Introduced in notebooks/05_annealed_langevin.ipynb.
     """
+    detail = check_detail(detail)
+    side = detail_count(detail ** 0.5, _IMAGE_SIDE)
     p = named_target(target)
     sig = ladder(sigma_max, sigma_min, n_levels, spacing)
     steps = schedules.step_sizes(sig, step_size)
@@ -93,36 +106,39 @@ def schedule_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int
             titles.append(a.set_title(" "))
             a.set_xticks([]); a.set_yticks([])
         fig.subplots_adjust(left=0.08, right=0.93, bottom=0.03, top=0.93, wspace=0.45, hspace=0.3)
-        title, title2 = ax.set_title(" "), ax2.set_title(" ", fontsize=9)
+        title, title2, label = ax.set_title(" "), ax2.set_title(" ", fontsize=9), preview_label(images[0].axes)
+        # the x axes move with L: drawn with the curves over a background that never changes (sg.widgets.live)
         live = keep(fig, key, ax=ax, ax2=ax2, tw=tw, line=line, aline=aline, sline=sline, legend=legend,
-                    images=images, titles=titles, title=title, title2=title2,
-                    moving=[line, aline, sline, *images, *titles, title, title2])
+                    images=images, titles=titles, title=title, title2=title2, label=label,
+                    moving=[ax.xaxis, ax2.xaxis, line, legend, aline, sline, *images, *titles, title, title2, label])
     levels = list(range(1, len(sig) + 1))
     live["line"].set_data(levels, sig.tolist())
     live["legend"].get_texts()[0].set_text(f"sigma_i ({spacing})")
     live["aline"].set_data(levels, steps.tolist())
     live["sline"].set_data(levels, snr.tolist())
     # fixed ranges (what the explorer's sliders can reach), so a move shows the ladder moving, not the axes
-    # rescaling, and only a new L redraws the axes (sg.live blits the rest)
+    # rescaling; only the x axes follow L
     for ax in (live["ax"], live["ax2"]):
         ax.set_xlim(0.5, len(sig) + 0.5)
     live["ax"].set_ylim(*_SIGMA_RANGE)
     live["ax2"].set_ylim(*_ALPHA_RANGE)
     live["tw"].set_ylim(*_SNR_RANGE)
-    live["static"] = (spacing, len(sig))            # the legend names the spacing; L sets the x axis
     live["title"].set_text(f"{len(sig)} levels, sigma from {float(sig[0]):.3g} to {float(sig[-1]):.3g}")
     live["title2"].set_text(f"nominal SNR {float(snr[0]):.3f} at every level")
     for im, title, i in zip(live["images"], live["titles"], picks):
-        im.set_data(target_image(target, float(sig[i]))[0])
+        im.set_data(target_image(target, float(sig[i]), side)[0])
         title.set_text(f"q at sigma_{i + 1} = {float(sig[i]):.3g}")
+    show_preview(live["label"], side**2, _IMAGE_SIDE**2, "grid points")
     info = {"sigmas": sig.tolist(), "ratios": (sig[:-1] / sig[1:]).tolist(), "steps": steps.tolist(),
-            "snr": snr.tolist(), "mode_distance": mode_distance}
+            "snr": snr.tolist(), "mode_distance": mode_distance, "detail": detail}
     return fig, info
 
 
 #: the schedule view's fixed axis ranges: sigma_i, eps_i and the nominal update SNR over every value its sliders reach
 #: (sigma in [0.01, 50], eps in [1e-4, 0.1]; values outside are clipped by the axes)
 _SIGMA_RANGE, _ALPHA_RANGE, _SNR_RANGE = (5e-3, 1e2), (3e-5, 1e7), (1e-3, 3e1)
+#: pixels a side of the schedule view's density images (``target_image``'s default)
+_IMAGE_SIDE = 160
 
 
 def _ladder_controls() -> dict:
@@ -153,21 +169,26 @@ def schedule_explorer() -> W.interactive:
 
 def annealed_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int = 10, step_size: float = 5e-3,
                   n_steps_each: int = 100, score: str = "exact", net=None, target: str = "two modes (0.2/0.8)",
-                  spacing: str = "geometric", n_chains: int = 2000, seed: int = 0, fig=None):
+                  spacing: str = "geometric", n_chains: int = 2000, seed: int = 0, fig=None, detail: float = 1.0):
     """Annealed Langevin dynamics from a uniform start, with the exact or a learned score.
 
     ``score='exact'`` uses ``density.perturbed_score``; ``score='learned'`` uses ``net(x, sigma)``,
     a noise-conditional network trained on the target (e.g. by ``sg.train.train_ncsn``).
     Panels: the chains at the start, after a third and two thirds of the levels, at the end
     (over the density), and the fraction of samples per mixture component. ``fig``: the figure this
-    view drew last time, updated in place (``sg.widgets.live``).
+    view drew last time, updated in place (``sg.widgets.live``). ``detail``: the fraction of the chains to
+    run (each takes every step of every level): below 1 a preview of round(detail n_chains) chains, labelled so
+    in the figure (info then describes those chains, the energy distance's floor is that of their number).
+    With the exact score the chains run in one fused loop (``sg.widgets.common.mixture_chains``: the chains of
+    ``sg.samplers.annealed_langevin``, faster).
 
     Returns ``(fig, info)``, info: ``true_weights``, ``sample_weights``, ``max_weight_error``,
     ``energy_distance`` (to 4000 true samples) and ``energy_floor`` (its noise floor, (mean, std), see
-    ``energy_floor``), ``title`` (the figure's title; None when diverged)
+    ``energy_floor``), ``title`` (the figure's title; None when diverged), ``detail``
     and ``diverged`` (True when the step size blew the chains up; the figure then says so).
     Introduced in notebooks/05_annealed_langevin.ipynb.
     """
+    detail = check_detail(detail)
     p = named_target(target)
     if score == "exact":
         score_fn = p.perturbed_score
@@ -180,19 +201,21 @@ def annealed_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int
     sig = ladder(sigma_max, sigma_min, n_levels, spacing)
     gen = torch.Generator().manual_seed(seed)
     bounds = p.bounds()
-    x0 = uniform_start(n_chains, bounds, generator=gen)
+    drawn = detail_count(detail, n_chains, minimum=2)
+    x0 = uniform_start(drawn, bounds, generator=gen)
     info = {"score": score, "sigmas": sig.tolist(), "step_size": step_size, "n_steps_each": n_steps_each,
-            "true_weights": p.weights.tolist(), "diverged": False}
+            "true_weights": p.weights.tolist(), "diverged": False, "detail": detail}
     try:
-        x, path = samplers.annealed_langevin(score_fn, x0, sig, step_size, n_steps_each, return_path=True,
-                                             generator=gen)
+        out = _exact_annealed(target, x0, sig, step_size, n_steps_each, gen) if score == "exact" else None
+        x, path = out if out is not None else samplers.annealed_langevin(
+            score_fn, x0, sig, step_size, n_steps_each, return_path=True, generator=gen)
     except samplers.SamplerDiverged as err:
         info.update(sample_weights=None, max_weight_error=None, energy_distance=None, energy_floor=None, title=None)
         return diverged_figure(err, info)
     got = p.mode_weights(x).tolist()
     info.update(sample_weights=got, max_weight_error=max(abs(a - b) for a, b in zip(info["true_weights"], got)),
                 energy_distance=energy_distance_to_target(x, target, gen),
-                energy_floor=energy_floor(target, n_chains))
+                energy_floor=energy_floor(target, drawn))
     key = ("annealed", target)
     live = reuse(fig, key)
     if live is None:
@@ -208,9 +231,10 @@ def annealed_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int
         axes[4].legend(["true", "samples"], frameon=False, fontsize=9)
         fig.subplots_adjust(left=0.01, right=0.99, bottom=0.1, top=0.8, wspace=0.12)
         bar_title, suptitle = axes[4].set_title(" ", fontsize=9), fig.suptitle(" ", fontsize=10)
+        label = preview_label(axes[3])
         live = keep(fig, key, images=images, scats=scats, titles=titles, true=true_bars, got=got_bars,
-                    bar_title=bar_title, suptitle=suptitle,
-                    moving=[*images, *scats, *titles, *true_bars, *got_bars, bar_title, suptitle])
+                    bar_title=bar_title, suptitle=suptitle, label=label,
+                    moving=[*images, *scats, *titles, *true_bars, *got_bars, bar_title, suptitle, label])
     L = len(sig)
     snaps = [0, max(1, L // 3), max(1, 2 * L // 3), L]
     for j, (im, scat, title, k) in enumerate(zip(live["images"], live["scats"], live["titles"], snaps)):
@@ -226,7 +250,28 @@ def annealed_view(sigma_max: float = 10.0, sigma_min: float = 0.1, n_levels: int
                      f"energy distance {info['energy_distance']:.4f} (noise floor {info['energy_floor'][0]:.4f} "
                      f"+- {info['energy_floor'][1]:.4f})")
     live["suptitle"].set_text(info["title"])
+    show_preview(live["label"], drawn, n_chains, "chains")
     return fig, info
+
+
+def _exact_annealed(target: str, x0, sigmas, step_size, n_steps_each, gen):
+    """Annealed Langevin with the target's exact perturbed scores in the fused loop (``mixture_chains``):
+    (x, states after each level), or None where ``sg.samplers.annealed_langevin`` must run instead, from the
+    same generator state: settings it refuses (it says why) and chains that overflowed (it says where)."""
+    x0 = validate.batch("x0", x0)
+    step_size = validate.positive("step_size", step_size)
+    n_steps_each = validate.count("n_steps_each", n_steps_each)
+    sig = torch.as_tensor(sigmas, dtype=torch.float64).flatten()
+    if len(sig) < 1 or not torch.isfinite(sig).all() or (sig <= 0).any() or (sig[:-1] <= sig[1:]).any():
+        return None
+    sig = sig.tolist()
+    levels = [(level_mixture(target, sigma), step_size * sigma**2 / sig[-1] ** 2) for sigma in sig]  # eps_i
+    state = gen.get_state()
+    out = mixture_chains(levels, x0, n_steps_each, gen)
+    if out is None:
+        gen.set_state(state)
+        return None
+    return out[0], out[1]
 
 
 def annealed_explorer(net=None, target: str = "two modes (0.2/0.8)", n_chains: int = 2000) -> W.interactive:
@@ -247,25 +292,30 @@ def annealed_explorer(net=None, target: str = "two modes (0.2/0.8)", n_chains: i
 
 
 def sde_view(sampler: str = "EM", n_steps: int = 100, snr: float = 0.16, sde_name: str = "VP", score: str = "exact",
-             nets: dict | None = None, target: str = "ring of 8", n_samples: int = 2000, seed: int = 0, fig=None):
+             nets: dict | None = None, target: str = "ring of 8", n_samples: int = 2000, seed: int = 0, fig=None,
+             detail: float = 1.0):
     """Sample a 2D target with a reverse-time sampler and compare with the truth.
 
     ``sampler``: "EM" (Euler-Maruyama, eq. (7)), "PC" (predictor-corrector with one corrector step at
     ``snr``; n_steps is halved so the cost matches EM) or "ODE" (probability flow, adaptive RK45;
     n_steps is ignored). ``score``: "exact" (``SDEMarginal.score``) or "learned" (``nets[sde_name]``,
     a time-conditional network trained for that SDE). ``fig``: the figure this view drew last time,
-    updated in place (``sg.widgets.live``).
+    updated in place (``sg.widgets.live``). ``detail``: the fraction of the samples to draw (each takes
+    every step): below 1 a preview of round(detail n_samples) points, labelled so in the figure (info then
+    describes those points; the energy distance's floor is that of their number). The exact score's
+    marginals p_t are kept per time (``exact_sde_score``), so steps a slider revisits cost the score alone.
 
     Returns ``(fig, info)``: info has ``nfe`` (score evaluations), ``seconds``,
-    ``energy_distance`` to 4000 true samples and ``energy_floor`` (its noise floor, (mean, std)).
+    ``energy_distance`` to 4000 true samples, ``energy_floor`` (its noise floor, (mean, std)) and ``detail``.
     Introduced in notebooks/06_sdes.ipynb.
     """
+    detail = check_detail(detail)
     validate.choice("sampler", sampler, {"EM", "PC", "ODE"})
     validate.choice("sde_name", sde_name, sdes.SDES)
     p = named_target(target)
     sde = sdes.SDES[sde_name]()
     if score == "exact":
-        score_fn = densities.SDEMarginal(p, sde).score
+        score_fn = densities.SDEMarginal(p, sde).score if sampler == "ODE" else exact_sde_score(target, sde_name)
     elif score == "learned":
         if not nets or sde_name not in nets:
             raise ValueError(f"score='learned' needs nets={{'{sde_name}': <network trained for the {sde_name} SDE>}}.")
@@ -273,32 +323,54 @@ def sde_view(sampler: str = "EM", n_steps: int = 100, snr: float = 0.16, sde_nam
     else:
         raise ValueError(f"score={score!r} is invalid: choose 'exact' or 'learned'.")
     gen = torch.Generator().manual_seed(seed)
-    shape = (n_samples, 2)
+    drawn = detail_count(detail, n_samples, minimum=2)
+    shape = (drawn, 2)
     start = time.perf_counter()
-    if sampler == "EM":
-        x = samplers.euler_maruyama(sde, score_fn, shape, n_steps, generator=gen)
-        nfe = n_steps
-    elif sampler == "PC":
-        x = samplers.predictor_corrector(sde, score_fn, shape, max(1, n_steps // 2), snr=snr, generator=gen)
-        nfe = 2 * max(1, n_steps // 2)
-    else:
-        x, nfe = samplers.probability_flow_ode(sde, score_fn, shape, rtol=1e-4, atol=1e-4, generator=gen)
+    with one_thread() if score == "exact" else contextlib.nullcontext():    # small operations: see one_thread
+        if sampler == "EM":
+            x = samplers.euler_maruyama(sde, score_fn, shape, n_steps, generator=gen)
+            nfe = n_steps
+        elif sampler == "PC":
+            x = samplers.predictor_corrector(sde, score_fn, shape, max(1, n_steps // 2), snr=snr, generator=gen)
+            nfe = 2 * max(1, n_steps // 2)
+        else:
+            x, nfe = samplers.probability_flow_ode(sde, score_fn, shape, rtol=1e-4, atol=1e-4, generator=gen)
     seconds = time.perf_counter() - start
     ed = energy_distance_to_target(x, target, gen)
-    floor = energy_floor(target, n_samples)
+    floor = energy_floor(target, drawn)
     key = ("sde", target)
     live = reuse(fig, key)
     if live is None:
         fig, ax = plt.subplots(figsize=(3.8, 3.8))
         density_axes(ax, *target_image(target))
         fig.subplots_adjust(left=0.12, right=0.97, bottom=0.08, top=0.86)
-        scat, title = sample_scatter(ax), ax.set_title(" ", fontsize=9)
-        live = keep(fig, key, scat=scat, title=title, moving=[scat, title])
+        scat, title, label = sample_scatter(ax), ax.set_title(" ", fontsize=9), preview_label(ax)
+        live = keep(fig, key, scat=scat, title=title, label=label, moving=[scat, title, label])
     live["scat"].set_offsets(x.float().numpy())
     live["title"].set_text(f"{sde_name} SDE, {sampler} ({score}): NFE {nfe}\nenergy distance {ed:.4f} "
                            f"(noise floor {floor[0]:.4f} +- {floor[1]:.4f})")
+    show_preview(live["label"], drawn, n_samples, "samples")
     return fig, {"sampler": sampler, "sde": sde_name, "score": score, "nfe": nfe, "seconds": seconds,
-                 "energy_distance": ed, "energy_floor": floor, "n_steps": n_steps, "snr": snr}
+                 "energy_distance": ed, "energy_floor": floor, "n_steps": n_steps, "snr": snr, "detail": detail}
+
+
+@functools.lru_cache(maxsize=4096)
+def _marginal_at(target: str, sde_name: str, t: float):
+    return densities.SDEMarginal(named_target(target), sdes.SDES[sde_name]()).at(t)
+
+
+def exact_sde_score(target: str, sde_name: str):
+    """``sg.densities.SDEMarginal(target, SDES[sde_name]()).score``, the same numbers, with the marginal p_t
+    (a ``GaussianMixture`` and its cached parameters) kept per time t: a reverse sampler's grid of times is
+    the same at every slider move that keeps the number of steps, so those moves pay for the score alone.
+    Used by ``sde_view`` (notebook 06)."""
+    marginal = densities.SDEMarginal(named_target(target), sdes.SDES[sde_name]())
+
+    def score(x, t):
+        common = marginal.common_time(t)
+        return marginal.score(x, t) if common is None else _marginal_at(target, sde_name, common).score(x)
+
+    return score
 
 
 def sde_explorer(nets: dict | None = None, target: str = "ring of 8", n_samples: int = 2000) -> W.interactive:

@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 import scoregen_lite as sg  # noqa: E402
 
-#: Evaluations per sample of the plan: Euler N = NFE, Heun 2N = NFE (the flow ends at u > 0, every step Heun)
+#: Evaluations per sample of the plan: Euler N = NFE; Heun N = NFE // 2 steps, 2N - 1 evaluations (the last step Euler)
 NFES = (4, 10, 20, 50, 100)
 
 

@@ -353,10 +353,11 @@ def test_live_view_says_computing_first_then_what_the_update_cost():
 
 
 # ------------------------------------------------------------------ previews and the fused Langevin loop (issue 35)
-def test_fused_chains_are_the_samplers_chains_bit_for_bit():
-    """mixture_chains (the Langevin and annealed views' loop) draws the same noise in the same order and does the
-    same arithmetic as sg.samplers.langevin / annealed_langevin with the exact score: the same chains, to the bit
-    on one thread (odd batch sizes too), so the fused loop changes no number a notebook prints."""
+def test_fused_chains_are_the_samplers_chains():
+    """mixture_chains (the Langevin and annealed views' NumPy loop) starts from the same points, draws the same
+    noise in the same order and makes the same update as sg.samplers.langevin / annealed_langevin with the exact
+    score: the same chains up to float rounding (measured here: at most 1.3e-4 apart, every chain in the same
+    mode), odd batch sizes too, so the fused loop changes no number a notebook prints."""
     import torch
 
     from scoregen_lite.widgets import common
@@ -367,20 +368,43 @@ def test_fused_chains_are_the_samplers_chains_bit_for_bit():
         gen = torch.Generator().manual_seed(3)
         x0 = common.uniform_start(n, p.bounds(), generator=gen)
         state = gen.get_state()
-        with common.one_thread():         # mixture_chains' own setting: torch's softmax rounds by thread count
-            x, path = sg.samplers.langevin(p.score, x0, 0.05, 120, return_path=True, generator=gen)
+        x, path = sg.samplers.langevin(p.score, x0, 0.05, 120, return_path=True, generator=gen)
         gen.set_state(state)
         fx, ends, fpath = common.mixture_chains([(p, 0.05)], x0, 120, gen, keep=5)
-        assert torch.equal(fx, x) and torch.equal(fpath, path[:, :5]) and torch.equal(ends[-1], x)
+        torch.testing.assert_close(fx, x, rtol=0, atol=1e-3)
+        torch.testing.assert_close(fpath, path[:, :5], rtol=0, atol=1e-3)
+        assert torch.equal(ends[-1], fx) and torch.equal(p.assign(fx), p.assign(x))
         gen.set_state(state)
-        with common.one_thread():
-            xa, pa = sg.samplers.annealed_langevin(p.perturbed_score, x0, sig, 5e-3, 20, return_path=True,
-                                                   generator=gen)
+        xa, pa = sg.samplers.annealed_langevin(p.perturbed_score, x0, sig, 5e-3, 20, return_path=True, generator=gen)
         gen.set_state(state)
         levels = [(common.level_mixture(target, s), 5e-3 * s**2 / sig[-1] ** 2) for s in sig]
         fx, ends, _ = common.mixture_chains(levels, x0, 20, gen)
-        assert torch.equal(fx, xa) and torch.equal(ends, pa)
-    # overflowing chains: None, and the views then say where, as the checked samplers do
+        torch.testing.assert_close(ends, pa, rtol=0, atol=1e-3)
+        assert torch.equal(ends[-1], fx) and torch.equal(p.assign(fx), p.assign(xa))
+
+
+def test_numpy_score_is_the_mixture_score():
+    """numpy_score (the fused loop's score) against GaussianMixture.score on every target and a perturbed one,
+    near the modes and far out (relative 1e-5 of the largest score)."""
+    import torch
+
+    from scoregen_lite.widgets import common
+
+    g = torch.Generator().manual_seed(0)
+    for target in sg.densities.TARGETS:
+        for q in (common.named_target(target), common.level_mixture(target, 0.7)):
+            x = torch.cat([q.sample(200, generator=g), 12 * torch.randn(50, 2, generator=g)])
+            want = q.score(x)
+            got = torch.from_numpy(common.numpy_score(common.score_arrays(q), x.T.numpy().copy()).T)
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * float(want.abs().max()))
+
+
+def test_fused_chains_that_overflow_rerun_the_checked_sampler():
+    """Overflowing chains: mixture_chains says None, and the view then says where, as the checked sampler does."""
+    import torch
+
+    from scoregen_lite.widgets import common
+
     p = common.named_target("anisotropic Gaussian")
     x0 = common.uniform_start(100, p.bounds(), generator=torch.Generator().manual_seed(0))
     assert common.mixture_chains([(p, 3.0)], x0, 200, torch.Generator().manual_seed(1)) is None

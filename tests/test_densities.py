@@ -28,17 +28,6 @@ def test_score_matches_autograd(p, gen):
     assert torch.allclose(p.score(x), auto, atol=1e-9, rtol=1e-7)
 
 
-@pytest.mark.parametrize("p", ALL_TARGETS + [random_mixture(3, k=4)], ids=lambda p: repr(p))
-def test_score_columns_is_the_score_bit_for_bit(p, gen):
-    """score_columns (the widgets' Langevin loop) is score's arithmetic as columns: equal to the last bit, in
-    float32 and float64, at any batch size."""
-    for dtype in (torch.float32, torch.float64):
-        q = p.to(dtype=dtype)
-        for n in (1, 7, 300):
-            x = 4 * torch.randn(n, p.dim, generator=gen, dtype=dtype)
-            assert q.score_columns(x).shape == (p.dim, n) and torch.equal(q.score_columns(x).T, q.score(x))
-
-
 def test_score_matches_finite_differences(gen):
     p = random_mixture(3, seed=4)
     x = p.sample(20, generator=gen)

@@ -184,15 +184,6 @@ class GaussianMixture:
         comp_scores = -sol                                         # -Sigma_k^{-1} (x - mu_k), (K D, n)
         return (untile @ ((spread @ resp) * comp_scores)).T.contiguous()   # sum_k r_k(x) (...), (n, D)
 
-    def score_columns(self, x: torch.Tensor) -> torch.Tensor:
-        """``score(x)`` as columns, shape (D, n): the same arithmetic, so the same numbers bit for bit, without
-        the input check and the final transposed copy. For a sampler's inner loop whose points are known to be
-        finite (x a float (n, D) batch of this mixture's dimension): the 2D widgets run their Langevin chains on
-        it (``sg.widgets.common.mixture_chains``), where the check and the copy cost more than the arithmetic."""
-        terms, sol = self._component_terms(x)
-        *_, untile, spread = self._stacked(x.device, x.dtype)
-        return untile @ ((spread @ torch.softmax(terms, dim=0)) * -sol)
-
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n i.i.d. samples, shape (n, D), on the mixture's device; seeded by ``generator``."""
         n = validate.count("n", n)

@@ -24,6 +24,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -138,7 +139,7 @@ def main(argv=None) -> int:
             cells = " | ".join(f"{r[k]['median']:6.1f} / {r[k]['p95']:6.1f}" for k in ("view_ms", "render_ms", "total_ms"))
             print(f"{name:10s} {detail:6.2f} | {cells}", flush=True)
     if args.out:
-        out = {"command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        out = {"command": "python " + shlex.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
                "package": str(Path(sg.__file__).parent), "torch_threads": torch.get_num_threads(),
                "device": _cpu(),
                "mode": "quick" if sg.QUICK else "full", "reps": args.reps, "note": args.note, "rows": rows}

@@ -88,12 +88,13 @@ def test_a_move_shows_the_preview_then_the_full_figure():
     view at detail 1 in place, whose pixels are those of a fresh full figure; ``result`` is the full info."""
     calls = []
     w, states = _explorer(calls=W.fixed(calls))
-    assert calls == [(3, 1.0, False)] and w.timings[0]["preview"] is None     # the first figure: full, no preview
+    assert calls == [(3, 1.0, False), (3, 0.25, False)]      # the first figure: full, then an unseen preview that warms
+    assert w.timings[0]["preview"] is None and len(w.timings) == 1    # what the view keeps for its preview's size
     shown = []
     w.image.observe(lambda change: shown.append(change["new"]), names="value")
     w.children[0].value = 5
     assert [_state(s) for s in states] == ["computing", "preview", "done"]
-    assert calls[1:] == [(5, 0.25, True), (5, 1.0, True)]
+    assert calls[2:] == [(5, 0.25, True), (5, 1.0, True)]
     assert 'data-detail="0.25"' in states[1] and "preview at 25%" in states[1]
     assert w.preview_info == {"n": 5, "detail": 0.25, "k": 100} and w.result == {"n": 5, "detail": 1.0, "k": 400}
     assert len(shown) == 2 and shown[0] != shown[1]                          # the preview, then the full figure
@@ -108,7 +109,7 @@ def test_preview_detail_is_a_setting():
     calls = []
     w, states = _explorer(calls=W.fixed(calls), preview=0.5)
     w.children[0].value = 4
-    assert calls[1:] == [(4, 0.5, True), (4, 1.0, True)]
+    assert calls[1:] == [(3, 0.5, False), (4, 0.5, True), (4, 1.0, True)]
     w, states = _explorer(calls=W.fixed(calls := []), preview=None)        # no preview: the full view only
     w.children[0].value = 4
     assert calls[1:] == [(4, 1.0, True)] and [_state(s) for s in states] == ["computing", "done"]
@@ -132,7 +133,15 @@ def test_errors_say_so_and_stop_the_move():
     """A preview that raises: status error, no full pass, the error raised outside a kernel (as before). A full
     pass that raises in the background: status error, kept in ``error``; ``result`` stays the last full answer."""
     calls = []
-    w, states = _explorer(calls=W.fixed(calls), fail_at=W.fixed(0.25))
+    with pytest.raises(ValueError, match="planted failure at detail=0.25"):   # the unseen preview at construction
+        _explorer(calls=W.fixed(calls), fail_at=W.fixed(0.25))
+    fails = {"detail": None}
+
+    def failing(n=3, detail=1.0, fig=None):
+        return dots_view(n, detail=detail, fig=fig, calls=calls, fail_at=fails["detail"])
+
+    w, states = _explorer(failing)
+    fails["detail"] = 0.25
     with pytest.raises(ValueError, match="planted failure at detail=0.25"):
         w.children[0].value = 5
     assert calls[-1] == (5, 0.25, True) and _state(states[-1]) == "error" and w.result["n"] == 3

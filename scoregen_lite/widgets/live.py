@@ -249,6 +249,19 @@ class LiveView(W.interactive):
             worker.start()
         else:
             self._full_pass(gen, kwargs, preview, False)
+        if first and self.has_detail and self.preview is not None and self.preview < 1:
+            self._warm(kwargs)
+
+    def _warm(self, kwargs) -> None:
+        """Draw the preview once, unseen, when the explorer is built, so that what the view keeps for its preview's
+        size (an energy floor for a quarter of the samples, a quarter of the trajectories) is ready at the first
+        move: without it that move's preview took ~600 ms (``widget_latency_run2.json``, SDE and flow explorers)."""
+        try:
+            fig, _ = self.view(**kwargs, detail=self.preview)
+        except Exception as err:
+            self._fail(err, raise_it=True)
+            return
+        plt.close(fig)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for a full pass running in the background; True once none runs."""

@@ -165,10 +165,12 @@ def checkpoints_table(folder=None) -> str:
 
 
 def _sampler_name(q: dict) -> str:
-    """How a manifest's own sampler is named in the table: "EM-500"; a flow's "Flow-Heun (19 NFE)" (notebook 11)."""
-    if q.get("sampler", "em") == "em":
-        return f"EM-{q['nfe']}"
-    return f"{q['sampler'].replace('flow-', 'Flow-').replace('heun', 'Heun').replace('euler', 'Euler')} ({q['nfe']} NFE)"
+    """How a manifest's own sampler is named in the table: "EM-500"; a flow's "Flow-Heun (19 NFE)" (notebook 11),
+    by the registry's label (``sg.samplers.SAMPLERS``)."""
+    from ..core.registry import SAMPLERS
+
+    label = SAMPLERS[q.get("sampler", "em")].label
+    return f"{label}-{q['nfe']}" if q.get("sampler", "em") == "em" else f"{label} ({q['nfe']} NFE)"
 
 
 def _steps(m: dict) -> str:

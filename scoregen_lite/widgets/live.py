@@ -232,7 +232,8 @@ class LiveView(W.interactive):
         self._wait_for(worker, stopped)
         kwargs, first, self._started = dict(self.kwargs), not self._started, True
         preview = None
-        if not first and self.has_detail and self.preview is not None and self.preview < 1:
+        previews = self.has_detail and self.preview is not None and self.preview < 1
+        if previews and not first:
             try:
                 fig, info, png, preview = self._compute(kwargs, self.preview)
             except Exception as err:
@@ -249,7 +250,7 @@ class LiveView(W.interactive):
             worker.start()
         else:
             self._full_pass(gen, kwargs, preview, False)
-        if first and self.has_detail and self.preview is not None and self.preview < 1:
+        if previews and first:
             self._warm(kwargs)
 
     def _warm(self, kwargs) -> None:
